@@ -1,0 +1,121 @@
+//! The file format, and nothing else: serde structs that mirror the YAML.
+//! Every struct denies unknown keys so a typo is an error, not a silent
+//! default. Meaning and cross-checks live in `validate.rs`.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    #[serde(default)]
+    pub server: RawServer,
+    #[serde(default)]
+    pub admin: RawAdmin,
+    #[serde(default)]
+    pub clients: BTreeMap<String, RawClient>,
+    #[serde(default)]
+    pub routes: Vec<RawRoute>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawServer {
+    pub listen: Option<Vec<String>>,
+    pub threads: Option<usize>,
+    #[serde(default, with = "humantime_serde")]
+    pub upstream_timeout: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub upstream_connect_timeout: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub shutdown_grace: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub startup_token_wait: Option<Duration>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAdmin {
+    pub listen: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Issuer {
+    /// OCI IAM identity domains and IDCS: `/oauth2/v1/token`.
+    #[default]
+    IdentityDomain,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientAuthMethod {
+    #[default]
+    ClientSecretBasic,
+    ClientSecretPost,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GrantKind {
+    #[default]
+    ClientCredentials,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawClient {
+    #[serde(default)]
+    pub issuer: Issuer,
+    pub token_url: Option<String>,
+    pub client_id: Option<String>,
+    pub client_secret: Option<String>,
+    pub client_secret_file: Option<PathBuf>,
+    #[serde(default)]
+    pub client_auth: ClientAuthMethod,
+    #[serde(default)]
+    pub grant: GrantKind,
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    #[serde(default, with = "humantime_serde")]
+    pub refresh_before: Option<Duration>,
+    pub ca_file: Option<PathBuf>,
+    #[serde(default, with = "humantime_serde")]
+    pub connect_timeout: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub request_timeout: Option<Duration>,
+    #[serde(default)]
+    pub retry: RawRetry,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRetry {
+    #[serde(default, with = "humantime_serde")]
+    pub initial: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub max: Option<Duration>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRoute {
+    pub name: Option<String>,
+    #[serde(rename = "match", default)]
+    pub matcher: RawMatch,
+    pub upstream: Option<String>,
+    pub upstream_ca_file: Option<PathBuf>,
+    pub client: Option<String>,
+    #[serde(default)]
+    pub scopes: Vec<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMatch {
+    pub host: Option<String>,
+    pub path_prefix: Option<String>,
+}

@@ -1,0 +1,657 @@
+//! Raw file structs → typed [`Config`]. Collects every error of a file, each
+//! with its YAML path, instead of stopping at the first.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::CertificateDer;
+use serde_yaml::Value;
+
+use super::error::{ConfigError, ConfigErrors};
+use super::raw::{RawClient, RawConfig, RawRoute, RawServer};
+use super::{
+    env, AdminSettings, ClientConfig, Config, HostPattern, RetryPolicy, RouteConfig, Secret,
+    ServerSettings, UpstreamTarget,
+};
+use crate::route::{DuplicateRoute, RouteTable};
+
+const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:9090";
+
+/// Reads and validates a configuration file. Relative paths inside it
+/// (secret files, CA files) are resolved against the file's directory.
+pub fn load_file(path: &Path) -> Result<Config, ConfigErrors> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigErrors(vec![ConfigError::new(
+            path.display().to_string(),
+            format!("cannot read configuration file: {e}"),
+        )])
+    })?;
+    let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    load_str(&text, &base, &|name| std::env::var(name).ok())
+}
+
+/// Validates configuration text. `env` resolves `${NAME}` references.
+pub fn load_str(
+    text: &str,
+    base_dir: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, ConfigErrors> {
+    let mut errors = Vec::new();
+    let mut tree: Value = serde_yaml::from_str(text).map_err(|e| {
+        ConfigErrors(vec![ConfigError::new(
+            "<file>",
+            format!("not valid YAML: {e}"),
+        )])
+    })?;
+    env::substitute(&mut tree, env, &mut errors);
+    let raw: RawConfig = match serde_path_to_error::deserialize(tree) {
+        Ok(raw) => raw,
+        Err(e) => {
+            let path = e.path().to_string();
+            let path = if path == "." {
+                "<top level>".into()
+            } else {
+                path
+            };
+            errors.push(ConfigError::new(path, e.into_inner().to_string()));
+            return Err(ConfigErrors(errors));
+        }
+    };
+    if !errors.is_empty() {
+        // Values still hold unexpanded `${...}`: validating them would only
+        // repeat the same problem in other words.
+        return Err(ConfigErrors(errors));
+    }
+    let mut v = Validator {
+        base_dir,
+        errors,
+        warnings: Vec::new(),
+    };
+    let config = v.config(raw);
+    if v.errors.is_empty() {
+        Ok(config.expect("a config is produced whenever no error was recorded"))
+    } else {
+        Err(ConfigErrors(v.errors))
+    }
+}
+
+struct Validator<'a> {
+    base_dir: &'a Path,
+    errors: Vec<ConfigError>,
+    warnings: Vec<String>,
+}
+
+impl Validator<'_> {
+    fn err(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.errors.push(ConfigError::new(path, message));
+    }
+
+    fn config(&mut self, raw: RawConfig) -> Option<Config> {
+        let server = self.server(raw.server);
+        let admin_listen = raw
+            .admin
+            .listen
+            .unwrap_or_else(|| DEFAULT_ADMIN_LISTEN.to_string());
+        let admin = self
+            .socket_addr("admin.listen", &admin_listen)
+            .map(|listen| AdminSettings { listen });
+
+        let mut clients = BTreeMap::new();
+        for (name, raw_client) in raw.clients {
+            if let Some(c) = self.client(&name, raw_client) {
+                clients.insert(name, Arc::new(c));
+            }
+        }
+        let known: Vec<&str> = clients.keys().map(String::as_str).collect();
+        let known = if known.is_empty() {
+            "none defined".to_string()
+        } else {
+            format!("known: {}", known.join(", "))
+        };
+
+        if raw.routes.is_empty() {
+            self.err("routes", "at least one route is required");
+        }
+        let mut routes = Vec::new();
+        let mut names: HashMap<String, usize> = HashMap::new();
+        for (i, raw_route) in raw.routes.into_iter().enumerate() {
+            let Some(route) = self.route(i, raw_route, &clients, &known) else {
+                continue;
+            };
+            if let Some(first) = names.insert(route.name.clone(), i) {
+                self.err(
+                    format!("routes[{i}].name"),
+                    format!(
+                        "duplicate route name {:?} (also routes[{first}])",
+                        route.name
+                    ),
+                );
+            }
+            routes.push(route);
+        }
+        let route_table = if self.errors.is_empty() {
+            // Every route validated, so indices here are file indices.
+            match RouteTable::build(
+                routes
+                    .iter()
+                    .map(|r| (r.host.as_ref(), r.path_prefix.as_str())),
+            ) {
+                Ok(t) => Some(t),
+                Err(DuplicateRoute { first, second }) => {
+                    self.err(
+                        format!("routes[{second}].match"),
+                        format!("same host and path_prefix as routes[{first}]: one of them could never match"),
+                    );
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        for name in clients.keys() {
+            if !routes.iter().any(|r| &r.client.name == name) {
+                self.warnings
+                    .push(format!("clients.{name}: not used by any route"));
+            }
+        }
+        Some(Config {
+            server: server?,
+            admin: admin?,
+            clients: clients.into_values().collect(),
+            routes,
+            route_table: route_table?,
+            warnings: std::mem::take(&mut self.warnings),
+        })
+    }
+
+    fn server(&mut self, raw: RawServer) -> Option<ServerSettings> {
+        let listen_raw = raw
+            .listen
+            .unwrap_or_else(|| vec![DEFAULT_LISTEN.to_string()]);
+        if listen_raw.is_empty() {
+            self.err("server.listen", "at least one address is required");
+        }
+        let mut listen = Vec::new();
+        for (i, a) in listen_raw.iter().enumerate() {
+            if let Some(addr) = self.socket_addr(&format!("server.listen[{i}]"), a) {
+                listen.push(addr);
+            }
+        }
+        let threads = raw.threads.unwrap_or(2);
+        if threads == 0 || threads > 256 {
+            self.err("server.threads", "must be between 1 and 256");
+        }
+        let upstream_timeout = self.positive(
+            "server.upstream_timeout",
+            raw.upstream_timeout,
+            Duration::from_secs(60),
+        );
+        let upstream_connect_timeout = self.positive(
+            "server.upstream_connect_timeout",
+            raw.upstream_connect_timeout,
+            Duration::from_secs(10),
+        );
+        let shutdown_grace = raw.shutdown_grace.unwrap_or(Duration::from_secs(10));
+        let startup_token_wait = raw.startup_token_wait.unwrap_or(Duration::from_secs(15));
+        Some(ServerSettings {
+            listen,
+            threads,
+            upstream_timeout,
+            upstream_connect_timeout,
+            shutdown_grace,
+            startup_token_wait,
+        })
+    }
+
+    fn socket_addr(&mut self, path: &str, value: &str) -> Option<SocketAddr> {
+        match value.parse::<SocketAddr>() {
+            Ok(a) => Some(a),
+            Err(_) => {
+                self.err(
+                    path,
+                    format!("{value:?} is not an IP:port address (e.g. \"127.0.0.1:8080\" or \"[::1]:8080\")"),
+                );
+                None
+            }
+        }
+    }
+
+    fn positive(&mut self, path: &str, value: Option<Duration>, default: Duration) -> Duration {
+        let d = value.unwrap_or(default);
+        if d.is_zero() {
+            self.err(path, "must be greater than zero");
+        }
+        d
+    }
+
+    fn client(&mut self, name: &str, raw: RawClient) -> Option<ClientConfig> {
+        let p = format!("clients.{name}");
+        let before = self.errors.len();
+        if !valid_name(name) {
+            self.err(
+                &p,
+                "client names may use only letters, digits, '-', '_' and '.'",
+            );
+        }
+        let token_url = match raw.token_url.as_deref() {
+            None => {
+                self.err(format!("{p}.token_url"), "is required");
+                None
+            }
+            Some(u) => self.https_url(&format!("{p}.token_url"), u),
+        };
+        let client_id = match raw.client_id {
+            Some(id) if !id.trim().is_empty() => Some(id),
+            Some(_) => {
+                self.err(format!("{p}.client_id"), "must not be empty");
+                None
+            }
+            None => {
+                self.err(format!("{p}.client_id"), "is required");
+                None
+            }
+        };
+        let client_secret = match (raw.client_secret, raw.client_secret_file) {
+            (Some(_), Some(_)) => {
+                self.err(
+                    format!("{p}.client_secret"),
+                    "set either client_secret or client_secret_file, not both",
+                );
+                None
+            }
+            (None, None) => {
+                self.err(
+                    format!("{p}.client_secret"),
+                    "is required (or client_secret_file)",
+                );
+                None
+            }
+            (Some(s), None) => self.non_empty_secret(&format!("{p}.client_secret"), s),
+            (None, Some(file)) => {
+                let path = self.resolve(&file);
+                match std::fs::read_to_string(&path) {
+                    Ok(s) => self.non_empty_secret(
+                        &format!("{p}.client_secret_file"),
+                        s.trim_end_matches(['\r', '\n']).to_string(),
+                    ),
+                    Err(e) => {
+                        self.err(
+                            format!("{p}.client_secret_file"),
+                            format!("cannot read {}: {e}", path.display()),
+                        );
+                        None
+                    }
+                }
+            }
+        };
+        self.scopes(&format!("{p}.scopes"), &raw.scopes);
+        let refresh_before = self.positive(
+            &format!("{p}.refresh_before"),
+            raw.refresh_before,
+            Duration::from_secs(120),
+        );
+        let extra_roots = match &raw.ca_file {
+            Some(f) => self.certificates(&format!("{p}.ca_file"), f),
+            None => Vec::new(),
+        };
+        let connect_timeout = self.positive(
+            &format!("{p}.connect_timeout"),
+            raw.connect_timeout,
+            Duration::from_secs(5),
+        );
+        let request_timeout = self.positive(
+            &format!("{p}.request_timeout"),
+            raw.request_timeout,
+            Duration::from_secs(15),
+        );
+        let retry = RetryPolicy {
+            initial: self.positive(
+                &format!("{p}.retry.initial"),
+                raw.retry.initial,
+                Duration::from_secs(1),
+            ),
+            max: self.positive(
+                &format!("{p}.retry.max"),
+                raw.retry.max,
+                Duration::from_secs(60),
+            ),
+        };
+        if retry.initial > retry.max {
+            self.err(format!("{p}.retry"), "initial must not be greater than max");
+        }
+        if self.errors.len() != before {
+            return None;
+        }
+        Some(ClientConfig {
+            name: name.to_string(),
+            issuer: raw.issuer,
+            token_url: token_url?,
+            client_id: client_id?,
+            client_secret: client_secret?,
+            client_auth: raw.client_auth,
+            grant: raw.grant,
+            scopes: raw.scopes,
+            refresh_before,
+            extra_roots,
+            connect_timeout,
+            request_timeout,
+            retry,
+        })
+    }
+
+    fn non_empty_secret(&mut self, path: &str, value: String) -> Option<Secret> {
+        if value.is_empty() {
+            self.err(path, "must not be empty");
+            None
+        } else {
+            Some(Secret::new(value))
+        }
+    }
+
+    fn scopes(&mut self, path: &str, scopes: &[String]) {
+        for (i, s) in scopes.iter().enumerate() {
+            if s.is_empty() || s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                self.err(
+                    format!("{path}[{i}]"),
+                    format!("{s:?} is not a scope: scopes are single words without spaces; list each one separately"),
+                );
+            }
+        }
+    }
+
+    fn route(
+        &mut self,
+        i: usize,
+        raw: RawRoute,
+        clients: &BTreeMap<String, Arc<ClientConfig>>,
+        known: &str,
+    ) -> Option<RouteConfig> {
+        let p = format!("routes[{i}]");
+        let before = self.errors.len();
+        let name = match raw.name {
+            Some(n) if valid_name(&n) => Some(n),
+            Some(n) => {
+                self.err(
+                    format!("{p}.name"),
+                    format!("{n:?}: route names may use only letters, digits, '-', '_' and '.'"),
+                );
+                None
+            }
+            None => {
+                self.err(format!("{p}.name"), "is required");
+                None
+            }
+        };
+        let host = raw
+            .matcher
+            .host
+            .as_deref()
+            .and_then(|h| self.host_pattern(&format!("{p}.match.host"), h));
+        let path_prefix = raw.matcher.path_prefix.unwrap_or_else(|| "/".to_string());
+        if !path_prefix.starts_with('/') {
+            self.err(
+                format!("{p}.match.path_prefix"),
+                format!("{path_prefix:?} must start with '/'"),
+            );
+        }
+        let upstream = match raw.upstream.as_deref() {
+            None => {
+                self.err(format!("{p}.upstream"), "is required");
+                None
+            }
+            Some(u) => self.upstream(&format!("{p}.upstream"), u),
+        };
+        let upstream_ca = match &raw.upstream_ca_file {
+            Some(f) => {
+                if upstream.as_ref().is_some_and(|u| !u.tls) {
+                    self.err(
+                        format!("{p}.upstream_ca_file"),
+                        "only applies to https upstreams",
+                    );
+                }
+                self.certificates(&format!("{p}.upstream_ca_file"), f)
+            }
+            None => Vec::new(),
+        };
+        let client = match raw.client.as_deref() {
+            None => {
+                self.err(format!("{p}.client"), format!("is required ({known})"));
+                None
+            }
+            Some(c) => match clients.get(c) {
+                Some(client) => Some(client.clone()),
+                None => {
+                    self.err(
+                        format!("{p}.client"),
+                        format!("unknown client {c:?} ({known})"),
+                    );
+                    None
+                }
+            },
+        };
+        self.scopes(&format!("{p}.scopes"), &raw.scopes);
+        let scopes = match &client {
+            Some(c) if raw.scopes.is_empty() => c.scopes.clone(),
+            _ => raw.scopes,
+        };
+        if let Some(c) = &client {
+            if scopes.is_empty() {
+                self.err(
+                    format!("{p}.scopes"),
+                    format!(
+                        "no scope to request: set clients.{}.scopes or this route's scopes (identity domains require a scope, e.g. \"https://<oic-host>:443urn:opc:resource:consumer::all\")",
+                        c.name
+                    ),
+                );
+            }
+        }
+        if self.errors.len() != before {
+            return None;
+        }
+        Some(RouteConfig {
+            name: name?,
+            host,
+            path_prefix,
+            upstream: upstream?,
+            upstream_ca,
+            client: client?,
+            scopes,
+        })
+    }
+
+    fn host_pattern(&mut self, path: &str, raw: &str) -> Option<HostPattern> {
+        let h = raw.trim().to_ascii_lowercase();
+        let bad =
+            |why: &str| format!("{raw:?}: {why} (use \"api.example.com\" or \"*.example.com\")");
+        if h.is_empty() {
+            self.err(path, bad("empty host"));
+            return None;
+        }
+        if h.contains(':') && !h.starts_with('[') {
+            self.err(
+                path,
+                bad("must not include a port (the port is ignored when matching)"),
+            );
+            return None;
+        }
+        if let Some(suffix) = h.strip_prefix("*.") {
+            if suffix.is_empty() || suffix.contains('*') {
+                self.err(path, bad("invalid wildcard"));
+                return None;
+            }
+            return Some(HostPattern::Suffix(format!(".{suffix}")));
+        }
+        if h.contains('*') || h.contains('/') {
+            self.err(path, bad("'*' is only allowed as a leading \"*.\""));
+            return None;
+        }
+        Some(HostPattern::Exact(h))
+    }
+
+    /// A token endpoint: https, or plain http only on loopback (a local emulator).
+    fn https_url(&mut self, path: &str, raw: &str) -> Option<url::Url> {
+        let url = match url::Url::parse(raw) {
+            Ok(u) => u,
+            Err(e) => {
+                self.err(path, format!("{raw:?} is not a valid URL: {e}"));
+                return None;
+            }
+        };
+        match url.scheme() {
+            "https" => {}
+            "http" if is_loopback_host(&url) => {}
+            "http" => {
+                self.err(
+                    path,
+                    format!("{raw:?} must use https: credentials are sent to it (plain http is allowed only for loopback addresses)"),
+                );
+                return None;
+            }
+            s => {
+                self.err(
+                    path,
+                    format!("{raw:?}: unsupported scheme {s:?} (use https)"),
+                );
+                return None;
+            }
+        }
+        if url.host_str().is_none_or(str::is_empty) {
+            self.err(path, format!("{raw:?} has no host"));
+            return None;
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            self.err(
+                path,
+                "must not contain credentials; use client_id and client_secret",
+            );
+            return None;
+        }
+        Some(url)
+    }
+
+    fn upstream(&mut self, path: &str, raw: &str) -> Option<UpstreamTarget> {
+        let form = "must be scheme://host[:port], e.g. \"https://oic.example.com\"";
+        let url = match url::Url::parse(raw) {
+            Ok(u) => u,
+            Err(e) => {
+                self.err(path, format!("{raw:?} is not a valid URL ({e}); {form}"));
+                return None;
+            }
+        };
+        let tls = match url.scheme() {
+            "https" => true,
+            "http" if is_loopback_host(&url) => false,
+            "http" => {
+                self.err(
+                    path,
+                    format!("{raw:?} must use https: the proxy sends access tokens to it (plain http is allowed only for loopback addresses)"),
+                );
+                return None;
+            }
+            s => {
+                self.err(path, format!("{raw:?}: unsupported scheme {s:?}; {form}"));
+                return None;
+            }
+        };
+        let Some(host) = url.host_str().filter(|h| !h.is_empty()) else {
+            self.err(path, format!("{raw:?} has no host; {form}"));
+            return None;
+        };
+        if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
+            self.err(
+                path,
+                format!("{raw:?} must not have a path, query or fragment; {form} (request paths are forwarded unchanged)"),
+            );
+            return None;
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            self.err(path, format!("must not contain credentials; {form}"));
+            return None;
+        }
+        let port = url
+            .port_or_known_default()
+            .unwrap_or(if tls { 443 } else { 80 });
+        let authority = match url.port() {
+            Some(p) => format!("{host}:{p}"),
+            None => host.to_string(),
+        };
+        // `host_str` keeps IPv6 brackets; the TLS name and resolver want them off.
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
+        Some(UpstreamTarget {
+            tls,
+            host,
+            port,
+            authority,
+        })
+    }
+
+    fn resolve(&self, file: &Path) -> PathBuf {
+        if file.is_absolute() {
+            file.to_path_buf()
+        } else {
+            self.base_dir.join(file)
+        }
+    }
+
+    fn certificates(&mut self, path: &str, file: &Path) -> Vec<CertificateDer<'static>> {
+        let full = self.resolve(file);
+        let bytes = match std::fs::read(&full) {
+            Ok(b) => b,
+            Err(e) => {
+                self.err(path, format!("cannot read {}: {e}", full.display()));
+                return Vec::new();
+            }
+        };
+        let certs: Result<Vec<_>, _> = CertificateDer::pem_slice_iter(&bytes).collect();
+        let certs = match certs {
+            Ok(c) if !c.is_empty() => c,
+            Ok(_) => {
+                self.err(
+                    path,
+                    format!("{}: no PEM certificate found", full.display()),
+                );
+                return Vec::new();
+            }
+            Err(e) => {
+                self.err(path, format!("{}: invalid PEM: {e}", full.display()));
+                return Vec::new();
+            }
+        };
+        let mut store = rustls::RootCertStore::empty();
+        for c in &certs {
+            if let Err(e) = store.add(c.clone()) {
+                self.err(
+                    path,
+                    format!("{}: not a usable CA certificate: {e}", full.display()),
+                );
+                return Vec::new();
+            }
+        }
+        certs
+    }
+}
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+fn is_loopback_host(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
+        Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
+        None => false,
+    }
+}

@@ -1,0 +1,181 @@
+//! The echo upstream: answers every request with a JSON description of what
+//! it received (the token's claims decoded, the token itself shortened) and
+//! records each request for tests. Bodies are hashed as they stream in,
+//! never held whole.
+//!
+//! Special paths: `/__bytes/<n>` streams `n` bytes back; `/__status/<code>`
+//! answers with that status.
+
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::{Json, Router};
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use serde_json::{json, Map, Value};
+use sha2::{Digest, Sha256};
+use tokio::sync::watch;
+
+/// One request as the upstream saw it.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub method: String,
+    /// Path and query.
+    pub path: String,
+    pub headers: HeaderMap,
+    pub body_len: u64,
+    pub body_sha256: String,
+}
+
+impl Recorded {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+pub struct EchoState {
+    log: Mutex<Vec<Recorded>>,
+    count: watch::Sender<u64>,
+}
+
+impl EchoState {
+    pub fn new() -> Arc<Self> {
+        Arc::new(EchoState {
+            log: Mutex::new(Vec::new()),
+            count: watch::channel(0).0,
+        })
+    }
+
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.log.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub fn last(&self) -> Option<Recorded> {
+        self.log
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .last()
+            .cloned()
+    }
+
+    pub fn request_count(&self) -> u64 {
+        *self.count.borrow()
+    }
+}
+
+pub fn router(state: Arc<EchoState>) -> Router {
+    Router::new().fallback(echo).with_state(state)
+}
+
+const CHUNK: [u8; 64 * 1024] = [b'x'; 64 * 1024];
+
+async fn echo(State(state): State<Arc<EchoState>>, req: Request) -> Response {
+    let (parts, mut body) = req.into_parts();
+    let mut hasher = Sha256::new();
+    let mut len = 0u64;
+    while let Some(frame) = body.frame().await {
+        match frame {
+            Ok(f) => {
+                if let Some(data) = f.data_ref() {
+                    hasher.update(data);
+                    len += data.len() as u64;
+                }
+            }
+            Err(_) => return StatusCode::BAD_REQUEST.into_response(),
+        }
+    }
+    let path = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "/".into());
+    let recorded = Recorded {
+        method: parts.method.to_string(),
+        path: path.clone(),
+        headers: parts.headers.clone(),
+        body_len: len,
+        body_sha256: hex(&hasher.finalize()),
+    };
+    let description = describe(&recorded);
+    state
+        .log
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push(recorded);
+    state.count.send_modify(|c| *c += 1);
+
+    if let Some(n) = parts
+        .uri
+        .path()
+        .strip_prefix("/__bytes/")
+        .and_then(|n| n.parse::<usize>().ok())
+    {
+        let chunks = (0..n.div_ceil(CHUNK.len())).map(move |i| {
+            let size = CHUNK.len().min(n - i * CHUNK.len());
+            Ok::<_, Infallible>(Bytes::from_static(&CHUNK[..size]))
+        });
+        return (
+            [("content-length", n.to_string())],
+            Body::from_stream(futures_util::stream::iter(chunks)),
+        )
+            .into_response();
+    }
+    if let Some(code) = parts
+        .uri
+        .path()
+        .strip_prefix("/__status/")
+        .and_then(|c| c.parse::<u16>().ok())
+        .and_then(|c| StatusCode::from_u16(c).ok())
+    {
+        return (code, Json(description)).into_response();
+    }
+    Json(description).into_response()
+}
+
+fn describe(r: &Recorded) -> Value {
+    let mut headers = Map::new();
+    for (name, value) in &r.headers {
+        let v = value.to_str().unwrap_or("<binary>");
+        let shown = if name == "authorization" {
+            shorten_credential(v)
+        } else {
+            v.to_string()
+        };
+        headers.insert(name.to_string(), Value::String(shown));
+    }
+    let claims = r
+        .header("authorization")
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(|t| jsonwebtoken::dangerous::insecure_decode::<Value>(t).ok())
+        .map(|d| d.claims);
+    json!({
+        "upstream": "bearer-proxy echo upstream",
+        "method": r.method,
+        "path": r.path,
+        "headers": headers,
+        "token_claims": claims,
+        "body_bytes": r.body_len,
+        "body_sha256": r.body_sha256,
+    })
+}
+
+fn shorten_credential(v: &str) -> String {
+    match v.split_once(' ') {
+        Some((scheme, cred)) if cred.len() > 16 => {
+            format!("{scheme} {}… ({} characters)", &cred[..12], cred.len())
+        }
+        _ => v.to_string(),
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+pub fn sha256_hex(data: &[u8]) -> String {
+    hex(&Sha256::digest(data))
+}

@@ -1,0 +1,103 @@
+//! The bundled stand-ins for Oracle: an identity-domain token endpoint
+//! ([`idp`]) and an echo upstream ([`echo`]). One implementation serves
+//! the demo, the integration tests and the benchmarks.
+
+pub mod echo;
+pub mod idp;
+pub mod serve;
+
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+
+pub use echo::EchoState;
+pub use idp::{IdpState, Mode};
+pub use serve::ServerHandle;
+
+/// Starts the token endpoint on `listener`.
+pub fn start_idp(listener: TcpListener) -> (Arc<IdpState>, ServerHandle) {
+    let state = IdpState::new();
+    let handle = serve::serve(
+        listener,
+        idp::router(state.clone()),
+        None,
+        state.down.clone(),
+    );
+    (state, handle)
+}
+
+/// Starts the echo upstream on `listener`, over TLS when `tls` is given.
+pub fn start_echo(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+) -> (Arc<EchoState>, ServerHandle) {
+    let state = EchoState::new();
+    let handle = serve::serve(
+        listener,
+        echo::router(state.clone()),
+        tls,
+        Arc::new(AtomicBool::new(false)),
+    );
+    (state, handle)
+}
+
+/// The demo's backends, running on their own thread until the process ends.
+pub struct DemoBackends {
+    pub idp: SocketAddr,
+    pub upstream: SocketAddr,
+}
+
+/// Starts the token endpoint on `idp` with `clients` (id, secret)
+/// registered, and the echo upstream on `upstream`, on a thread of their
+/// own. Returns once both listen.
+pub fn spawn_demo_backends(
+    idp: SocketAddr,
+    upstream: SocketAddr,
+    clients: Vec<(String, String)>,
+) -> Result<DemoBackends, String> {
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("demo-backends".into())
+        .spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    let _ = ready_tx.send(Err(format!("cannot start runtime: {e}")));
+                    return;
+                }
+            };
+            runtime.block_on(async move {
+                let bind = |addr: SocketAddr| async move {
+                    TcpListener::bind(addr)
+                        .await
+                        .map_err(|e| format!("cannot listen on {addr}: {e}"))
+                };
+                let (idp_listener, echo_listener) = match (bind(idp).await, bind(upstream).await) {
+                    (Ok(a), Ok(b)) => (a, b),
+                    (Err(e), _) | (_, Err(e)) => {
+                        let _ = ready_tx.send(Err(e));
+                        return;
+                    }
+                };
+                let (state, _idp) = start_idp(idp_listener);
+                for (id, secret) in &clients {
+                    state.register_client(id, secret);
+                }
+                let (_echo_state, _echo) = start_echo(echo_listener, None);
+                let _ = ready_tx.send(Ok(()));
+                std::future::pending::<()>().await;
+            });
+        })
+        .map_err(|e| format!("cannot start demo thread: {e}"))?;
+    ready_rx
+        .recv()
+        .map_err(|_| "demo backends stopped unexpectedly".to_string())??;
+    Ok(DemoBackends { idp, upstream })
+}

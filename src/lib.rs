@@ -1,0 +1,34 @@
+//! bearer-proxy: a reverse proxy that adds Oracle identity-domain access
+//! tokens to requests bound for Oracle Integration.
+//!
+//! # Layout
+//!
+//! - [`cli`] — `run`, `check`, `demo`; [`logging`] — tracing set-up.
+//! - [`config`] — YAML → raw structs → validated [`config::Config`]; the
+//!   [`config::Secret`] type that redacts itself.
+//! - [`route`] — host + longest-prefix route table (pure, benchmarked).
+//! - [`oauth`] — token endpoint client, token cache with single-flight,
+//!   background refresher.
+//! - [`proxy`] — the pingora `ProxyHttp` hooks and JSON error responses.
+//! - [`upstream`] — upstream peers: background DNS, TLS trust.
+//! - [`server`] — assembles pingora services and runs them.
+//! - [`admin`] — `/metrics`, `/healthz`, `/readyz`, `/status`.
+//! - [`metrics`] — every metric, registered once.
+//! - [`emulator`] — the bundled identity-service emulator and echo upstream
+//!   used by the demo, the tests and the benchmarks.
+//! - [`scope`], [`tls`], [`clock`] — small shared helpers.
+
+pub mod admin;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod emulator;
+pub mod logging;
+pub mod metrics;
+pub mod oauth;
+pub mod proxy;
+pub mod route;
+pub mod scope;
+pub mod server;
+pub mod tls;
+pub mod upstream;

@@ -1,0 +1,473 @@
+//! The shared token cache: one slot per (client, scopes).
+//!
+//! The request path reads a slot's token through an `ArcSwap` — no lock, no
+//! I/O. Only when a slot holds no usable token does a request start a fetch,
+//! and concurrent misses share that one fetch (single-flight). Fetches run
+//! on the token runtime (the refresher's), so the identity-service
+//! connection pool lives in one place.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwapOption;
+use http::HeaderValue;
+use prometheus::IntCounter;
+use serde::Serialize;
+use tokio::runtime::Handle;
+use tokio::sync::watch;
+
+use super::error::FetchError;
+use super::grant;
+use super::token::AccessToken;
+use super::transport::TokenEndpoint;
+use crate::config::{ClientConfig, Config};
+use crate::metrics;
+
+/// Why a request got no token.
+#[derive(Debug, Clone)]
+pub struct Unavailable {
+    pub client: String,
+    pub error: FetchError,
+    /// When trying again makes sense.
+    pub retry_after: Duration,
+}
+
+type FetchResult = Result<Arc<AccessToken>, FetchError>;
+
+/// Identifies a slot: the client and its sorted, de-duplicated scopes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SlotKey {
+    pub client: String,
+    pub scopes: Vec<String>,
+}
+
+impl SlotKey {
+    pub fn new(client: &str, scopes: &[String]) -> Self {
+        let mut scopes = scopes.to_vec();
+        scopes.sort();
+        scopes.dedup();
+        SlotKey {
+            client: client.to_string(),
+            scopes,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct SlotState {
+    consecutive_failures: u32,
+    retry_not_before: Option<Instant>,
+    last_error: Option<FetchError>,
+    last_fetch_unix: Option<f64>,
+    last_outcome: Option<&'static str>,
+    successes: u64,
+    failures: u64,
+}
+
+/// Counters resolved once per slot, so a cache hit touches no label map.
+struct SlotMetrics {
+    hit: IntCounter,
+    miss: IntCounter,
+    coalesced: IntCounter,
+}
+
+pub struct TokenSlot {
+    pub client: Arc<ClientConfig>,
+    /// Scopes in configured order, as sent to the identity service.
+    pub scopes: Vec<String>,
+    endpoint: TokenEndpoint,
+    current: ArcSwapOption<AccessToken>,
+    inflight: Mutex<Option<watch::Receiver<Option<FetchResult>>>>,
+    state: Mutex<SlotState>,
+    /// Bumped after every fetch so the refresher re-plans.
+    changed: watch::Sender<u64>,
+    metrics: SlotMetrics,
+    runtime: Arc<OnceLock<Handle>>,
+}
+
+impl TokenSlot {
+    fn new(
+        client: Arc<ClientConfig>,
+        scopes: Vec<String>,
+        runtime: Arc<OnceLock<Handle>>,
+    ) -> Result<Self, String> {
+        let endpoint = TokenEndpoint::new(client.clone())?;
+        let name = client.name.as_str();
+        Ok(TokenSlot {
+            metrics: SlotMetrics {
+                hit: metrics::TOKEN_CACHE_TOTAL.with_label_values(&[name, "hit"]),
+                miss: metrics::TOKEN_CACHE_TOTAL.with_label_values(&[name, "miss"]),
+                coalesced: metrics::TOKEN_CACHE_TOTAL.with_label_values(&[name, "coalesced"]),
+            },
+            client,
+            scopes,
+            endpoint,
+            current: ArcSwapOption::empty(),
+            inflight: Mutex::new(None),
+            state: Mutex::new(SlotState::default()),
+            changed: watch::channel(0).0,
+            runtime,
+        })
+    }
+
+    fn usable(&self, now: Instant) -> Option<HeaderValue> {
+        let guard = self.current.load();
+        guard
+            .as_ref()
+            .filter(|t| t.is_usable(now))
+            .map(|t| t.header().clone())
+    }
+
+    /// The `Authorization` value for a request: from the cache when a
+    /// usable token is there, else from a (shared) fetch.
+    pub async fn authorization(self: &Arc<Self>) -> Result<HeaderValue, Unavailable> {
+        let now = Instant::now();
+        if let Some(h) = self.usable(now) {
+            self.metrics.hit.inc();
+            return Ok(h);
+        }
+        if let Some(unavailable) = self.backing_off(now) {
+            return Err(unavailable);
+        }
+        let mut rx = {
+            let mut inflight = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(h) = self.usable(now) {
+                self.metrics.hit.inc();
+                return Ok(h);
+            }
+            match inflight.as_ref() {
+                Some(rx) => {
+                    self.metrics.coalesced.inc();
+                    rx.clone()
+                }
+                None => {
+                    self.metrics.miss.inc();
+                    self.start_fetch(&mut inflight)
+                }
+            }
+        };
+        match wait(&mut rx).await {
+            Ok(token) => Ok(token.header().clone()),
+            Err(error) => Err(self.unavailable(error, Instant::now())),
+        }
+    }
+
+    /// After a failure, requests fail fast until the backoff has passed
+    /// instead of each sending its own request to the identity service.
+    fn backing_off(&self, now: Instant) -> Option<Unavailable> {
+        let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let not_before = state.retry_not_before?;
+        let error = state.last_error.clone()?;
+        (now < not_before).then(|| Unavailable {
+            client: self.client.name.clone(),
+            error,
+            retry_after: not_before - now,
+        })
+    }
+
+    fn unavailable(&self, error: FetchError, now: Instant) -> Unavailable {
+        let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let retry_after = state
+            .retry_not_before
+            .map(|t| t.saturating_duration_since(now))
+            .unwrap_or(Duration::from_secs(1));
+        Unavailable {
+            client: self.client.name.clone(),
+            error,
+            retry_after,
+        }
+    }
+
+    /// Fetches now unless a fetch is already running; either way waits for
+    /// its result. Used by the refresher and at start-up.
+    pub async fn refresh(self: &Arc<Self>) -> FetchResult {
+        let mut rx = {
+            let mut inflight = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
+            match inflight.as_ref() {
+                Some(rx) => rx.clone(),
+                None => self.start_fetch(&mut inflight),
+            }
+        };
+        wait(&mut rx).await
+    }
+
+    /// Spawns the fetch; the caller holds the `inflight` lock.
+    fn start_fetch(
+        self: &Arc<Self>,
+        inflight: &mut Option<watch::Receiver<Option<FetchResult>>>,
+    ) -> watch::Receiver<Option<FetchResult>> {
+        let (tx, rx) = watch::channel(None);
+        *inflight = Some(rx.clone());
+        let slot = self.clone();
+        let task = async move {
+            let started = Instant::now();
+            let result = slot.endpoint.fetch(&slot.scopes).await;
+            let outcome = slot.complete(result, started);
+            // The token is stored before the in-flight marker goes away, so a
+            // request that finds no fetch running will find the token.
+            *slot.inflight.lock().unwrap_or_else(|p| p.into_inner()) = None;
+            let _ = tx.send(Some(outcome));
+            slot.changed.send_modify(|g| *g += 1);
+        };
+        match self.runtime.get() {
+            Some(handle) => drop(handle.spawn(task)),
+            None => drop(tokio::spawn(task)),
+        }
+        rx
+    }
+
+    fn complete(
+        &self,
+        result: Result<super::token::TokenResponse, FetchError>,
+        started: Instant,
+    ) -> FetchResult {
+        let name = self.client.name.as_str();
+        let elapsed = started.elapsed();
+        metrics::TOKEN_FETCH_DURATION
+            .with_label_values(&[name])
+            .observe(elapsed.as_secs_f64());
+        let grant = grant::label(self.client.grant);
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        state.last_fetch_unix = Some(crate::clock::unix_now());
+        match result {
+            Ok(response) => {
+                let token = Arc::new(AccessToken::new(
+                    &response,
+                    self.client.refresh_before,
+                    started,
+                ));
+                self.current.store(Some(token.clone()));
+                metrics::TOKEN_FETCH_TOTAL
+                    .with_label_values(&[name, grant, "success"])
+                    .inc();
+                metrics::TOKEN_EXPIRY
+                    .with_label_values(&[name])
+                    .set(token.expires_at_unix);
+                state.consecutive_failures = 0;
+                state.retry_not_before = None;
+                state.last_error = None;
+                state.last_outcome = Some("success");
+                state.successes += 1;
+                tracing::info!(
+                    client = name,
+                    expires_in_s = token.lifetime.as_secs(),
+                    fetch_ms = elapsed.as_millis() as u64,
+                    "token obtained"
+                );
+                Ok(token)
+            }
+            Err(error) => {
+                let outcome = error.outcome();
+                metrics::TOKEN_FETCH_TOTAL
+                    .with_label_values(&[name, grant, outcome])
+                    .inc();
+                state.consecutive_failures = state.consecutive_failures.saturating_add(1);
+                let mut delay = backoff(
+                    self.client.retry.initial,
+                    self.client.retry.max,
+                    state.consecutive_failures,
+                );
+                if let FetchError::RateLimited {
+                    retry_after: Some(ra),
+                } = &error
+                {
+                    delay = delay.max(*ra);
+                }
+                state.retry_not_before = Some(Instant::now() + delay);
+                state.last_error = Some(error.clone());
+                state.last_outcome = Some(outcome);
+                state.failures += 1;
+                let still_valid = self
+                    .current
+                    .load()
+                    .as_ref()
+                    .is_some_and(|t| t.is_usable(Instant::now()));
+                let idp = error.idp();
+                tracing::warn!(
+                    client = name,
+                    outcome,
+                    error = %error,
+                    idp_error = idp.map(|i| i.code.as_str()),
+                    idp_description = idp.and_then(|i| i.description.as_deref()),
+                    ecid = idp.and_then(|i| i.ecid.as_deref()),
+                    retry_in_ms = delay.as_millis() as u64,
+                    serving_cached_token = still_valid,
+                    "token fetch failed"
+                );
+                Err(error)
+            }
+        }
+    }
+
+    /// When the refresher should act next: renewal time, or the end of the
+    /// backoff after a failure, or now when the slot is empty.
+    pub fn next_action(&self, now: Instant) -> Instant {
+        let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(t) = state.retry_not_before {
+            return t;
+        }
+        drop(state);
+        match self.current.load().as_ref() {
+            Some(token) => token.renew_at,
+            None => now,
+        }
+    }
+
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.changed.subscribe()
+    }
+
+    pub fn has_usable_token(&self) -> bool {
+        self.usable(Instant::now()).is_some()
+    }
+
+    pub fn status(&self) -> SlotStatus {
+        let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        let token = self.current.load();
+        SlotStatus {
+            client: self.client.name.clone(),
+            scopes: self.scopes.clone(),
+            token_valid: token.as_ref().is_some_and(|t| t.is_usable(now)),
+            token_expires_at: token
+                .as_ref()
+                .map(|t| crate::clock::rfc3339(t.expires_at_unix)),
+            token_fetched_at: token
+                .as_ref()
+                .map(|t| crate::clock::rfc3339(t.fetched_at_unix)),
+            last_fetch_at: state.last_fetch_unix.map(crate::clock::rfc3339),
+            last_outcome: state.last_outcome,
+            fetch_successes: state.successes,
+            fetch_failures: state.failures,
+            consecutive_failures: state.consecutive_failures,
+            last_error: state.last_error.as_ref().map(|e| e.to_string()),
+            last_idp_error: state
+                .last_error
+                .as_ref()
+                .and_then(|e| e.idp())
+                .map(|i| i.code.clone()),
+            last_ecid: state
+                .last_error
+                .as_ref()
+                .and_then(|e| e.idp())
+                .and_then(|i| i.ecid.clone()),
+        }
+    }
+}
+
+async fn wait(rx: &mut watch::Receiver<Option<FetchResult>>) -> FetchResult {
+    match rx.wait_for(Option::is_some).await {
+        Ok(value) => value.clone().expect("waited for Some"),
+        // The fetch task was dropped: its runtime is shutting down.
+        Err(_) => Err(FetchError::Unreachable(
+            "token fetch cancelled by shutdown".into(),
+        )),
+    }
+}
+
+/// Exponential backoff with "equal jitter": half fixed, half random, so
+/// retries spread out but never collapse to zero.
+pub fn backoff(initial: Duration, max: Duration, failures: u32) -> Duration {
+    let exp = initial.saturating_mul(1u32 << failures.saturating_sub(1).min(20));
+    let capped = exp.min(max);
+    capped / 2 + capped.mul_f64(0.5 * rand::random::<f64>())
+}
+
+/// What `/status` shows for one slot. Never holds a token.
+#[derive(Debug, Serialize)]
+pub struct SlotStatus {
+    pub client: String,
+    pub scopes: Vec<String>,
+    pub token_valid: bool,
+    pub token_expires_at: Option<String>,
+    pub token_fetched_at: Option<String>,
+    pub last_fetch_at: Option<String>,
+    pub last_outcome: Option<&'static str>,
+    pub fetch_successes: u64,
+    pub fetch_failures: u64,
+    pub consecutive_failures: u32,
+    pub last_error: Option<String>,
+    pub last_idp_error: Option<String>,
+    pub last_ecid: Option<String>,
+}
+
+/// All slots of a configuration.
+pub struct TokenCache {
+    slots: HashMap<SlotKey, Arc<TokenSlot>>,
+    runtime: Arc<OnceLock<Handle>>,
+}
+
+impl TokenCache {
+    /// One slot per distinct (client, scopes) used by a route.
+    pub fn new(config: &Config) -> Result<Self, String> {
+        let runtime = Arc::new(OnceLock::new());
+        let mut slots = HashMap::new();
+        for route in &config.routes {
+            let key = SlotKey::new(&route.client.name, &route.scopes);
+            if !slots.contains_key(&key) {
+                let slot =
+                    TokenSlot::new(route.client.clone(), route.scopes.clone(), runtime.clone())?;
+                slots.insert(key, Arc::new(slot));
+            }
+        }
+        Ok(TokenCache { slots, runtime })
+    }
+
+    /// Runs fetches on `handle` from now on (the refresher's runtime).
+    pub fn set_runtime(&self, handle: Handle) {
+        let _ = self.runtime.set(handle);
+    }
+
+    pub fn slot(&self, client: &str, scopes: &[String]) -> Option<Arc<TokenSlot>> {
+        self.slots.get(&SlotKey::new(client, scopes)).cloned()
+    }
+
+    pub fn slots(&self) -> impl Iterator<Item = &Arc<TokenSlot>> {
+        self.slots.values()
+    }
+
+    /// Every slot holds a usable token.
+    pub fn is_ready(&self) -> bool {
+        self.slots.values().all(|s| s.has_usable_token())
+    }
+
+    /// Fetches every slot's first token, waiting at most `bound`.
+    pub async fn warm_up(&self, bound: Duration) -> bool {
+        let all = futures_join(self.slots.values().cloned().collect());
+        tokio::time::timeout(bound, all).await.is_ok() && self.is_ready()
+    }
+}
+
+async fn futures_join(slots: Vec<Arc<TokenSlot>>) {
+    let mut set = tokio::task::JoinSet::new();
+    for slot in slots {
+        set.spawn(async move {
+            let _ = slot.refresh().await;
+        });
+    }
+    while set.join_next().await.is_some() {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_caps() {
+        let i = Duration::from_secs(1);
+        let m = Duration::from_secs(60);
+        for n in 1..40 {
+            let d = backoff(i, m, n);
+            let full = (i * 2u32.pow((n - 1).min(20))).min(m);
+            assert!(d >= full / 2 && d <= full, "n={n} d={d:?}");
+        }
+    }
+
+    #[test]
+    fn slot_keys_ignore_scope_order_and_duplicates() {
+        let a = SlotKey::new("c", &["b".into(), "a".into(), "a".into()]);
+        let b = SlotKey::new("c", &["a".into(), "b".into()]);
+        assert_eq!(a, b);
+    }
+}

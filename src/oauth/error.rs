@@ -1,0 +1,58 @@
+//! Why a token could not be obtained, classified once so that metrics,
+//! logs, retries and the client-facing response all agree.
+
+use std::time::Duration;
+
+/// The identity service's own error fields. Logged; never sent to the
+/// proxy's clients beyond `code`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdpError {
+    pub code: String,
+    pub description: Option<String>,
+    /// Oracle's execution context id, the handle Oracle support asks for.
+    pub ecid: Option<String>,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum FetchError {
+    #[error("identity service unreachable: {0}")]
+    Unreachable(String),
+    #[error("identity service timed out")]
+    Timeout,
+    #[error("identity service failed with HTTP {status}")]
+    ServerError { status: u16, idp: Option<IdpError> },
+    #[error("identity service rate limit hit (HTTP 429)")]
+    RateLimited { retry_after: Option<Duration> },
+    #[error("identity service rejected the request: HTTP {status} {}", .idp.code)]
+    Rejected { status: u16, idp: IdpError },
+    #[error("invalid token response: {0}")]
+    InvalidResponse(String),
+}
+
+impl FetchError {
+    /// The `outcome` label of `bearer_proxy_token_fetch_total`.
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            FetchError::Unreachable(_) | FetchError::Timeout | FetchError::ServerError { .. } => {
+                "idp_unavailable"
+            }
+            FetchError::RateLimited { .. } => "rate_limited",
+            FetchError::Rejected { .. } => "idp_rejected",
+            FetchError::InvalidResponse(_) => "invalid_response",
+        }
+    }
+
+    /// The identity service refused these credentials or scopes: retrying
+    /// soon will not help, and the client is told so (502, not 503).
+    pub fn is_rejection(&self) -> bool {
+        matches!(self, FetchError::Rejected { .. })
+    }
+
+    pub fn idp(&self) -> Option<&IdpError> {
+        match self {
+            FetchError::Rejected { idp, .. } => Some(idp),
+            FetchError::ServerError { idp, .. } => idp.as_ref(),
+            _ => None,
+        }
+    }
+}

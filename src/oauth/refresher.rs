@@ -1,0 +1,41 @@
+//! Background renewal: one task per slot that sleeps until the token's
+//! renewal time (or the end of a failure backoff) and fetches again, so a
+//! warm cache never makes a request wait for the identity service.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::sync::watch;
+
+use super::cache::{TokenCache, TokenSlot};
+
+/// Renews every slot of `cache` until `shutdown` turns true.
+pub async fn run(cache: Arc<TokenCache>, shutdown: watch::Receiver<bool>) {
+    let mut tasks = tokio::task::JoinSet::new();
+    for slot in cache.slots() {
+        tasks.spawn(renew_forever(slot.clone(), shutdown.clone()));
+    }
+    while tasks.join_next().await.is_some() {}
+}
+
+async fn renew_forever(slot: Arc<TokenSlot>, mut shutdown: watch::Receiver<bool>) {
+    let mut changed = slot.subscribe();
+    loop {
+        if *shutdown.borrow() {
+            return;
+        }
+        changed.borrow_and_update();
+        let due = slot.next_action(Instant::now());
+        tokio::select! {
+            _ = tokio::time::sleep_until(due.into()) => {
+                // Another fetch may have landed just now; only act if still due.
+                if slot.next_action(Instant::now()) <= Instant::now() {
+                    let _ = slot.refresh().await;
+                }
+            }
+            // A request-path fetch finished: re-plan from its result.
+            _ = changed.changed() => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+}

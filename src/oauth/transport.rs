@@ -1,0 +1,200 @@
+//! One HTTP client per configured client: sends token requests and turns
+//! every answer into a [`TokenResponse`] or a classified [`FetchError`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
+use http::{HeaderMap, StatusCode};
+use serde::Deserialize;
+
+use super::error::{FetchError, IdpError};
+use super::token::TokenResponse;
+use super::{client_auth, grant};
+use crate::config::ClientConfig;
+
+/// Token responses are small; anything bigger is not one.
+const MAX_BODY: usize = 256 * 1024;
+
+pub struct TokenEndpoint {
+    http: reqwest::Client,
+    client: Arc<ClientConfig>,
+}
+
+impl TokenEndpoint {
+    pub fn new(client: Arc<ClientConfig>) -> Result<Self, String> {
+        let http = reqwest::Client::builder()
+            .tls_backend_preconfigured(crate::tls::client_config(&client.extra_roots))
+            .connect_timeout(client.connect_timeout)
+            .timeout(client.request_timeout)
+            // Never carry credentials to wherever a redirect points.
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("bearer-proxy/", env!("CARGO_PKG_VERSION")))
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build()
+            .map_err(|e| format!("cannot build HTTP client for {}: {e}", client.name))?;
+        Ok(TokenEndpoint { http, client })
+    }
+
+    /// Requests a token for `scopes`.
+    pub async fn fetch(&self, scopes: &[String]) -> Result<TokenResponse, FetchError> {
+        let mut form = grant::form(self.client.grant, scopes);
+        let authorization = client_auth::apply(&self.client, &mut form);
+        let body = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(form.iter().map(|(k, v)| (*k, v.as_str())))
+            .finish();
+        let mut request = self
+            .http
+            .post(self.client.token_url.clone())
+            .header(
+                CONTENT_TYPE,
+                "application/x-www-form-urlencoded;charset=UTF-8",
+            )
+            .header(ACCEPT, "application/json")
+            .body(body);
+        if let Some(value) = authorization {
+            request = request.header(AUTHORIZATION, value);
+        }
+        let mut response = request.send().await.map_err(send_error)?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(send_error)? {
+            if body.len() + chunk.len() > MAX_BODY {
+                return Err(FetchError::InvalidResponse(format!(
+                    "HTTP {status} body larger than {MAX_BODY} bytes"
+                )));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        classify(status, &headers, &body)
+    }
+}
+
+/// Maps a status and body to a token or a classified error.
+pub fn classify(
+    status: StatusCode,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<TokenResponse, FetchError> {
+    match status.as_u16() {
+        200..=299 => TokenResponse::parse(body),
+        429 => Err(FetchError::RateLimited {
+            retry_after: headers
+                .get(RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map(Duration::from_secs),
+        }),
+        500..=599 => Err(FetchError::ServerError {
+            status: status.as_u16(),
+            idp: parse_idp_error(body),
+        }),
+        400..=499 => Err(FetchError::Rejected {
+            status: status.as_u16(),
+            idp: parse_idp_error(body).unwrap_or_else(|| IdpError {
+                code: format!("http_{}", status.as_u16()),
+                description: None,
+                ecid: None,
+            }),
+        }),
+        other => Err(FetchError::InvalidResponse(format!(
+            "unexpected HTTP status {other}"
+        ))),
+    }
+}
+
+/// Identity domains answer `{error, error_description, ecid}`; Oracle
+/// Access Manager answers `{errorCode, errorDesc, secErrorDesc}`.
+#[derive(Deserialize)]
+struct WireError {
+    error: Option<String>,
+    error_description: Option<String>,
+    ecid: Option<String>,
+    #[serde(rename = "errorCode")]
+    error_code: Option<String>,
+    #[serde(rename = "errorDesc")]
+    error_desc: Option<String>,
+}
+
+fn parse_idp_error(body: &[u8]) -> Option<IdpError> {
+    let wire: WireError = serde_json::from_slice(body).ok()?;
+    let code = wire.error.or(wire.error_code)?;
+    Some(IdpError {
+        code: clip(&code, 64),
+        description: wire
+            .error_description
+            .or(wire.error_desc)
+            .map(|d| clip(&d, 300)),
+        ecid: wire.ecid.map(|e| clip(&e, 128)),
+    })
+}
+
+/// Bounds what an identity service can put into our logs.
+fn clip(s: &str, max: usize) -> String {
+    let clean: String = s.chars().filter(|c| !c.is_control()).collect();
+    if clean.chars().count() <= max {
+        clean
+    } else {
+        clean.chars().take(max).chain("…".chars()).collect()
+    }
+}
+
+fn send_error(e: reqwest::Error) -> FetchError {
+    if e.is_timeout() {
+        return FetchError::Timeout;
+    }
+    // The innermost cause says what happened ("connection refused");
+    // reqwest's own text repeats the URL.
+    let mut cause: &dyn std::error::Error = &e;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    let what = if e.is_connect() { "connect" } else { "request" };
+    FetchError::Unreachable(format!("{what} failed: {cause}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classifies_statuses() {
+        let h = HeaderMap::new();
+        let e = classify(
+            StatusCode::BAD_REQUEST,
+            &h,
+            br#"{"error":"invalid_client","error_description":"bad","ecid":"E1"}"#,
+        )
+        .unwrap_err();
+        assert_eq!(e.outcome(), "idp_rejected");
+        assert_eq!(e.idp().unwrap().ecid.as_deref(), Some("E1"));
+        let e = classify(
+            StatusCode::BAD_REQUEST,
+            &h,
+            br#"{"errorCode":"OAM-1","errorDesc":"nope"}"#,
+        )
+        .unwrap_err();
+        assert_eq!(e.idp().unwrap().code, "OAM-1");
+        let e = classify(StatusCode::UNAUTHORIZED, &h, b"not json").unwrap_err();
+        assert_eq!(e.idp().unwrap().code, "http_401");
+        assert_eq!(
+            classify(StatusCode::SERVICE_UNAVAILABLE, &h, b"")
+                .unwrap_err()
+                .outcome(),
+            "idp_unavailable"
+        );
+        let mut h429 = HeaderMap::new();
+        h429.insert(RETRY_AFTER, "7".parse().unwrap());
+        match classify(StatusCode::TOO_MANY_REQUESTS, &h429, b"").unwrap_err() {
+            FetchError::RateLimited { retry_after } => {
+                assert_eq!(retry_after, Some(Duration::from_secs(7)))
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            classify(StatusCode::FOUND, &h, b"").unwrap_err().outcome(),
+            "invalid_response"
+        );
+    }
+}

@@ -1,0 +1,56 @@
+//! Per-request state shared across the proxy hooks.
+
+use std::time::Instant;
+
+use http::HeaderValue;
+
+use crate::metrics;
+
+/// Counts a request as in flight for as long as its context lives, which is
+/// what graceful shutdown waits on.
+pub struct InFlight;
+
+impl InFlight {
+    fn enter() -> Self {
+        metrics::IN_FLIGHT.inc();
+        InFlight
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        metrics::IN_FLIGHT.dec();
+    }
+}
+
+pub struct RequestCtx {
+    pub request_id: HeaderValue,
+    /// Index of the matched route in the snapshot.
+    pub route: Option<usize>,
+    pub authorization: Option<HeaderValue>,
+    pub started: Instant,
+    pub upstream_started: Option<Instant>,
+    /// Stable error code when the proxy answered the request itself.
+    pub error: Option<&'static str>,
+    _in_flight: InFlight,
+}
+
+impl RequestCtx {
+    pub fn new() -> Self {
+        RequestCtx {
+            request_id: HeaderValue::from_static(""),
+            route: None,
+            authorization: None,
+            started: Instant::now(),
+            upstream_started: None,
+            error: None,
+            _in_flight: InFlight::enter(),
+        }
+    }
+}
+
+impl Default for RequestCtx {
+    fn default() -> Self {
+        Self::new()
+    }
+}

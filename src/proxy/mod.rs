@@ -1,0 +1,280 @@
+//! The pingora `ProxyHttp` implementation: short hooks that delegate to
+//! the route table, the token cache and the response helpers.
+
+pub mod ctx;
+pub mod request_id;
+pub mod respond;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_trait::async_trait;
+use http::header::{AUTHORIZATION, HOST};
+use http::HeaderValue;
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+use pingora::upstreams::peer::HttpPeer;
+use pingora::{Error, ErrorSource, ErrorType};
+use prometheus::Histogram;
+
+use crate::config::Config;
+use crate::metrics;
+use crate::oauth::{TokenCache, TokenSlot};
+use crate::route::RouteTable;
+use crate::upstream::Upstream;
+pub use ctx::RequestCtx;
+use respond::ErrorReply;
+
+/// A route ready for the request path: its upstream, token slot and
+/// pre-built header values and metric handles.
+pub struct Route {
+    pub name: String,
+    pub slot: Arc<TokenSlot>,
+    pub upstream: Upstream,
+    host_header: HeaderValue,
+    upstream_duration: Histogram,
+}
+
+/// Everything the request path reads, built once from a [`Config`].
+pub struct Snapshot {
+    pub routes: Vec<Route>,
+    pub table: RouteTable,
+    pub cache: Arc<TokenCache>,
+}
+
+impl Snapshot {
+    pub fn new(config: Config) -> Result<Self, String> {
+        let cache = Arc::new(TokenCache::new(&config)?);
+        let mut routes = Vec::with_capacity(config.routes.len());
+        for r in &config.routes {
+            let slot = cache
+                .slot(&r.client.name, &r.scopes)
+                .expect("the cache has a slot for every route");
+            let host_header = HeaderValue::try_from(r.upstream.authority.as_str())
+                .map_err(|_| format!("route {}: upstream host is not a valid header", r.name))?;
+            routes.push(Route {
+                name: r.name.clone(),
+                slot,
+                upstream: Upstream::new(r, &config.server),
+                host_header,
+                upstream_duration: metrics::UPSTREAM_DURATION.with_label_values(&[&r.name]),
+            });
+        }
+        Ok(Snapshot {
+            routes,
+            table: config.route_table,
+            cache,
+        })
+    }
+}
+
+pub struct BearerProxy {
+    pub snapshot: Arc<Snapshot>,
+}
+
+fn request_host(req: &RequestHeader) -> Option<&str> {
+    req.uri
+        .authority()
+        .map(|a| a.as_str())
+        .or_else(|| req.headers.get(HOST).and_then(|v| v.to_str().ok()))
+}
+
+#[async_trait]
+impl ProxyHttp for BearerProxy {
+    type CTX = RequestCtx;
+
+    fn new_ctx(&self) -> RequestCtx {
+        RequestCtx::new()
+    }
+
+    async fn request_filter(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> pingora::Result<bool> {
+        let req = session.req_header();
+        ctx.request_id = request_id::from_headers(&req.headers);
+        let Some(index) = self.snapshot.table.find(request_host(req), req.uri.path()) else {
+            let reply = ErrorReply::no_route();
+            ctx.error = Some(reply.code);
+            reply.send(session, &ctx.request_id).await?;
+            return Ok(true);
+        };
+        ctx.route = Some(index);
+        let route = &self.snapshot.routes[index];
+        match route.slot.authorization().await {
+            Ok(value) => {
+                ctx.authorization = Some(value);
+                Ok(false)
+            }
+            Err(unavailable) => {
+                let reply = ErrorReply::token(&unavailable);
+                ctx.error = Some(reply.code);
+                tracing::warn!(
+                    request_id = ctx.request_id.to_str().unwrap_or_default(),
+                    route = route.name.as_str(),
+                    client = unavailable.client.as_str(),
+                    error = reply.code,
+                    cause = %unavailable.error,
+                    "no token for request"
+                );
+                reply.send(session, &ctx.request_id).await?;
+                Ok(true)
+            }
+        }
+    }
+
+    async fn upstream_peer(
+        &self,
+        _session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> pingora::Result<Box<HttpPeer>> {
+        let route = &self.snapshot.routes[ctx.route.expect("request_filter set the route")];
+        match route.upstream.peer.load().as_ref() {
+            Some(peer) => Ok(Box::new(HttpPeer::clone(peer))),
+            None => Error::e_explain(
+                ErrorType::ConnectNoRoute,
+                format!(
+                    "upstream host {} has not resolved yet",
+                    route.upstream.target.host
+                ),
+            ),
+        }
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        session: &mut Session,
+        upstream_request: &mut RequestHeader,
+        ctx: &mut RequestCtx,
+    ) -> pingora::Result<()> {
+        let route = &self.snapshot.routes[ctx.route.expect("request_filter set the route")];
+        if let Some(original_host) = request_host(session.req_header()).map(str::to_owned) {
+            upstream_request.insert_header("x-forwarded-host", original_host)?;
+        }
+        upstream_request.insert_header(HOST, route.host_header.clone())?;
+        if let Some(auth) = &ctx.authorization {
+            upstream_request.insert_header(AUTHORIZATION, auth.clone())?;
+        }
+        if let Some(ip) = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip())
+        {
+            let forwarded_for = match upstream_request
+                .headers
+                .get("x-forwarded-for")
+                .and_then(|v| v.to_str().ok())
+            {
+                Some(prior) if !prior.trim().is_empty() => format!("{prior}, {ip}"),
+                _ => ip.to_string(),
+            };
+            upstream_request.insert_header("x-forwarded-for", forwarded_for)?;
+        }
+        upstream_request.insert_header("x-forwarded-proto", "http")?;
+        upstream_request.insert_header(request_id::HEADER, ctx.request_id.clone())?;
+        ctx.upstream_started = Some(Instant::now());
+        Ok(())
+    }
+
+    async fn response_filter(
+        &self,
+        _session: &mut Session,
+        upstream_response: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> pingora::Result<()> {
+        upstream_response.insert_header(request_id::HEADER, ctx.request_id.clone())?;
+        Ok(())
+    }
+
+    async fn fail_to_proxy(
+        &self,
+        session: &mut Session,
+        e: &Error,
+        ctx: &mut RequestCtx,
+    ) -> FailToProxy {
+        let reply = match (e.esource(), e.etype()) {
+            (_, ErrorType::HTTPStatus(code)) if (400..600).contains(code) => {
+                ErrorReply::new(*code, "bad_request", "the request could not be processed")
+            }
+            (ErrorSource::Upstream, ErrorType::ReadTimedout | ErrorType::WriteTimedout) => {
+                ErrorReply::new(
+                    504,
+                    "upstream_timeout",
+                    "the upstream did not answer in time",
+                )
+            }
+            (ErrorSource::Upstream, _) | (_, ErrorType::ConnectNoRoute) => ErrorReply::new(
+                502,
+                "upstream_unavailable",
+                "the upstream could not be reached",
+            ),
+            (
+                ErrorSource::Downstream,
+                ErrorType::ReadError | ErrorType::WriteError | ErrorType::ConnectionClosed,
+            ) => {
+                // The client is gone; nobody to answer.
+                return FailToProxy {
+                    error_code: 0,
+                    can_reuse_downstream: false,
+                };
+            }
+            (ErrorSource::Downstream, _) => {
+                ErrorReply::new(400, "bad_request", "malformed request")
+            }
+            _ => ErrorReply::new(
+                500,
+                "internal_error",
+                "the proxy failed to handle the request",
+            ),
+        };
+        ctx.error = Some(reply.code);
+        if session.response_written().is_none() {
+            if let Err(write_err) = reply.send(session, &ctx.request_id).await {
+                tracing::debug!(error = %write_err, "could not send error response");
+            }
+        }
+        FailToProxy {
+            error_code: reply.status,
+            can_reuse_downstream: false,
+        }
+    }
+
+    async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
+        let status = session
+            .response_written()
+            .map(|r| r.status.as_u16())
+            .unwrap_or(0);
+        let route = ctx.route.map(|i| &self.snapshot.routes[i]);
+        let route_name = route.map_or(metrics::NO_ROUTE, |r| r.name.as_str());
+        let status_label = http::StatusCode::from_u16(status)
+            .map(|s| s.as_str().to_owned())
+            .unwrap_or_else(|_| "0".to_owned());
+        metrics::REQUESTS_TOTAL
+            .with_label_values(&[route_name, &status_label])
+            .inc();
+        let upstream_ms = ctx.upstream_started.map(|t| {
+            let d = t.elapsed();
+            if let Some(r) = route {
+                r.upstream_duration.observe(d.as_secs_f64());
+            }
+            d.as_secs_f64() * 1000.0
+        });
+        if tracing::enabled!(target: "bearer_proxy::access", tracing::Level::INFO) {
+            let req = session.req_header();
+            tracing::info!(
+                target: "bearer_proxy::access",
+                request_id = ctx.request_id.to_str().unwrap_or_default(),
+                method = req.method.as_str(),
+                // The path only: query strings can carry credentials.
+                path = req.uri.path(),
+                route = route_name,
+                status,
+                upstream_ms,
+                total_ms = ctx.started.elapsed().as_secs_f64() * 1000.0,
+                error = ctx.error.or(e.map(|_| "proxy_error")),
+                "request"
+            );
+        }
+    }
+}

@@ -1,0 +1,38 @@
+//! `X-Request-Id`: kept when the client sent a sane one, created otherwise.
+
+use http::{HeaderMap, HeaderValue};
+
+pub const HEADER: &str = "x-request-id";
+
+/// The client's id if it is 1–128 characters of `[A-Za-z0-9._:-]` (so it is
+/// safe to log and echo), else a new UUID.
+pub fn from_headers(headers: &HeaderMap) -> HeaderValue {
+    headers
+        .get(HEADER)
+        .filter(|v| {
+            let b = v.as_bytes();
+            !b.is_empty()
+                && b.len() <= 128
+                && b.iter()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b':' | b'-'))
+        })
+        .cloned()
+        .unwrap_or_else(|| {
+            HeaderValue::try_from(uuid::Uuid::new_v4().to_string()).expect("uuid is ASCII")
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_sane_ids_and_replaces_others() {
+        let mut h = HeaderMap::new();
+        h.insert(HEADER, "abc-123".parse().unwrap());
+        assert_eq!(from_headers(&h), "abc-123");
+        h.insert(HEADER, "bad id\twith spaces".parse().unwrap());
+        assert_eq!(from_headers(&h).len(), 36);
+        assert_eq!(from_headers(&HeaderMap::new()).len(), 36);
+    }
+}

@@ -1,0 +1,98 @@
+//! Turning a route's fixed upstream into pingora peers: address resolution
+//! (done in the background, never on the request path — pingora's own
+//! lookup blocks and panics on failure) and TLS trust.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwapOption;
+use pingora::upstreams::peer::HttpPeer;
+use pingora::utils::tls::WrappedX509;
+use rustls::pki_types::CertificateDer;
+
+use crate::config::{RouteConfig, ServerSettings, UpstreamTarget};
+
+/// A route's upstream with its current peer. `peer` is empty until the host
+/// name first resolves.
+pub struct Upstream {
+    pub target: UpstreamTarget,
+    pub peer: ArcSwapOption<HttpPeer>,
+    template: HttpPeer,
+}
+
+impl Upstream {
+    pub fn new(route: &RouteConfig, server: &ServerSettings) -> Self {
+        let target = route.upstream.clone();
+        let unspecified = SocketAddr::from(([0, 0, 0, 0], target.port));
+        let mut template = HttpPeer::new(unspecified, target.tls, target.host.clone());
+        let o = &mut template.options;
+        o.connection_timeout = Some(server.upstream_connect_timeout);
+        o.total_connection_timeout = Some(server.upstream_connect_timeout);
+        o.read_timeout = Some(server.upstream_timeout);
+        o.write_timeout = Some(server.upstream_timeout);
+        o.idle_timeout = Some(Duration::from_secs(60));
+        o.verify_cert = true;
+        o.verify_hostname = true;
+        if target.tls && !route.upstream_ca.is_empty() {
+            o.ca = Some(ca_list(&route.upstream_ca));
+        }
+        let upstream = Upstream {
+            peer: ArcSwapOption::empty(),
+            template,
+            target,
+        };
+        if let Ok(ip) = upstream.target.host.parse::<IpAddr>() {
+            upstream.set_address(SocketAddr::new(ip, upstream.target.port));
+        }
+        upstream
+    }
+
+    pub fn needs_resolution(&self) -> bool {
+        self.target.host.parse::<IpAddr>().is_err()
+    }
+
+    fn set_address(&self, addr: SocketAddr) {
+        let mut peer = self.template.clone();
+        peer._address = pingora::protocols::l4::socket::SocketAddr::Inet(addr);
+        self.peer.store(Some(Arc::new(peer)));
+    }
+
+    /// Looks the host up again and swaps the peer if the address changed.
+    pub async fn resolve(&self) -> std::io::Result<SocketAddr> {
+        let addrs: Vec<SocketAddr> =
+            tokio::net::lookup_host((self.target.host.as_str(), self.target.port))
+                .await?
+                .collect();
+        // Prefer IPv4: loopback names often resolve to ::1 first while
+        // servers listen on 127.0.0.1 only.
+        let addr = addrs
+            .iter()
+            .find(|a| a.is_ipv4())
+            .or(addrs.first())
+            .copied()
+            .ok_or_else(|| std::io::Error::other("no address"))?;
+        let current = self.peer.load().as_ref().map(|p| p._address.clone());
+        if current.as_ref().and_then(|a| a.as_inet()) != Some(&addr) {
+            self.set_address(addr);
+        }
+        Ok(addr)
+    }
+}
+
+/// System roots plus the route's CA file, in pingora's per-peer CA form.
+/// Certificates that pingora's parser would reject are left out rather than
+/// allowed to panic a connection.
+fn ca_list(extra: &[CertificateDer<'static>]) -> Arc<[WrappedX509]> {
+    crate::tls::system_roots()
+        .iter()
+        .chain(extra)
+        .filter(|c| x509_parser::parse_x509_certificate(c.as_ref()).is_ok())
+        .map(|c| {
+            WrappedX509::new(c.as_ref().to_vec(), |raw| {
+                pingora::utils::tls::parse_x509(raw)
+            })
+        })
+        .collect::<Vec<_>>()
+        .into()
+}
