@@ -4,7 +4,7 @@
 //! never held whole.
 //!
 //! Special paths: `/__bytes/<n>` streams `n` bytes back; `/__status/<code>`
-//! answers with that status.
+//! answers with that status; `/__sleep/<ms>` answers after a delay.
 
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
@@ -123,6 +123,14 @@ async fn echo(State(state): State<Arc<EchoState>>, req: Request) -> Response {
             Body::from_stream(futures_util::stream::iter(chunks)),
         )
             .into_response();
+    }
+    if let Some(ms) = parts
+        .uri
+        .path()
+        .strip_prefix("/__sleep/")
+        .and_then(|n| n.parse::<u64>().ok())
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(ms.min(600_000))).await;
     }
     if let Some(code) = parts
         .uri

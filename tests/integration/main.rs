@@ -1,0 +1,14 @@
+//! Integration tests: one binary, one module per capability. Each test
+//! starts its own emulator, echo upstream and proxy process on ephemeral
+//! ports.
+
+mod support;
+
+mod config_errors;
+mod errors;
+mod observability;
+mod routing;
+mod shutdown;
+mod streaming;
+mod tls_upstream;
+mod token_lifecycle;

@@ -1,0 +1,56 @@
+use std::time::Duration;
+
+use crate::support::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_in_flight_requests_then_exits_zero() {
+    let idp = Idp::start().await;
+    let upstream = Upstream::start().await;
+    let mut proxy = Proxy::start(&ProxyConfig::new(&idp, &upstream)).await;
+    let client = client();
+    let url = proxy.url("/__sleep/1000");
+    let in_flight =
+        tokio::spawn(async move { client.get(url).send().await.map(|r| r.status().as_u16()) });
+    // Readiness signal: the upstream has the request.
+    let mut waited = 0;
+    while upstream.state.request_count() == 0 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        waited += 1;
+        assert!(waited < 1000, "request never reached the upstream");
+    }
+    proxy.terminate();
+    assert_eq!(
+        in_flight.await.unwrap().unwrap(),
+        200,
+        "in-flight request completed"
+    );
+    let status = proxy
+        .wait_exit(Duration::from_secs(5))
+        .await
+        .expect("exited within the grace period");
+    assert!(status.success(), "exit status {status}");
+    assert!(
+        tokio::net::TcpStream::connect(("127.0.0.1", proxy.port))
+            .await
+            .is_err(),
+        "listener closed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_proxy_exits_promptly_on_sigterm() {
+    let idp = Idp::start().await;
+    let upstream = Upstream::start().await;
+    let mut proxy = Proxy::start(&ProxyConfig::new(&idp, &upstream)).await;
+    let started = std::time::Instant::now();
+    proxy.terminate();
+    let status = proxy
+        .wait_exit(Duration::from_secs(4))
+        .await
+        .expect("exited");
+    assert!(status.success());
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "did not wait out the 5 s grace"
+    );
+}

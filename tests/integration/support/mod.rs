@@ -1,0 +1,382 @@
+//! Test harness: the emulator and echo upstream run in the test process on
+//! ephemeral ports; the proxy runs as the real binary, owned by the test
+//! and killed when it is dropped.
+
+#![allow(dead_code)]
+
+use std::io::Read;
+use std::net::{SocketAddr, TcpListener as StdListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bearer_proxy::emulator::{self, EchoState, IdpState, ServerHandle};
+use tokio::net::TcpListener;
+
+pub const CLIENT_ID: &str = "test-client";
+pub const CLIENT_SECRET: &str = "s3cr3t-Value-that-must-not-leak";
+pub const SCOPE: &str = "https://oic.test:443urn:opc:resource:consumer::all";
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    StdListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub async fn listener() -> TcpListener {
+    bearer_proxy::tls::install_crypto_provider();
+    TcpListener::bind("127.0.0.1:0").await.unwrap()
+}
+
+pub struct Idp {
+    pub state: Arc<IdpState>,
+    pub addr: SocketAddr,
+    _server: ServerHandle,
+}
+
+impl Idp {
+    /// An emulator with the test client registered.
+    pub async fn start() -> Idp {
+        let (state, server) = emulator::start_idp(listener().await);
+        state.register_client(CLIENT_ID, CLIENT_SECRET);
+        Idp {
+            state,
+            addr: server.addr,
+            _server: server,
+        }
+    }
+
+    pub fn token_url(&self) -> String {
+        format!("http://{}/oauth2/v1/token", self.addr)
+    }
+}
+
+pub struct Upstream {
+    pub state: Arc<EchoState>,
+    pub addr: SocketAddr,
+    _server: ServerHandle,
+}
+
+impl Upstream {
+    pub async fn start() -> Upstream {
+        let (state, server) = emulator::start_echo(listener().await, None);
+        Upstream {
+            state,
+            addr: server.addr,
+            _server: server,
+        }
+    }
+
+    /// An HTTPS echo upstream whose certificate (for `localhost` and
+    /// 127.0.0.1) is signed by a fresh test CA, written to `dir/ca.pem`.
+    pub async fn start_tls(dir: &Path) -> (Upstream, PathBuf) {
+        use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, SanType};
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "bearer-proxy test CA");
+        let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+        let issuer = Issuer::new(ca_params, ca_key);
+        let leaf_key = KeyPair::generate().unwrap();
+        let mut leaf = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+        leaf.subject_alt_names
+            .push(SanType::IpAddress("127.0.0.1".parse().unwrap()));
+        let leaf_cert = leaf.signed_by(&leaf_key, &issuer).unwrap();
+        let ca_path = dir.join("ca.pem");
+        std::fs::write(&ca_path, ca_cert.pem()).unwrap();
+
+        let server_config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![leaf_cert.der().clone()],
+            rustls::pki_types::PrivateKeyDer::try_from(leaf_key.serialize_der()).unwrap(),
+        )
+        .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server_config));
+        let (state, server) = emulator::start_echo(listener().await, Some(acceptor));
+        (
+            Upstream {
+                state,
+                addr: server.addr,
+                _server: server,
+            },
+            ca_path,
+        )
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+/// The proxy binary, running.
+pub struct Proxy {
+    child: Option<Child>,
+    pub port: u16,
+    pub admin_port: u16,
+    pub dir: tempfile::TempDir,
+    output: Arc<Mutex<String>>,
+}
+
+/// Settings most tests share; `extra` is appended to each client block.
+pub struct ProxyConfig<'a> {
+    pub token_url: String,
+    pub upstream: String,
+    pub client_secret: &'a str,
+    pub client_extra: &'a str,
+    pub server_extra: &'a str,
+    pub startup_token_wait: &'a str,
+    pub routes: Option<String>,
+}
+
+impl<'a> ProxyConfig<'a> {
+    pub fn new(idp: &Idp, upstream: &Upstream) -> Self {
+        ProxyConfig {
+            token_url: idp.token_url(),
+            upstream: upstream.url(),
+            client_secret: CLIENT_SECRET,
+            client_extra: "",
+            server_extra: "",
+            startup_token_wait: "5s",
+            routes: None,
+        }
+    }
+
+    pub fn yaml(&self, port: u16, admin_port: u16) -> String {
+        let routes = self.routes.clone().unwrap_or_else(|| {
+            format!(
+                "  - name: main\n    match: {{ path_prefix: \"/\" }}\n    upstream: \"{}\"\n    client: oic\n",
+                self.upstream
+            )
+        });
+        format!(
+            "server:\n  listen: [\"127.0.0.1:{port}\"]\n  threads: 2\n  shutdown_grace: 5s\n  startup_token_wait: {wait}\n{server_extra}\
+             admin:\n  listen: \"127.0.0.1:{admin_port}\"\n\
+             clients:\n  oic:\n    token_url: \"{token_url}\"\n    client_id: \"{CLIENT_ID}\"\n    client_secret: \"${{TEST_CLIENT_SECRET}}\"\n    scopes: [\"{SCOPE}\"]\n{client_extra}\
+             routes:\n{routes}",
+            server_extra = self.server_extra,
+            wait = self.startup_token_wait,
+            token_url = self.token_url,
+            client_extra = self.client_extra,
+        )
+    }
+}
+
+impl Proxy {
+    /// Starts the proxy and waits until its listener accepts connections
+    /// (it opens after the start-up token fetch).
+    pub async fn start(config: &ProxyConfig<'_>) -> Proxy {
+        Self::start_with_args(config, &["--log-level", "debug"]).await
+    }
+
+    pub async fn start_with_args(config: &ProxyConfig<'_>, log_args: &[&str]) -> Proxy {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let admin_port = free_port();
+        let path = dir.path().join("config.yaml");
+        std::fs::write(&path, config.yaml(port, admin_port)).unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_bearer-proxy"))
+            .args(log_args)
+            .arg("run")
+            .arg("-c")
+            .arg(&path)
+            .env("TEST_CLIENT_SECRET", config.client_secret)
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let output = Arc::new(Mutex::new(String::new()));
+        for stream in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
+            let output = output.clone();
+            std::thread::spawn(move || {
+                let mut stream = stream;
+                let mut buf = [0u8; 8192];
+                while let Ok(n) = stream.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    output
+                        .lock()
+                        .unwrap()
+                        .push_str(&String::from_utf8_lossy(&buf[..n]));
+                }
+            });
+        }
+        let mut proxy = Proxy {
+            child: Some(child),
+            port,
+            admin_port,
+            dir,
+            output,
+        };
+        proxy.wait_listening().await;
+        proxy
+    }
+
+    async fn wait_listening(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+                .await
+                .is_ok()
+            {
+                return;
+            }
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!(
+                    "proxy exited with {status} before listening:\n{}",
+                    self.output()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "proxy did not listen within 30 s:\n{}",
+                self.output()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    pub fn admin_url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.admin_port)
+    }
+
+    /// Everything the process wrote to stdout and stderr so far.
+    pub fn output(&self) -> String {
+        self.output.lock().unwrap().clone()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    /// Sends SIGTERM.
+    pub fn terminate(&self) {
+        unsafe {
+            libc::kill(self.pid() as i32, libc::SIGTERM);
+        }
+    }
+
+    /// Waits for the process to exit, at most `timeout`.
+    pub async fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        let child = self.child.as_mut().unwrap();
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    pub async fn metrics(&self) -> String {
+        client()
+            .get(self.admin_url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
+    /// The value of one sample line of `/metrics`, e.g.
+    /// `bearer_proxy_token_cache_total{client="oic",result="miss"}`.
+    pub async fn metric(&self, sample: &str) -> f64 {
+        metric_value(&self.metrics().await, sample)
+    }
+
+    /// Peak resident memory of the process (VmHWM), in bytes.
+    pub fn peak_rss(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .unwrap()
+            * 1024
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+pub fn metric_value(metrics: &str, sample: &str) -> f64 {
+    metrics
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(sample)
+                .and_then(|rest| rest.trim().parse::<f64>().ok())
+        })
+        .unwrap_or(0.0)
+}
+
+pub fn client() -> reqwest::Client {
+    bearer_proxy::tls::install_crypto_provider();
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(64)
+        .build()
+        .unwrap()
+}
+
+/// Decodes the claims of the bearer token in an `Authorization` value,
+/// verifying the emulator's signature.
+pub fn verified_claims(authorization: &str) -> serde_json::Value {
+    let token = authorization
+        .strip_prefix("Bearer ")
+        .unwrap_or_else(|| panic!("not a bearer token: {authorization:.20}"));
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+    validation.validate_aud = false;
+    jsonwebtoken::decode::<serde_json::Value>(
+        token,
+        &bearer_proxy::emulator::idp::decoding_key(),
+        &validation,
+    )
+    .unwrap()
+    .claims
+}
+
+/// Polls `check` every 20 ms until it is true or `timeout` passes.
+pub async fn eventually<F, Fut>(timeout: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if check().await {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
