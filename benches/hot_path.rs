@@ -1,1 +1,129 @@
-fn main() {}
+//! Hot-path micro-benchmarks: route lookup by table size, token cache hit,
+//! upstream header rewrite. Run: `cargo bench --bench hot_path`.
+
+use std::hint::black_box;
+use std::net::IpAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use bearer_proxy::config::{self, HostPattern};
+use bearer_proxy::oauth::TokenCache;
+use bearer_proxy::proxy::{rewrite_upstream_headers, UpstreamHeaders};
+use bearer_proxy::route::RouteTable;
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use http::HeaderValue;
+use pingora::http::RequestHeader;
+
+/// `n` routes spread over exact hosts, wildcards and host-less prefixes,
+/// like a large multi-instance deployment.
+fn patterns(n: usize) -> Vec<(Option<HostPattern>, String)> {
+    (0..n)
+        .map(|i| match i % 3 {
+            0 => (
+                Some(HostPattern::Exact(format!("oic{i}.example.com"))),
+                format!("/ic/api/{i}/"),
+            ),
+            1 => (
+                Some(HostPattern::Suffix(format!(".tenant{i}.example.com"))),
+                "/".to_string(),
+            ),
+            _ => (None, format!("/ic/api/integration/v1/flows/rest/FLOW{i}/")),
+        })
+        .collect()
+}
+
+fn route_lookup(c: &mut Criterion) {
+    let mut group = c.benchmark_group("route_lookup");
+    for n in [1usize, 100, 10_000] {
+        let p = patterns(n);
+        let table = RouteTable::build(p.iter().map(|(h, s)| (h.as_ref(), s.as_str()))).unwrap();
+        // A request that matches the last host-less route (or the only one).
+        let (host, path) = match n {
+            1 => (
+                "oic0.example.com",
+                "/ic/api/0/integration/v1/flows".to_string(),
+            ),
+            _ => {
+                let last = (n - 1) / 3 * 3 + 2;
+                let last = if last >= n { last - 3 } else { last };
+                (
+                    "unknown.example.org",
+                    format!("/ic/api/integration/v1/flows/rest/FLOW{last}/1.0/run"),
+                )
+            }
+        };
+        assert!(table.find(Some(host), &path).is_some());
+        group.bench_with_input(BenchmarkId::from_parameter(n), &n, |b, _| {
+            b.iter(|| table.find(black_box(Some(host)), black_box(&path)))
+        });
+    }
+    group.finish();
+}
+
+fn cache_hit(c: &mut Criterion) {
+    bearer_proxy::tls::install_crypto_provider();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (slot, _idp) = rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let (idp, server) = bearer_proxy::emulator::start_idp(listener);
+        idp.register_client("bench", "bench-secret");
+        let yaml = format!(
+            "clients:\n  c:\n    token_url: \"http://{}/oauth2/v1/token\"\n    client_id: bench\n    client_secret: bench-secret\n    scopes: [\"https://oic.bench:443urn:opc:resource:consumer::all\"]\nroutes:\n  - name: r\n    upstream: \"http://127.0.0.1:1\"\n    client: c\n",
+            server.addr
+        );
+        let config = config::load_str(&yaml, Path::new("."), &|_| None).unwrap();
+        let cache = TokenCache::new(&config).unwrap();
+        assert!(cache.warm_up(Duration::from_secs(10)).await);
+        let slot = cache.slots().next().unwrap().clone();
+        (slot, server)
+    });
+    c.bench_function("token_cache_hit", |b| {
+        b.iter(|| black_box(slot.cached_authorization().unwrap()))
+    });
+}
+
+fn header_rewrite(c: &mut Criterion) {
+    let host = HeaderValue::from_static("oic.example.com");
+    let mut auth = HeaderValue::try_from(format!("Bearer {}", "e".repeat(900))).unwrap();
+    auth.set_sensitive(true);
+    let request_id = HeaderValue::from_static("0b0f1c2e-4d5a-4b6c-8d7e-9f0a1b2c3d4e");
+    let ip: IpAddr = "10.1.2.3".parse().unwrap();
+    let mut template =
+        RequestHeader::build("POST", b"/ic/api/integration/v1/flows/rest/X/1.0/run", None).unwrap();
+    template.insert_header("host", "oic.internal:8080").unwrap();
+    template
+        .insert_header("authorization", "Basic dXNlcjpwYXNz")
+        .unwrap();
+    template
+        .insert_header("content-type", "application/json")
+        .unwrap();
+    template
+        .insert_header("user-agent", "legacy-erp/1.0")
+        .unwrap();
+    c.bench_function("upstream_header_rewrite", |b| {
+        b.iter_batched_ref(
+            || template.clone(),
+            |req| {
+                rewrite_upstream_headers(
+                    req,
+                    &UpstreamHeaders {
+                        host: &host,
+                        authorization: Some(&auth),
+                        original_host: Some("oic.internal:8080"),
+                        client_ip: Some(ip),
+                        request_id: &request_id,
+                    },
+                )
+                .unwrap()
+            },
+            criterion::BatchSize::SmallInput,
+        )
+    });
+}
+
+criterion_group!(benches, route_lookup, cache_hit, header_rewrite);
+criterion_main!(benches);

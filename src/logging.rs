@@ -2,6 +2,8 @@
 //! (pingora, hyper, rustls) are capped at INFO whatever the filter says:
 //! their debug output can print request headers, which carry tokens.
 
+use std::io::IsTerminal;
+
 use clap::ValueEnum;
 use tracing::Level;
 use tracing_subscriber::filter::{EnvFilter, FilterFn};
@@ -30,6 +32,7 @@ pub fn init(format: LogFormat, level: &str) {
             .with(
                 tracing_subscriber::fmt::layer()
                     .with_writer(std::io::stderr)
+                    .with_ansi(std::io::stderr().is_terminal())
                     .with_target(false),
             )
             .try_init(),

@@ -71,7 +71,7 @@ pub fn router(state: Arc<EchoState>) -> Router {
     Router::new().fallback(echo).with_state(state)
 }
 
-const CHUNK: [u8; 64 * 1024] = [b'x'; 64 * 1024];
+static CHUNK: [u8; 64 * 1024] = [b'x'; 64 * 1024];
 
 async fn echo(State(state): State<Arc<EchoState>>, req: Request) -> Response {
     let (parts, mut body) = req.into_parts();

@@ -200,9 +200,9 @@ async fn token(State(state): State<Arc<IdpState>>, headers: HeaderMap, body: Byt
 }
 
 fn issue(state: &IdpState, record: &mut TokenRequest) -> Response {
-    let client_id = match authenticate(state, record) {
+    let client_id = match check_client(state, record) {
         Ok(id) => id,
-        Err(r) => return r,
+        Err(failure) => return failure.response(),
     };
     record.client_id = Some(client_id.clone());
     match record.field("grant_type") {
@@ -287,51 +287,66 @@ fn audiences(scope: &str) -> Vec<String> {
     out
 }
 
-fn authenticate(state: &IdpState, record: &TokenRequest) -> Result<String, Response> {
-    let invalid = || {
-        oracle_error(
-            StatusCode::UNAUTHORIZED,
-            "invalid_client",
-            "Client authentication failed.",
-        )
+/// Why client authentication failed.
+enum AuthFailure {
+    InvalidClient,
+    TwoMethods,
+}
+
+impl AuthFailure {
+    fn response(self) -> Response {
+        match self {
+            AuthFailure::InvalidClient => oracle_error(
+                StatusCode::UNAUTHORIZED,
+                "invalid_client",
+                "Client authentication failed.",
+            ),
+            AuthFailure::TwoMethods => oracle_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "Use exactly one client authentication method.",
+            ),
+        }
+    }
+}
+
+/// `Basic base64(urlencode(id):urlencode(secret))`.
+fn basic_credentials(header: &str) -> Result<(String, String), AuthFailure> {
+    let b64 = header
+        .strip_prefix("Basic ")
+        .ok_or(AuthFailure::InvalidClient)?;
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(b64.trim())
+        .map_err(|_| AuthFailure::InvalidClient)?;
+    let raw = String::from_utf8(raw).map_err(|_| AuthFailure::InvalidClient)?;
+    let (id, secret) = raw.split_once(':').ok_or(AuthFailure::InvalidClient)?;
+    let decode = |s: &str| -> String {
+        form_urlencoded::parse(format!("x={s}").as_bytes())
+            .next()
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default()
     };
+    Ok((decode(id), decode(secret)))
+}
+
+fn check_client(state: &IdpState, record: &TokenRequest) -> Result<String, AuthFailure> {
     let from_basic = record
         .authorization
         .as_deref()
-        .and_then(|h| h.strip_prefix("Basic "))
-        .map(|b64| -> Result<(String, String), Response> {
-            let raw = base64::engine::general_purpose::STANDARD
-                .decode(b64.trim())
-                .map_err(|_| invalid())?;
-            let raw = String::from_utf8(raw).map_err(|_| invalid())?;
-            let (id, secret) = raw.split_once(':').ok_or_else(invalid)?;
-            let decode = |s: &str| -> String {
-                form_urlencoded::parse(format!("x={s}").as_bytes())
-                    .next()
-                    .map(|(_, v)| v.into_owned())
-                    .unwrap_or_default()
-            };
-            Ok((decode(id), decode(secret)))
-        })
+        .map(basic_credentials)
         .transpose()?;
     let from_post = match (record.field("client_id"), record.field("client_secret")) {
         (Some(id), Some(secret)) => Some((id.to_string(), secret.to_string())),
         _ => None,
     };
     let (id, secret) = match (from_basic, from_post) {
-        (Some(_), Some(_)) => {
-            return Err(oracle_error(
-                StatusCode::BAD_REQUEST,
-                "invalid_request",
-                "Use exactly one client authentication method.",
-            ))
-        }
+        (Some(_), Some(_)) => return Err(AuthFailure::TwoMethods),
         (Some(c), None) | (None, Some(c)) => c,
-        (None, None) => return Err(invalid()),
+        (None, None) => return Err(AuthFailure::InvalidClient),
     };
     match lock(&state.clients).get(&id) {
         Some(expected) if *expected == secret => Ok(id),
-        _ => Err(invalid()),
+        _ => Err(AuthFailure::InvalidClient),
     }
 }
 

@@ -122,11 +122,10 @@ impl TokenSlot {
     /// The `Authorization` value for a request: from the cache when a
     /// usable token is there, else from a (shared) fetch.
     pub async fn authorization(self: &Arc<Self>) -> Result<HeaderValue, Unavailable> {
-        let now = Instant::now();
-        if let Some(h) = self.usable(now) {
-            self.metrics.hit.inc();
+        if let Some(h) = self.cached_authorization() {
             return Ok(h);
         }
+        let now = Instant::now();
         if let Some(unavailable) = self.backing_off(now) {
             return Err(unavailable);
         }
@@ -151,6 +150,13 @@ impl TokenSlot {
             Ok(token) => Ok(token.header().clone()),
             Err(error) => Err(self.unavailable(error, Instant::now())),
         }
+    }
+
+    /// The fast path: a usable cached token, or `None`. Lock-free.
+    pub fn cached_authorization(&self) -> Option<HeaderValue> {
+        let h = self.usable(Instant::now())?;
+        self.metrics.hit.inc();
+        Some(h)
     }
 
     /// After a failure, requests fail fast until the backoff has passed
@@ -405,10 +411,10 @@ impl TokenCache {
         let mut slots = HashMap::new();
         for route in &config.routes {
             let key = SlotKey::new(&route.client.name, &route.scopes);
-            if !slots.contains_key(&key) {
+            if let std::collections::hash_map::Entry::Vacant(entry) = slots.entry(key) {
                 let slot =
                     TokenSlot::new(route.client.clone(), route.scopes.clone(), runtime.clone())?;
-                slots.insert(key, Arc::new(slot));
+                entry.insert(Arc::new(slot));
             }
         }
         Ok(TokenCache { slots, runtime })

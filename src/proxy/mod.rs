@@ -5,6 +5,7 @@ pub mod ctx;
 pub mod request_id;
 pub mod respond;
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -79,6 +80,48 @@ fn request_host(req: &RequestHeader) -> Option<&str> {
         .or_else(|| req.headers.get(HOST).and_then(|v| v.to_str().ok()))
 }
 
+/// What the proxy sets on every forwarded request.
+pub struct UpstreamHeaders<'a> {
+    pub host: &'a HeaderValue,
+    pub authorization: Option<&'a HeaderValue>,
+    pub original_host: Option<&'a str>,
+    pub client_ip: Option<IpAddr>,
+    pub request_id: &'a HeaderValue,
+}
+
+/// Replaces `Host` and `Authorization` (never appends: the client's own
+/// credentials must not reach the upstream), and sets the forwarding
+/// headers. Runs again on a retry, so it only inserts.
+pub fn rewrite_upstream_headers(
+    req: &mut RequestHeader,
+    h: &UpstreamHeaders<'_>,
+) -> pingora::Result<()> {
+    if let Some(original) = h.original_host {
+        req.insert_header("x-forwarded-host", original)?;
+    }
+    req.insert_header(HOST, h.host.clone())?;
+    match h.authorization {
+        Some(auth) => req.insert_header(AUTHORIZATION, auth.clone())?,
+        None => {
+            req.remove_header(&AUTHORIZATION);
+        }
+    }
+    if let Some(ip) = h.client_ip {
+        let forwarded_for = match req
+            .headers
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+        {
+            Some(prior) if !prior.trim().is_empty() => format!("{prior}, {ip}"),
+            _ => ip.to_string(),
+        };
+        req.insert_header("x-forwarded-for", forwarded_for)?;
+    }
+    req.insert_header("x-forwarded-proto", "http")?;
+    req.insert_header(request_id::HEADER, h.request_id.clone())?;
+    Ok(())
+}
+
 #[async_trait]
 impl ProxyHttp for BearerProxy {
     type CTX = RequestCtx;
@@ -149,30 +192,21 @@ impl ProxyHttp for BearerProxy {
         ctx: &mut RequestCtx,
     ) -> pingora::Result<()> {
         let route = &self.snapshot.routes[ctx.route.expect("request_filter set the route")];
-        if let Some(original_host) = request_host(session.req_header()).map(str::to_owned) {
-            upstream_request.insert_header("x-forwarded-host", original_host)?;
-        }
-        upstream_request.insert_header(HOST, route.host_header.clone())?;
-        if let Some(auth) = &ctx.authorization {
-            upstream_request.insert_header(AUTHORIZATION, auth.clone())?;
-        }
-        if let Some(ip) = session
+        let original_host = request_host(session.req_header()).map(str::to_owned);
+        let client_ip = session
             .client_addr()
             .and_then(|a| a.as_inet())
-            .map(|a| a.ip())
-        {
-            let forwarded_for = match upstream_request
-                .headers
-                .get("x-forwarded-for")
-                .and_then(|v| v.to_str().ok())
-            {
-                Some(prior) if !prior.trim().is_empty() => format!("{prior}, {ip}"),
-                _ => ip.to_string(),
-            };
-            upstream_request.insert_header("x-forwarded-for", forwarded_for)?;
-        }
-        upstream_request.insert_header("x-forwarded-proto", "http")?;
-        upstream_request.insert_header(request_id::HEADER, ctx.request_id.clone())?;
+            .map(|a| a.ip());
+        rewrite_upstream_headers(
+            upstream_request,
+            &UpstreamHeaders {
+                host: &route.host_header,
+                authorization: ctx.authorization.as_ref(),
+                original_host: original_host.as_deref(),
+                client_ip,
+                request_id: &ctx.request_id,
+            },
+        )?;
         ctx.upstream_started = Some(Instant::now());
         Ok(())
     }

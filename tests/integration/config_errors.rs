@@ -106,12 +106,25 @@ fn run_with_an_invalid_config_exits_2_without_starting() {
 
 #[test]
 fn bundled_configs_are_valid() {
-    for file in ["conf/demo.yaml", "conf/bearer-proxy.yaml"] {
+    for file in [
+        "conf/demo.yaml",
+        "conf/bearer-proxy.yaml",
+        "conf/container.yaml",
+    ] {
         let out = Command::new(env!("CARGO_BIN_EXE_bearer-proxy"))
             .args(["check", "-c", file])
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .env("OIC_CLIENT_ID", "id")
             .env("OIC_CLIENT_SECRET", "secret")
+            .env(
+                "OIC_TOKEN_URL",
+                "https://idcs-1.identity.oraclecloud.com/oauth2/v1/token",
+            )
+            .env(
+                "OIC_SCOPE",
+                "https://oic.example.com:443urn:opc:resource:consumer::all",
+            )
+            .env("OIC_UPSTREAM", "https://oic.example.com")
             .output()
             .unwrap();
         assert!(

@@ -11,7 +11,7 @@ async fn three_hundred_concurrent_cold_requests_cause_one_token_request() {
     let idp = Idp::start().await;
     // The start-up fetch is still running when the listener opens, so every
     // request below finds an empty cache.
-    idp.state.set_mode(Mode::Slow(Duration::from_millis(1500)));
+    idp.state.set_mode(Mode::Slow(Duration::from_secs(3)));
     let upstream = Upstream::start().await;
     let mut config = ProxyConfig::new(&idp, &upstream);
     config.startup_token_wait = "50ms";
