@@ -1,4 +1,4 @@
-//! Command line: `run`, `check`, `demo`. Exit status 2 means the
+//! Command line: `run`, `check`, `token`, `demo`. Exit status 2 means the
 //! configuration is invalid; 1 means the proxy could not start.
 
 use std::path::{Path, PathBuf};
@@ -39,6 +39,27 @@ pub enum Command {
         #[arg(short, long)]
         config: PathBuf,
     },
+    /// Fetch one token with a configured client and save the response as
+    /// `tokens<n>.tok`, like the identity console's "Generate access token".
+    Token {
+        #[arg(short, long)]
+        config: PathBuf,
+        /// The client (a key under `clients:`).
+        #[arg(long)]
+        client: String,
+        /// Scope to request instead of the client's (repeatable).
+        #[arg(long = "scope")]
+        scopes: Vec<String>,
+        /// Ask for a refresh token too (password and jwt_bearer grants only).
+        #[arg(long)]
+        include_refresh_token: bool,
+        /// Directory for the tokens<n>.tok file (default: current directory).
+        #[arg(long, conflicts_with = "print")]
+        out: Option<PathBuf>,
+        /// Print the token response to stdout instead of writing a file.
+        #[arg(long)]
+        print: bool,
+    },
     /// Run the proxy against a bundled local identity-service emulator and
     /// echo upstream: no Oracle tenant needed.
     Demo {
@@ -66,6 +87,26 @@ pub fn main(cli: Cli) -> ExitCode {
             Err(code) => code,
         },
         Command::Demo { config } => demo(config.as_deref()),
+        Command::Token {
+            config,
+            client,
+            scopes,
+            include_refresh_token,
+            out,
+            print,
+        } => match load(&config) {
+            Ok(c) => crate::token_cmd::run(
+                &c,
+                &crate::token_cmd::Request {
+                    client,
+                    scopes,
+                    include_refresh_token,
+                    out,
+                    print,
+                },
+            ),
+            Err(code) => code,
+        },
     }
 }
 
@@ -116,14 +157,19 @@ pub fn describe(path: &Path, c: &Config) -> String {
     for cl in &c.clients {
         let _ = writeln!(
             out,
-            "  {}: {:?} grant={:?} auth={:?} token_url={} client_id={} scopes=[{}]",
+            "  {}: {:?} grant={:?} auth={:?} token_url={} client_id={} scopes=[{}]{}",
             cl.name,
             cl.issuer,
-            cl.grant,
-            cl.client_auth,
+            cl.grant.kind(),
+            cl.auth.method(),
             cl.token_url,
             cl.client_id,
-            cl.scopes.join(" ")
+            cl.scopes.join(" "),
+            if cl.refresh_token {
+                " refresh_token=true"
+            } else {
+                ""
+            }
         );
     }
     let _ = writeln!(out, "routes:");
@@ -185,7 +231,13 @@ fn demo(path: Option<&Path>) -> ExitCode {
     let clients = config
         .clients
         .iter()
-        .map(|c| (c.client_id.clone(), c.client_secret.expose().to_string()))
+        .filter_map(|c| match &c.auth {
+            config::ClientAuth::SecretBasic { secret }
+            | config::ClientAuth::SecretPost { secret } => {
+                Some((c.client_id.clone(), secret.expose().to_string()))
+            }
+            config::ClientAuth::PrivateKeyJwt { .. } => None,
+        })
         .collect();
     if let Err(e) = crate::emulator::spawn_demo_backends(idp, upstream, clients) {
         eprintln!("error: {e}");

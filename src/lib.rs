@@ -3,7 +3,8 @@
 //!
 //! # Layout
 //!
-//! - [`cli`] — `run`, `check`, `demo`; [`logging`] — tracing set-up.
+//! - [`cli`] — `run`, `check`, `token`, `demo`; [`token_cmd`] — the `token`
+//!   command; [`logging`] — tracing set-up.
 //! - [`config`] — YAML → raw structs → validated [`config::Config`]; the
 //!   [`config::Secret`] type that redacts itself.
 //! - [`route`] — host + longest-prefix route table (pure, benchmarked).
@@ -31,4 +32,5 @@ pub mod route;
 pub mod scope;
 pub mod server;
 pub mod tls;
+pub mod token_cmd;
 pub mod upstream;

@@ -32,6 +32,21 @@ pub static TOKEN_FETCH_TOTAL: LazyLock<IntCounterVec> = LazyLock::new(|| {
     )
 });
 
+/// `{client}`: refresh tokens refused by the identity service, after which
+/// the configured grant was used instead.
+pub static TOKEN_REFRESH_FALLBACK: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register(
+        IntCounterVec::new(
+            Opts::new(
+                "bearer_proxy_token_refresh_fallback_total",
+                "Refresh tokens refused by the identity service, followed by the configured grant",
+            ),
+            &["client"],
+        )
+        .unwrap(),
+    )
+});
+
 pub static TOKEN_FETCH_DURATION: LazyLock<HistogramVec> = LazyLock::new(|| {
     register(
         HistogramVec::new(
@@ -123,6 +138,7 @@ pub const NO_ROUTE: &str = "(none)";
 pub fn init() {
     LazyLock::force(&TOKEN_FETCH_TOTAL);
     LazyLock::force(&TOKEN_FETCH_DURATION);
+    LazyLock::force(&TOKEN_REFRESH_FALLBACK);
     LazyLock::force(&TOKEN_EXPIRY);
     LazyLock::force(&TOKEN_CACHE_TOTAL);
     LazyLock::force(&REQUESTS_TOTAL);

@@ -57,11 +57,14 @@ pub struct AdminSettings {
 pub struct ClientConfig {
     pub name: String,
     pub issuer: Issuer,
+    /// Sent as `X-OAUTH-IDENTITY-DOMAIN-NAME` (Oracle Access Manager only).
+    pub identity_domain_name: Option<String>,
     pub token_url: url::Url,
     pub client_id: String,
-    pub client_secret: Secret,
-    pub client_auth: ClientAuthMethod,
-    pub grant: GrantKind,
+    pub auth: ClientAuth,
+    pub grant: Grant,
+    /// Ask for a refresh token (`offline_access`) and renew with it.
+    pub refresh_token: bool,
     pub scopes: Vec<String>,
     pub refresh_before: Duration,
     /// Extra trust anchors for the identity service, added to the system roots.
@@ -69,6 +72,86 @@ pub struct ClientConfig {
     pub connect_timeout: Duration,
     pub request_timeout: Duration,
     pub retry: RetryPolicy,
+}
+
+impl ClientConfig {
+    /// The scopes a token request carries: the configured ones, plus
+    /// `offline_access` when refresh tokens are wanted.
+    pub fn requested_scopes(&self, scopes: &[String], refresh_token: bool) -> Vec<String> {
+        let mut out = scopes.to_vec();
+        if refresh_token && !out.iter().any(|s| s == crate::scope::OFFLINE_ACCESS) {
+            out.push(crate::scope::OFFLINE_ACCESS.to_string());
+        }
+        out
+    }
+}
+
+/// How the proxy authenticates as the client.
+#[derive(Debug)]
+pub enum ClientAuth {
+    SecretBasic { secret: Secret },
+    SecretPost { secret: Secret },
+    PrivateKeyJwt { key: Arc<SigningKey> },
+}
+
+impl ClientAuth {
+    pub fn method(&self) -> ClientAuthMethod {
+        match self {
+            ClientAuth::SecretBasic { .. } => ClientAuthMethod::ClientSecretBasic,
+            ClientAuth::SecretPost { .. } => ClientAuthMethod::ClientSecretPost,
+            ClientAuth::PrivateKeyJwt { .. } => ClientAuthMethod::PrivateKeyJwt,
+        }
+    }
+}
+
+/// The grant and what it needs.
+#[derive(Debug)]
+pub enum Grant {
+    ClientCredentials,
+    Password {
+        username: String,
+        password: Secret,
+    },
+    JwtBearer {
+        subject: String,
+        key: Arc<SigningKey>,
+    },
+}
+
+impl Grant {
+    pub fn kind(&self) -> GrantKind {
+        match self {
+            Grant::ClientCredentials => GrantKind::ClientCredentials,
+            Grant::Password { .. } => GrantKind::Password,
+            Grant::JwtBearer { .. } => GrantKind::JwtBearer,
+        }
+    }
+}
+
+/// The RSA key the proxy signs assertions with, and the header fields by
+/// which the identity service finds the matching certificate.
+pub struct SigningKey {
+    pub key: jsonwebtoken::EncodingKey,
+    /// The certificate alias registered on the application.
+    pub kid: Option<String>,
+    /// base64url SHA-1 of the certificate's DER.
+    pub x5t: Option<String>,
+    /// base64url SHA-256 of the certificate's DER.
+    pub x5t_s256: Option<String>,
+    pub audience: Vec<String>,
+    pub lifetime: Duration,
+}
+
+impl std::fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SigningKey")
+            .field("key", &"[redacted]")
+            .field("kid", &self.kid)
+            .field("x5t", &self.x5t)
+            .field("audience", &self.audience)
+            .field("lifetime", &self.lifetime)
+            .finish()
+    }
 }
 
 /// Exponential backoff bounds for failed token fetches.

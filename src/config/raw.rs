@@ -48,6 +48,9 @@ pub enum Issuer {
     /// OCI IAM identity domains and IDCS: `/oauth2/v1/token`.
     #[default]
     IdentityDomain,
+    /// Oracle Access Manager: `/oauth2/rest/token`, upper-case grant types,
+    /// `X-OAUTH-IDENTITY-DOMAIN-NAME`.
+    Oam,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -56,6 +59,8 @@ pub enum ClientAuthMethod {
     #[default]
     ClientSecretBasic,
     ClientSecretPost,
+    /// A client assertion JWT signed with `signing_key`.
+    PrivateKeyJwt,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -63,6 +68,10 @@ pub enum ClientAuthMethod {
 pub enum GrantKind {
     #[default]
     ClientCredentials,
+    /// Resource owner password credentials.
+    Password,
+    /// A user assertion JWT minted by the proxy for `subject`.
+    JwtBearer,
 }
 
 #[derive(Debug, Deserialize)]
@@ -70,6 +79,8 @@ pub enum GrantKind {
 pub struct RawClient {
     #[serde(default)]
     pub issuer: Issuer,
+    /// Required for `issuer: oam`.
+    pub identity_domain_name: Option<String>,
     pub token_url: Option<String>,
     pub client_id: Option<String>,
     pub client_secret: Option<String>,
@@ -78,6 +89,13 @@ pub struct RawClient {
     pub client_auth: ClientAuthMethod,
     #[serde(default)]
     pub grant: GrantKind,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub password_file: Option<PathBuf>,
+    pub subject: Option<String>,
+    pub signing_key: Option<RawSigningKey>,
+    #[serde(default)]
+    pub refresh_token: bool,
     #[serde(default)]
     pub scopes: Vec<String>,
     #[serde(default, with = "humantime_serde")]
@@ -89,6 +107,25 @@ pub struct RawClient {
     pub request_timeout: Option<Duration>,
     #[serde(default)]
     pub retry: RawRetry,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSigningKey {
+    pub key_file: Option<PathBuf>,
+    pub cert_file: Option<PathBuf>,
+    pub kid: Option<String>,
+    pub audience: Option<Audience>,
+    #[serde(default, with = "humantime_serde")]
+    pub lifetime: Option<Duration>,
+}
+
+/// `audience: "https://identity.oraclecloud.com/"` or a list of them.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum Audience {
+    One(String),
+    Many(Vec<String>),
 }
 
 #[derive(Debug, Default, Deserialize)]

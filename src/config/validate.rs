@@ -12,15 +12,37 @@ use rustls::pki_types::CertificateDer;
 use serde_yaml::Value;
 
 use super::error::{ConfigError, ConfigErrors};
-use super::raw::{RawClient, RawConfig, RawRoute, RawServer};
+use super::raw::{Audience, RawClient, RawConfig, RawRoute, RawServer, RawSigningKey};
 use super::{
-    env, AdminSettings, ClientConfig, Config, HostPattern, RetryPolicy, RouteConfig, Secret,
-    ServerSettings, UpstreamTarget,
+    env, AdminSettings, ClientAuth, ClientAuthMethod, ClientConfig, Config, Grant, GrantKind,
+    HostPattern, Issuer, RetryPolicy, RouteConfig, Secret, ServerSettings, SigningKey,
+    UpstreamTarget,
 };
 use crate::route::{DuplicateRoute, RouteTable};
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:9090";
+/// The audience Oracle's samples put in assertions.
+pub const DEFAULT_AUDIENCE: &str = "https://identity.oraclecloud.com/";
+
+/// A secret setting that may be given inline or as a file.
+enum SecretInput {
+    Value(Secret),
+    Missing,
+    /// Given, but wrong; the error is already recorded.
+    Invalid,
+}
+
+/// A `token_url` given as just the host gets the issuer's standard path.
+fn with_default_token_path(mut url: url::Url, issuer: Issuer) -> url::Url {
+    if url.path() == "/" || url.path().is_empty() {
+        url.set_path(match issuer {
+            Issuer::IdentityDomain => "/oauth2/v1/token",
+            Issuer::Oam => "/oauth2/rest/token",
+        });
+    }
+    url
+}
 
 /// Reads and validates a configuration file. Relative paths inside it
 /// (secret files, CA files) are resolved against the file's directory.
@@ -238,12 +260,32 @@ impl Validator<'_> {
                 "client names may use only letters, digits, '-', '_' and '.'",
             );
         }
+        let identity_domain_name = match (raw.issuer, raw.identity_domain_name) {
+            (Issuer::Oam, Some(d)) if !d.trim().is_empty() => Some(d),
+            (Issuer::Oam, _) => {
+                self.err(
+                    format!("{p}.identity_domain_name"),
+                    "is required for issuer oam (sent as X-OAUTH-IDENTITY-DOMAIN-NAME)",
+                );
+                None
+            }
+            (Issuer::IdentityDomain, Some(_)) => {
+                self.err(
+                    format!("{p}.identity_domain_name"),
+                    "only applies to issuer oam",
+                );
+                None
+            }
+            (Issuer::IdentityDomain, None) => None,
+        };
         let token_url = match raw.token_url.as_deref() {
             None => {
                 self.err(format!("{p}.token_url"), "is required");
                 None
             }
-            Some(u) => self.https_url(&format!("{p}.token_url"), u),
+            Some(u) => self
+                .https_url(&format!("{p}.token_url"), u)
+                .map(|u| with_default_token_path(u, raw.issuer)),
         };
         let client_id = match raw.client_id {
             Some(id) if !id.trim().is_empty() => Some(id),
@@ -256,40 +298,174 @@ impl Validator<'_> {
                 None
             }
         };
-        let client_secret = match (raw.client_secret, raw.client_secret_file) {
-            (Some(_), Some(_)) => {
-                self.err(
-                    format!("{p}.client_secret"),
-                    "set either client_secret or client_secret_file, not both",
-                );
-                None
-            }
-            (None, None) => {
-                self.err(
-                    format!("{p}.client_secret"),
-                    "is required (or client_secret_file)",
-                );
-                None
-            }
-            (Some(s), None) => self.non_empty_secret(&format!("{p}.client_secret"), s),
-            (None, Some(file)) => {
-                let path = self.resolve(&file);
-                match std::fs::read_to_string(&path) {
-                    Ok(s) => self.non_empty_secret(
-                        &format!("{p}.client_secret_file"),
-                        s.trim_end_matches(['\r', '\n']).to_string(),
-                    ),
-                    Err(e) => {
+        let signing_key = raw
+            .signing_key
+            .as_ref()
+            .and_then(|k| self.signing_key(&format!("{p}.signing_key"), k))
+            .map(Arc::new);
+        let needs_key = |what: &str| {
+            format!(
+                "{what} needs signing_key (key_file, and kid and/or cert_file) to sign its assertions"
+            )
+        };
+        let secret = self.secret_pair(
+            &format!("{p}.client_secret"),
+            "client_secret",
+            raw.client_secret,
+            raw.client_secret_file,
+        );
+        let auth = match raw.client_auth {
+            ClientAuthMethod::ClientSecretBasic | ClientAuthMethod::ClientSecretPost => {
+                let secret = match secret {
+                    SecretInput::Value(s) => Some(s),
+                    SecretInput::Missing => {
                         self.err(
-                            format!("{p}.client_secret_file"),
-                            format!("cannot read {}: {e}", path.display()),
+                            format!("{p}.client_secret"),
+                            "is required (or client_secret_file) with client_auth client_secret_basic or client_secret_post",
                         );
+                        None
+                    }
+                    SecretInput::Invalid => None,
+                };
+                if raw.client_auth == ClientAuthMethod::ClientSecretPost
+                    && raw.issuer == Issuer::Oam
+                {
+                    self.err(
+                        format!("{p}.client_auth"),
+                        "Oracle Access Manager authenticates clients with client_secret_basic or private_key_jwt, not client_secret_post",
+                    );
+                }
+                secret.map(|secret| match raw.client_auth {
+                    ClientAuthMethod::ClientSecretPost => ClientAuth::SecretPost { secret },
+                    _ => ClientAuth::SecretBasic { secret },
+                })
+            }
+            ClientAuthMethod::PrivateKeyJwt => {
+                if !matches!(secret, SecretInput::Missing) {
+                    self.warnings.push(format!(
+                        "{p}.client_secret: not used with client_auth private_key_jwt"
+                    ));
+                }
+                match &signing_key {
+                    Some(key) => Some(ClientAuth::PrivateKeyJwt { key: key.clone() }),
+                    None => {
+                        if raw.signing_key.is_none() {
+                            self.err(
+                                format!("{p}.signing_key"),
+                                needs_key("client_auth private_key_jwt"),
+                            );
+                        }
                         None
                     }
                 }
             }
         };
+        let grant = match raw.grant {
+            GrantKind::ClientCredentials => {
+                for (key, set) in [
+                    ("username", raw.username.is_some()),
+                    (
+                        "password",
+                        raw.password.is_some() || raw.password_file.is_some(),
+                    ),
+                    ("subject", raw.subject.is_some()),
+                ] {
+                    if set {
+                        self.err(
+                            format!("{p}.{key}"),
+                            "only applies to grant password or jwt_bearer",
+                        );
+                    }
+                }
+                if raw.refresh_token {
+                    self.err(
+                        format!("{p}.refresh_token"),
+                        "the client_credentials grant never issues refresh tokens; use grant password or jwt_bearer, or remove refresh_token",
+                    );
+                }
+                Some(Grant::ClientCredentials)
+            }
+            GrantKind::Password => {
+                let username = match raw.username {
+                    Some(u) if !u.trim().is_empty() => Some(u),
+                    _ => {
+                        self.err(
+                            format!("{p}.username"),
+                            "is required when grant is password",
+                        );
+                        None
+                    }
+                };
+                let password = match self.secret_pair(
+                    &format!("{p}.password"),
+                    "password",
+                    raw.password,
+                    raw.password_file,
+                ) {
+                    SecretInput::Value(s) => Some(s),
+                    SecretInput::Missing => {
+                        self.err(
+                            format!("{p}.password"),
+                            "is required (or password_file) when grant is password",
+                        );
+                        None
+                    }
+                    SecretInput::Invalid => None,
+                };
+                if raw.subject.is_some() {
+                    self.err(format!("{p}.subject"), "only applies to grant jwt_bearer");
+                }
+                match (username, password) {
+                    (Some(username), Some(password)) => {
+                        Some(Grant::Password { username, password })
+                    }
+                    _ => None,
+                }
+            }
+            GrantKind::JwtBearer => {
+                let subject = match raw.subject {
+                    Some(s) if !s.trim().is_empty() => Some(s),
+                    _ => {
+                        self.err(
+                            format!("{p}.subject"),
+                            "is required when grant is jwt_bearer (the user the token is for)",
+                        );
+                        None
+                    }
+                };
+                if raw.signing_key.is_none() {
+                    self.err(format!("{p}.signing_key"), needs_key("grant jwt_bearer"));
+                }
+                for (key, set) in [
+                    ("username", raw.username.is_some()),
+                    (
+                        "password",
+                        raw.password.is_some() || raw.password_file.is_some(),
+                    ),
+                ] {
+                    if set {
+                        self.err(format!("{p}.{key}"), "only applies to grant password");
+                    }
+                }
+                match (subject, &signing_key) {
+                    (Some(subject), Some(key)) => Some(Grant::JwtBearer {
+                        subject,
+                        key: key.clone(),
+                    }),
+                    _ => None,
+                }
+            }
+        };
+        if raw.signing_key.is_some()
+            && raw.client_auth != ClientAuthMethod::PrivateKeyJwt
+            && raw.grant != GrantKind::JwtBearer
+        {
+            self.warnings.push(format!(
+                "{p}.signing_key: not used (only client_auth private_key_jwt and grant jwt_bearer sign assertions)"
+            ));
+        }
         self.scopes(&format!("{p}.scopes"), &raw.scopes);
+        self.scope_rules(&format!("{p}.scopes"), &raw.scopes);
         let refresh_before = self.positive(
             &format!("{p}.refresh_before"),
             raw.refresh_before,
@@ -330,11 +506,12 @@ impl Validator<'_> {
         Some(ClientConfig {
             name: name.to_string(),
             issuer: raw.issuer,
+            identity_domain_name,
             token_url: token_url?,
             client_id: client_id?,
-            client_secret: client_secret?,
-            client_auth: raw.client_auth,
-            grant: raw.grant,
+            auth: auth?,
+            grant: grant?,
+            refresh_token: raw.refresh_token,
             scopes: raw.scopes,
             refresh_before,
             extra_roots,
@@ -342,6 +519,156 @@ impl Validator<'_> {
             request_timeout,
             retry,
         })
+    }
+
+    /// `<name>` or `<name>_file`, exactly one.
+    fn secret_pair(
+        &mut self,
+        path: &str,
+        name: &str,
+        value: Option<String>,
+        file: Option<PathBuf>,
+    ) -> SecretInput {
+        match (value, file) {
+            (Some(_), Some(_)) => {
+                self.err(path, format!("set either {name} or {name}_file, not both"));
+                SecretInput::Invalid
+            }
+            (None, None) => SecretInput::Missing,
+            (Some(s), None) => match self.non_empty_secret(path, s) {
+                Some(s) => SecretInput::Value(s),
+                None => SecretInput::Invalid,
+            },
+            (None, Some(file)) => {
+                let file_path = format!("{}_file", path);
+                let full = self.resolve(&file);
+                match std::fs::read_to_string(&full) {
+                    Ok(s) => match self
+                        .non_empty_secret(&file_path, s.trim_end_matches(['\r', '\n']).to_string())
+                    {
+                        Some(s) => SecretInput::Value(s),
+                        None => SecretInput::Invalid,
+                    },
+                    Err(e) => {
+                        self.err(file_path, format!("cannot read {}: {e}", full.display()));
+                        SecretInput::Invalid
+                    }
+                }
+            }
+        }
+    }
+
+    fn signing_key(&mut self, p: &str, raw: &RawSigningKey) -> Option<SigningKey> {
+        let before = self.errors.len();
+        let key = match &raw.key_file {
+            None => {
+                self.err(
+                    format!("{p}.key_file"),
+                    "is required (an RSA private key PEM, PKCS#8 or PKCS#1)",
+                );
+                None
+            }
+            Some(file) => {
+                let full = self.resolve(file);
+                match std::fs::read(&full) {
+                    Err(e) => {
+                        self.err(
+                            format!("{p}.key_file"),
+                            format!("cannot read {}: {e}", full.display()),
+                        );
+                        None
+                    }
+                    Ok(pem) => match jsonwebtoken::EncodingKey::from_rsa_pem(&pem) {
+                        Ok(k) => Some(k),
+                        Err(_) => {
+                            self.err(
+                                format!("{p}.key_file"),
+                                format!("{} is not an RSA private key in PEM form (PKCS#8 \"PRIVATE KEY\" or PKCS#1 \"RSA PRIVATE KEY\")", full.display()),
+                            );
+                            None
+                        }
+                    },
+                }
+            }
+        };
+        let (x5t, x5t_s256) = match &raw.cert_file {
+            None => (None, None),
+            Some(file) => match self.certificates(&format!("{p}.cert_file"), file).first() {
+                Some(der) => {
+                    use base64::Engine;
+                    use sha1::Digest as _;
+                    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+                    (
+                        Some(b64.encode(sha1::Sha1::digest(der.as_ref()))),
+                        Some(b64.encode(sha2::Sha256::digest(der.as_ref()))),
+                    )
+                }
+                None => (None, None),
+            },
+        };
+        let kid = raw.kid.clone().filter(|k| !k.trim().is_empty());
+        if kid.is_none() && raw.cert_file.is_none() {
+            self.err(
+                p,
+                "set kid (the certificate alias registered on the application) and/or cert_file (adds x5t): the identity service needs one to find the key",
+            );
+        }
+        let audience = match &raw.audience {
+            None => vec![DEFAULT_AUDIENCE.to_string()],
+            Some(Audience::One(a)) => vec![a.clone()],
+            Some(Audience::Many(list)) => list.clone(),
+        };
+        if audience.is_empty() || audience.iter().any(|a| a.trim().is_empty()) {
+            self.err(
+                format!("{p}.audience"),
+                "must be a non-empty string or list of strings",
+            );
+        }
+        let lifetime = raw.lifetime.unwrap_or(Duration::from_secs(300));
+        if lifetime.is_zero() || lifetime > Duration::from_secs(3600) {
+            self.err(
+                format!("{p}.lifetime"),
+                format!(
+                    "{} is out of range: assertions must live more than 0s and at most 3600s",
+                    humantime::format_duration(lifetime)
+                ),
+            );
+        }
+        if self.errors.len() != before {
+            return None;
+        }
+        let signing = SigningKey {
+            key: key?,
+            kid,
+            x5t,
+            x5t_s256,
+            audience,
+            lifetime,
+        };
+        // Sign once now: a key that cannot sign is a configuration error,
+        // not a failure on the first token request.
+        if let Err(e) = crate::oauth::assertion::mint(&signing, "config-check", "config-check") {
+            self.err(
+                format!("{p}.key_file"),
+                format!("cannot sign with this key: {e}"),
+            );
+            return None;
+        }
+        Some(signing)
+    }
+
+    /// Oracle's rules for the scopes of one token request.
+    fn scope_rules(&mut self, path: &str, scopes: &[String]) {
+        if let Err(message) = crate::scope::check_single_resource_server(scopes) {
+            self.err(path, message);
+        }
+        for s in scopes {
+            if let Some(fixed) = crate::scope::slash_before_urn(s) {
+                self.warnings.push(format!(
+                    "{path}: {s:?} has a '/' before \"urn:\", which the identity service rejects; did you mean {fixed:?}?"
+                ));
+            }
+        }
     }
 
     fn non_empty_secret(&mut self, path: &str, value: String) -> Option<Secret> {
@@ -435,6 +762,9 @@ impl Validator<'_> {
             },
         };
         self.scopes(&format!("{p}.scopes"), &raw.scopes);
+        if !raw.scopes.is_empty() {
+            self.scope_rules(&format!("{p}.scopes"), &raw.scopes);
+        }
         let scopes = match &client {
             Some(c) if raw.scopes.is_empty() => c.scopes.clone(),
             _ => raw.scopes,

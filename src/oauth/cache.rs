@@ -18,10 +18,10 @@ use tokio::runtime::Handle;
 use tokio::sync::watch;
 
 use super::error::FetchError;
-use super::grant;
-use super::token::AccessToken;
+use super::grant::{self, Step};
+use super::token::{AccessToken, TokenResponse};
 use super::transport::TokenEndpoint;
-use crate::config::{ClientConfig, Config};
+use crate::config::{ClientConfig, Config, RouteConfig, Secret};
 use crate::metrics;
 
 /// Why a request got no token.
@@ -78,6 +78,8 @@ pub struct TokenSlot {
     pub scopes: Vec<String>,
     endpoint: TokenEndpoint,
     current: ArcSwapOption<AccessToken>,
+    /// The newest refresh token (they may be single use).
+    refresh_token: Mutex<Option<Secret>>,
     inflight: Mutex<Option<watch::Receiver<Option<FetchResult>>>>,
     state: Mutex<SlotState>,
     /// Bumped after every fetch so the refresher re-plans.
@@ -104,6 +106,7 @@ impl TokenSlot {
             scopes,
             endpoint,
             current: ArcSwapOption::empty(),
+            refresh_token: Mutex::new(None),
             inflight: Mutex::new(None),
             state: Mutex::new(SlotState::default()),
             changed: watch::channel(0).0,
@@ -208,7 +211,7 @@ impl TokenSlot {
         let slot = self.clone();
         let task = async move {
             let started = Instant::now();
-            let result = slot.endpoint.fetch(&slot.scopes).await;
+            let result = slot.obtain().await;
             let outcome = slot.complete(result, started);
             // The token is stored before the in-flight marker goes away, so a
             // request that finds no fetch running will find the token.
@@ -223,17 +226,54 @@ impl TokenSlot {
         rx
     }
 
-    fn complete(
-        &self,
-        result: Result<super::token::TokenResponse, FetchError>,
-        started: Instant,
-    ) -> FetchResult {
+    /// Renews with the refresh token when there is one; if the identity
+    /// service refuses it, falls back to the configured grant once.
+    async fn obtain(&self) -> Result<TokenResponse, FetchError> {
+        let refresh = lock(&self.refresh_token).clone();
+        if let Some(token) = refresh {
+            match self.attempt(&Step::Refresh(&token)).await {
+                Ok(response) => return Ok(response),
+                Err(e) if e.is_rejection() => {
+                    *lock(&self.refresh_token) = None;
+                    metrics::TOKEN_REFRESH_FALLBACK
+                        .with_label_values(&[self.client.name.as_str()])
+                        .inc();
+                    tracing::warn!(
+                        client = self.client.name.as_str(),
+                        idp_error = e.idp().map(|i| i.code.as_str()),
+                        grant = grant::kind_label(self.client.grant.kind()),
+                        "refresh token refused; falling back to the configured grant"
+                    );
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        self.attempt(&Step::Primary).await
+    }
+
+    /// One request to the identity service, counted by grant and outcome.
+    async fn attempt(&self, step: &Step<'_>) -> Result<TokenResponse, FetchError> {
+        let result = self.endpoint.request(step, &self.scopes).await;
+        let outcome = match &result {
+            Ok(_) => "success",
+            Err(e) => e.outcome(),
+        };
+        metrics::TOKEN_FETCH_TOTAL
+            .with_label_values(&[
+                self.client.name.as_str(),
+                grant::label(&self.client, step),
+                outcome,
+            ])
+            .inc();
+        result
+    }
+
+    fn complete(&self, result: Result<TokenResponse, FetchError>, started: Instant) -> FetchResult {
         let name = self.client.name.as_str();
         let elapsed = started.elapsed();
         metrics::TOKEN_FETCH_DURATION
             .with_label_values(&[name])
             .observe(elapsed.as_secs_f64());
-        let grant = grant::label(self.client.grant);
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         state.last_fetch_unix = Some(crate::clock::unix_now());
         match result {
@@ -244,9 +284,11 @@ impl TokenSlot {
                     started,
                 ));
                 self.current.store(Some(token.clone()));
-                metrics::TOKEN_FETCH_TOTAL
-                    .with_label_values(&[name, grant, "success"])
-                    .inc();
+                if self.client.refresh_token {
+                    if let Some(refresh) = response.refresh_token {
+                        *lock(&self.refresh_token) = Some(refresh);
+                    }
+                }
                 metrics::TOKEN_EXPIRY
                     .with_label_values(&[name])
                     .set(token.expires_at_unix);
@@ -265,9 +307,6 @@ impl TokenSlot {
             }
             Err(error) => {
                 let outcome = error.outcome();
-                metrics::TOKEN_FETCH_TOTAL
-                    .with_label_values(&[name, grant, outcome])
-                    .inc();
                 state.consecutive_failures = state.consecutive_failures.saturating_add(1);
                 let mut delay = backoff(
                     self.client.retry.initial,
@@ -362,6 +401,10 @@ impl TokenSlot {
     }
 }
 
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 async fn wait(rx: &mut watch::Receiver<Option<FetchResult>>) -> FetchResult {
     match rx.wait_for(Option::is_some).await {
         Ok(value) => value.clone().expect("waited for Some"),
@@ -410,10 +453,10 @@ impl TokenCache {
         let runtime = Arc::new(OnceLock::new());
         let mut slots = HashMap::new();
         for route in &config.routes {
-            let key = SlotKey::new(&route.client.name, &route.scopes);
+            let scopes = Self::requested_scopes(route);
+            let key = SlotKey::new(&route.client.name, &scopes);
             if let std::collections::hash_map::Entry::Vacant(entry) = slots.entry(key) {
-                let slot =
-                    TokenSlot::new(route.client.clone(), route.scopes.clone(), runtime.clone())?;
+                let slot = TokenSlot::new(route.client.clone(), scopes, runtime.clone())?;
                 entry.insert(Arc::new(slot));
             }
         }
@@ -425,8 +468,16 @@ impl TokenCache {
         let _ = self.runtime.set(handle);
     }
 
-    pub fn slot(&self, client: &str, scopes: &[String]) -> Option<Arc<TokenSlot>> {
-        self.slots.get(&SlotKey::new(client, scopes)).cloned()
+    fn requested_scopes(route: &RouteConfig) -> Vec<String> {
+        route
+            .client
+            .requested_scopes(&route.scopes, route.client.refresh_token)
+    }
+
+    /// The slot whose token a route injects.
+    pub fn slot_for(&self, route: &RouteConfig) -> Option<Arc<TokenSlot>> {
+        let key = SlotKey::new(&route.client.name, &Self::requested_scopes(route));
+        self.slots.get(&key).cloned()
     }
 
     pub fn slots(&self) -> impl Iterator<Item = &Arc<TokenSlot>> {

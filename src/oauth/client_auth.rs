@@ -3,21 +3,41 @@
 use base64::Engine;
 use http::HeaderValue;
 
-use crate::config::{ClientAuthMethod, ClientConfig};
+use super::assertion;
+use super::error::FetchError;
+use crate::config::{ClientAuth, ClientConfig, Issuer};
 
-/// Adds the client's credentials to a token request: either the returned
-/// `Authorization` value (client_secret_basic) or form fields
-/// (client_secret_post).
-pub fn apply(client: &ClientConfig, form: &mut Vec<(&'static str, String)>) -> Option<HeaderValue> {
-    match client.client_auth {
-        ClientAuthMethod::ClientSecretBasic => Some(basic_header(
-            &client.client_id,
-            client.client_secret.expose(),
-        )),
-        ClientAuthMethod::ClientSecretPost => {
+pub const ASSERTION_TYPE_URN: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+/// Oracle Access Manager's own spelling (it also accepts the URN).
+pub const ASSERTION_TYPE_OAM: &str = "JWT_BEARER";
+
+/// Adds the client's credentials to a token request: an `Authorization`
+/// value (client_secret_basic) or form fields (client_secret_post, and
+/// private_key_jwt with a freshly minted client assertion).
+pub fn apply(
+    client: &ClientConfig,
+    form: &mut Vec<(&'static str, String)>,
+) -> Result<Option<HeaderValue>, FetchError> {
+    match &client.auth {
+        ClientAuth::SecretBasic { secret } => {
+            Ok(Some(basic_header(&client.client_id, secret.expose())))
+        }
+        ClientAuth::SecretPost { secret } => {
             form.push(("client_id", client.client_id.clone()));
-            form.push(("client_secret", client.client_secret.expose().to_string()));
-            None
+            form.push(("client_secret", secret.expose().to_string()));
+            Ok(None)
+        }
+        ClientAuth::PrivateKeyJwt { key } => {
+            let jwt = assertion::mint(key, &client.client_id, &client.client_id)
+                .map_err(|e| FetchError::Local(format!("cannot sign the client assertion: {e}")))?;
+            let assertion_type = match client.issuer {
+                Issuer::IdentityDomain => ASSERTION_TYPE_URN,
+                Issuer::Oam => ASSERTION_TYPE_OAM,
+            };
+            form.push(("client_id", client.client_id.clone()));
+            form.push(("client_assertion_type", assertion_type.to_string()));
+            form.push(("client_assertion", jwt));
+            Ok(None)
         }
     }
 }

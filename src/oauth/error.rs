@@ -27,6 +27,10 @@ pub enum FetchError {
     Rejected { status: u16, idp: IdpError },
     #[error("invalid token response: {0}")]
     InvalidResponse(String),
+    /// The request could not be built (an assertion could not be signed).
+    /// Keys are test-signed at load, so this is not expected in practice.
+    #[error("{0}")]
+    Local(String),
 }
 
 impl FetchError {
@@ -38,12 +42,13 @@ impl FetchError {
             }
             FetchError::RateLimited { .. } => "rate_limited",
             FetchError::Rejected { .. } => "idp_rejected",
-            FetchError::InvalidResponse(_) => "invalid_response",
+            FetchError::InvalidResponse(_) | FetchError::Local(_) => "invalid_response",
         }
     }
 
-    /// The identity service refused these credentials or scopes: retrying
-    /// soon will not help, and the client is told so (502, not 503).
+    /// The identity service refused these credentials, scopes or refresh
+    /// token (`invalid_grant`): retrying soon will not help, and the client
+    /// is told so (502, not 503).
     pub fn is_rejection(&self) -> bool {
         matches!(self, FetchError::Rejected { .. })
     }

@@ -1,23 +1,80 @@
-//! The grant-specific form fields of a token request.
+//! The grant-specific form fields of a token request, in the spelling of
+//! each issuer: identity domains use RFC names, Oracle Access Manager
+//! upper-case ones.
 
-use crate::config::GrantKind;
+use super::assertion;
+use super::error::FetchError;
+use crate::config::{ClientConfig, Grant, GrantKind, Issuer, Secret};
 
-/// Form fields for the configured grant. Scopes go in one space-separated
-/// `scope` field, as identity domains expect.
-pub fn form(grant: GrantKind, scopes: &[String]) -> Vec<(&'static str, String)> {
-    let mut form = Vec::with_capacity(6);
-    match grant {
-        GrantKind::ClientCredentials => form.push(("grant_type", "client_credentials".to_string())),
+/// Which request to send.
+pub enum Step<'a> {
+    /// The configured grant.
+    Primary,
+    /// Renew with a refresh token.
+    Refresh(&'a Secret),
+}
+
+/// The `grant` label of the fetch metrics for one request.
+pub fn label(client: &ClientConfig, step: &Step<'_>) -> &'static str {
+    match step {
+        Step::Refresh(_) => "refresh_token",
+        Step::Primary => kind_label(client.grant.kind()),
+    }
+}
+
+pub fn kind_label(kind: GrantKind) -> &'static str {
+    match kind {
+        GrantKind::ClientCredentials => "client_credentials",
+        GrantKind::Password => "password",
+        GrantKind::JwtBearer => "jwt_bearer",
+    }
+}
+
+/// Form fields for `step`. Scopes go in one space-separated `scope` field;
+/// a refresh sends none, so the token keeps the scopes it was issued with.
+pub fn form(
+    client: &ClientConfig,
+    step: &Step<'_>,
+    scopes: &[String],
+) -> Result<Vec<(&'static str, String)>, FetchError> {
+    let oam = client.issuer == Issuer::Oam;
+    let name = |idd: &'static str, oam_name: &'static str| if oam { oam_name } else { idd };
+    let mut form = Vec::with_capacity(8);
+    match step {
+        Step::Refresh(token) => {
+            form.push((
+                "grant_type",
+                name("refresh_token", "REFRESH_TOKEN").to_string(),
+            ));
+            form.push(("refresh_token", token.expose().to_string()));
+            return Ok(form);
+        }
+        Step::Primary => match &client.grant {
+            Grant::ClientCredentials => {
+                form.push((
+                    "grant_type",
+                    name("client_credentials", "CLIENT_CREDENTIALS").to_string(),
+                ));
+            }
+            Grant::Password { username, password } => {
+                form.push(("grant_type", name("password", "PASSWORD").to_string()));
+                form.push(("username", username.clone()));
+                form.push(("password", password.expose().to_string()));
+            }
+            Grant::JwtBearer { subject, key } => {
+                form.push((
+                    "grant_type",
+                    name("urn:ietf:params:oauth:grant-type:jwt-bearer", "JWT_BEARER").to_string(),
+                ));
+                let jwt = assertion::mint(key, &client.client_id, subject).map_err(|e| {
+                    FetchError::Local(format!("cannot sign the user assertion: {e}"))
+                })?;
+                form.push(("assertion", jwt));
+            }
+        },
     }
     if !scopes.is_empty() {
         form.push(("scope", scopes.join(" ")));
     }
-    form
-}
-
-/// The `grant` label of the fetch metrics.
-pub fn label(grant: GrantKind) -> &'static str {
-    match grant {
-        GrantKind::ClientCredentials => "client_credentials",
-    }
+    Ok(form)
 }

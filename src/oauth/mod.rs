@@ -3,6 +3,7 @@
 //! classification (`error`), the shared cache (`cache`) and background
 //! renewal (`refresher`).
 
+pub mod assertion;
 pub mod cache;
 pub mod client_auth;
 pub mod error;

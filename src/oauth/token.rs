@@ -13,6 +13,8 @@ use crate::config::Secret;
 /// The successful answer of a token endpoint, parsed and checked.
 pub struct TokenResponse {
     pub access_token: Secret,
+    /// The whole response body, for the `token` command's file.
+    pub raw: Secret,
     pub expires_in: Duration,
     pub refresh_token: Option<Secret>,
     pub scope: Option<String>,
@@ -79,6 +81,7 @@ impl TokenResponse {
             )));
         }
         Ok(TokenResponse {
+            raw: Secret::new(String::from_utf8_lossy(body).into_owned()),
             access_token: Secret::new(access_token),
             expires_in: Duration::from_secs_f64(seconds.min(10.0 * 365.0 * 86400.0)),
             refresh_token: wire

@@ -8,10 +8,14 @@ use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
 use http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 
+use super::client_auth;
 use super::error::{FetchError, IdpError};
+use super::grant::{self, Step};
 use super::token::TokenResponse;
-use super::{client_auth, grant};
 use crate::config::ClientConfig;
+
+/// Oracle Access Manager's identity-domain header.
+pub const OAM_DOMAIN_HEADER: &str = "x-oauth-identity-domain-name";
 
 /// Token responses are small; anything bigger is not one.
 const MAX_BODY: usize = 256 * 1024;
@@ -36,10 +40,19 @@ impl TokenEndpoint {
         Ok(TokenEndpoint { http, client })
     }
 
-    /// Requests a token for `scopes`.
-    pub async fn fetch(&self, scopes: &[String]) -> Result<TokenResponse, FetchError> {
-        let mut form = grant::form(self.client.grant, scopes);
-        let authorization = client_auth::apply(&self.client, &mut form);
+    pub fn client(&self) -> &ClientConfig {
+        &self.client
+    }
+
+    /// Sends one token request: the grant `step` for `scopes`, with the
+    /// client's authentication.
+    pub async fn request(
+        &self,
+        step: &Step<'_>,
+        scopes: &[String],
+    ) -> Result<TokenResponse, FetchError> {
+        let mut form = grant::form(&self.client, step, scopes)?;
+        let authorization = client_auth::apply(&self.client, &mut form)?;
         let body = form_urlencoded::Serializer::new(String::new())
             .extend_pairs(form.iter().map(|(k, v)| (*k, v.as_str())))
             .finish();
@@ -54,6 +67,9 @@ impl TokenEndpoint {
             .body(body);
         if let Some(value) = authorization {
             request = request.header(AUTHORIZATION, value);
+        }
+        if let Some(domain) = &self.client.identity_domain_name {
+            request = request.header(OAM_DOMAIN_HEADER, domain);
         }
         let mut response = request.send().await.map_err(send_error)?;
         let status = response.status();

@@ -49,7 +49,7 @@ impl Snapshot {
         let mut routes = Vec::with_capacity(config.routes.len());
         for r in &config.routes {
             let slot = cache
-                .slot(&r.client.name, &r.scopes)
+                .slot_for(r)
                 .expect("the cache has a slot for every route");
             let host_header = HeaderValue::try_from(r.upstream.authority.as_str())
                 .map_err(|_| format!("route {}: upstream host is not a valid header", r.name))?;
