@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::CertificateDer;
 use serde_yaml::Value;
 
@@ -124,9 +124,13 @@ impl Validator<'_> {
             .map(|listen| AdminSettings { listen });
 
         let mut clients = BTreeMap::new();
+        let mut invalid_clients = Vec::new();
         for (name, raw_client) in raw.clients {
-            if let Some(c) = self.client(&name, raw_client) {
-                clients.insert(name, Arc::new(c));
+            match self.client(&name, raw_client) {
+                Some(c) => {
+                    clients.insert(name, Arc::new(c));
+                }
+                None => invalid_clients.push(name),
             }
         }
         let known: Vec<&str> = clients.keys().map(String::as_str).collect();
@@ -142,7 +146,7 @@ impl Validator<'_> {
         let mut routes = Vec::new();
         let mut names: HashMap<String, usize> = HashMap::new();
         for (i, raw_route) in raw.routes.into_iter().enumerate() {
-            let Some(route) = self.route(i, raw_route, &clients, &known) else {
+            let Some(route) = self.route(i, raw_route, &clients, &invalid_clients, &known) else {
                 continue;
             };
             if let Some(first) = names.insert(route.name.clone(), i) {
@@ -578,9 +582,12 @@ impl Validator<'_> {
                         );
                         None
                     }
-                    Ok(pem) => match jsonwebtoken::EncodingKey::from_rsa_pem(&pem) {
-                        Ok(k) => Some(k),
-                        Err(_) => {
+                    Ok(pem) => match is_rsa_private_key(&pem)
+                        .then(|| jsonwebtoken::EncodingKey::from_rsa_pem(&pem).ok())
+                        .flatten()
+                    {
+                        Some(k) => Some(k),
+                        None => {
                             self.err(
                                 format!("{p}.key_file"),
                                 format!("{} is not an RSA private key in PEM form (PKCS#8 \"PRIVATE KEY\" or PKCS#1 \"RSA PRIVATE KEY\")", full.display()),
@@ -696,6 +703,7 @@ impl Validator<'_> {
         i: usize,
         raw: RawRoute,
         clients: &BTreeMap<String, Arc<ClientConfig>>,
+        invalid_clients: &[String],
         known: &str,
     ) -> Option<RouteConfig> {
         let p = format!("routes[{i}]");
@@ -752,6 +760,8 @@ impl Validator<'_> {
             }
             Some(c) => match clients.get(c) {
                 Some(client) => Some(client.clone()),
+                // Its own errors are reported under clients.<name>.
+                None if invalid_clients.iter().any(|n| n == c) => None,
                 None => {
                     self.err(
                         format!("{p}.client"),
@@ -967,6 +977,16 @@ impl Validator<'_> {
         }
         certs
     }
+}
+
+/// PKCS#8 or PKCS#1 private key PEM (a certificate or public key would
+/// parse as a key too, and only fail when signing).
+fn is_rsa_private_key(pem: &[u8]) -> bool {
+    use rustls::pki_types::PrivateKeyDer;
+    matches!(
+        PrivateKeyDer::from_pem_slice(pem),
+        Ok(PrivateKeyDer::Pkcs8(_) | PrivateKeyDer::Pkcs1(_))
+    )
 }
 
 fn valid_name(name: &str) -> bool {

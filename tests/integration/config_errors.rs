@@ -104,6 +104,55 @@ fn run_with_an_invalid_config_exits_2_without_starting() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("routes[0].client: unknown client \"x\""));
 }
 
+/// Every example in conf/examples/ checks clean, with its key and secret
+/// files supplied from the test fixtures.
+#[test]
+fn every_example_config_is_valid() {
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("conf/examples");
+    let mut count = 0;
+    for entry in std::fs::read_dir(&examples).unwrap() {
+        let src = entry.unwrap().path();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("keys")).unwrap();
+        std::fs::create_dir_all(dir.path().join("secrets")).unwrap();
+        std::fs::copy(fixture("client-key.pem"), dir.path().join("keys/proxy.key")).unwrap();
+        std::fs::copy(
+            fixture("client-cert.pem"),
+            dir.path().join("keys/proxy.crt"),
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("secrets/oic-client-secret"), "s\n").unwrap();
+        let path = dir.path().join(src.file_name().unwrap());
+        std::fs::copy(&src, &path).unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_bearer-proxy"));
+        cmd.args(["check", "-c"]).arg(&path);
+        for var in [
+            "OIC_CLIENT_ID",
+            "OIC_CLIENT_SECRET",
+            "OIC_USER_PASSWORD",
+            "OAM_CLIENT_ID",
+            "OAM_CLIENT_SECRET",
+            "OAM_USER_PASSWORD",
+        ] {
+            cmd.env(var, "value");
+        }
+        let out = cmd.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            src.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            !String::from_utf8_lossy(&out.stdout).contains("warning"),
+            "{}",
+            src.display()
+        );
+        count += 1;
+    }
+    assert!(count >= 6, "one example per flow");
+}
+
 #[test]
 fn bundled_configs_are_valid() {
     for file in [
@@ -133,4 +182,137 @@ fn bundled_configs_are_valid() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+}
+
+fn fixture(name: &str) -> String {
+    format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `GOOD` with the client's settings after `client_id` replaced by `settings`.
+fn client_with(settings: &str) -> String {
+    GOOD.replace(
+        "    client_secret: \"${BP_TEST_SECRET}\"\n",
+        &format!("{settings}\n"),
+    )
+}
+
+#[test]
+fn inconsistent_token_flow_settings_are_config_errors_naming_the_path() {
+    let key = fixture("client-key.pem");
+    let cert = fixture("client-cert.pem");
+    let cases: Vec<(&str, String, &str)> = vec![
+        (
+            "jwt_bearer without subject",
+            client_with(&format!("    client_secret: x\n    grant: jwt_bearer\n    signing_key: {{ key_file: \"{key}\", kid: k }}")),
+            "clients.oic-prod.subject: is required when grant is jwt_bearer",
+        ),
+        (
+            "jwt_bearer without signing_key",
+            client_with("    client_secret: x\n    grant: jwt_bearer\n    subject: alice"),
+            "clients.oic-prod.signing_key: grant jwt_bearer needs signing_key",
+        ),
+        (
+            "private_key_jwt without signing_key",
+            client_with("    client_auth: private_key_jwt"),
+            "clients.oic-prod.signing_key: client_auth private_key_jwt needs signing_key",
+        ),
+        (
+            "unreadable key file",
+            client_with("    client_auth: private_key_jwt\n    signing_key: { key_file: /nonexistent/k.pem, kid: k }"),
+            "clients.oic-prod.signing_key.key_file: cannot read /nonexistent/k.pem",
+        ),
+        (
+            "key file that is not a key",
+            client_with(&format!("    client_auth: private_key_jwt\n    signing_key: {{ key_file: \"{cert}\", kid: k }}")),
+            "client-cert.pem is not an RSA private key in PEM form",
+        ),
+        (
+            "lifetime over 3600s",
+            client_with(&format!("    client_auth: private_key_jwt\n    signing_key: {{ key_file: \"{key}\", kid: k, lifetime: 2h }}")),
+            "clients.oic-prod.signing_key.lifetime: 2h is out of range",
+        ),
+        (
+            "neither kid nor cert_file",
+            client_with(&format!("    client_auth: private_key_jwt\n    signing_key: {{ key_file: \"{key}\" }}")),
+            "clients.oic-prod.signing_key: set kid",
+        ),
+        (
+            "refresh_token with client_credentials",
+            client_with("    client_secret: x\n    refresh_token: true"),
+            "clients.oic-prod.refresh_token: the client_credentials grant never issues refresh tokens",
+        ),
+        (
+            "password without username",
+            client_with("    client_secret: x\n    grant: password\n    password: p"),
+            "clients.oic-prod.username: is required when grant is password",
+        ),
+        (
+            "oam without identity_domain_name",
+            client_with("    client_secret: x\n    issuer: oam"),
+            "clients.oic-prod.identity_domain_name: is required for issuer oam",
+        ),
+        (
+            "oam with client_secret_post",
+            client_with("    client_secret: x\n    issuer: oam\n    identity_domain_name: D\n    client_auth: client_secret_post"),
+            "clients.oic-prod.client_auth: Oracle Access Manager authenticates clients with client_secret_basic or private_key_jwt",
+        ),
+        (
+            "unknown grant",
+            client_with("    client_secret: x\n    grant: implicit"),
+            "clients.oic-prod.grant: unknown variant `implicit`",
+        ),
+        (
+            "mixed resource servers",
+            GOOD.replace(
+                "    scopes: [\"https://oic.example.com:443urn:opc:resource:consumer::all\"]",
+                "    scopes: [\"https://oic.example.com:443urn:opc:resource:consumer::all\", \"https://other.example.com:443/ic/api/\"]",
+            ),
+            "clients.oic-prod.scopes: scopes of different resource servers cannot be requested in one token (Oracle refuses it): \"https://oic.example.com:443urn:opc:resource:consumer::all\" belongs to https://oic.example.com:443, \"https://other.example.com:443/ic/api/\" belongs to https://other.example.com:443",
+        ),
+        (
+            "mixed resource servers in a route override",
+            GOOD.replace(
+                "    client: oic-prod\n",
+                "    client: oic-prod\n    scopes: [\"urn:opc:idm:__myscopes__\", \"https://oic.example.com:443/ic/api/\"]\n",
+            ),
+            "routes[0].scopes: scopes of different resource servers",
+        ),
+    ];
+    for (name, yaml, expected) in &cases {
+        let (code, _stdout, stderr) = check(yaml, true);
+        assert_eq!(code, 2, "{name}: exit code; stderr:\n{stderr}");
+        assert!(
+            stderr.contains(expected),
+            "{name}: expected {expected:?} in:\n{stderr}"
+        );
+    }
+}
+
+#[test]
+fn slash_before_urn_is_a_warning_with_the_fix() {
+    let yaml = GOOD.replace(":443urn:opc", ":443/urn:opc");
+    let (code, stdout, stderr) = check(&yaml, true);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains("warning: clients.oic-prod.scopes: \"https://oic.example.com:443/urn:opc:resource:consumer::all\" has a '/' before \"urn:\"")
+            && stdout.contains("did you mean \"https://oic.example.com:443urn:opc:resource:consumer::all\"?"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn offline_access_and_expiry_scopes_mix_with_any_resource_server() {
+    let yaml = client_with(
+        "    client_secret: x\n    grant: password\n    username: u\n    password: p\n    refresh_token: true",
+    )
+    .replace(
+        "    scopes: [\"https://oic.example.com:443urn:opc:resource:consumer::all\"]",
+        "    scopes: [\"https://oic.example.com:443urn:opc:resource:consumer::all\", \"offline_access\", \"urn:opc:resource:expiry=600\"]",
+    );
+    let (code, stdout, stderr) = check(&yaml, true);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains("grant=Password") && stdout.contains("refresh_token=true"),
+        "{stdout}"
+    );
 }

@@ -11,4 +11,6 @@ mod routing;
 mod shutdown;
 mod streaming;
 mod tls_upstream;
+mod token_command;
+mod token_flows;
 mod token_lifecycle;

@@ -17,6 +17,18 @@ use tokio::net::TcpListener;
 pub const CLIENT_ID: &str = "test-client";
 pub const CLIENT_SECRET: &str = "s3cr3t-Value-that-must-not-leak";
 pub const SCOPE: &str = "https://oic.test:443urn:opc:resource:consumer::all";
+/// The certificate alias of `tests/fixtures/client-cert.pem` on the test client.
+pub const KEY_ALIAS: &str = "test-key";
+pub const USER: &str = "alice";
+pub const USER_PASSWORD: &str = "alice-Password-1";
+pub const OAM_DOMAIN: &str = "OAMDomain";
+
+/// A file under `tests/fixtures/`.
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
 
 /// A port nobody listens on right now.
 pub fn free_port() -> u16 {
@@ -43,6 +55,12 @@ impl Idp {
     pub async fn start() -> Idp {
         let (state, server) = emulator::start_idp(listener().await);
         state.register_client(CLIENT_ID, CLIENT_SECRET);
+        let cert = std::fs::read_to_string(fixture("client-cert.pem")).unwrap();
+        state
+            .register_client_certificate(CLIENT_ID, KEY_ALIAS, &cert)
+            .unwrap();
+        state.register_user(USER, USER_PASSWORD);
+        state.set_oam_identity_domain(OAM_DOMAIN);
         Idp {
             state,
             addr: server.addr,
@@ -52,6 +70,10 @@ impl Idp {
 
     pub fn token_url(&self) -> String {
         format!("http://{}/oauth2/v1/token", self.addr)
+    }
+
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
     }
 }
 
@@ -137,6 +159,8 @@ pub struct ProxyConfig<'a> {
     pub server_extra: &'a str,
     pub startup_token_wait: &'a str,
     pub routes: Option<String>,
+    /// Replaces the whole `clients:` section (then `client_extra` is unused).
+    pub clients: Option<String>,
 }
 
 impl<'a> ProxyConfig<'a> {
@@ -149,6 +173,7 @@ impl<'a> ProxyConfig<'a> {
             server_extra: "",
             startup_token_wait: "5s",
             routes: None,
+            clients: None,
         }
     }
 
@@ -159,15 +184,19 @@ impl<'a> ProxyConfig<'a> {
                 self.upstream
             )
         });
+        let clients = self.clients.clone().unwrap_or_else(|| {
+            format!(
+                "  oic:\n    token_url: \"{}\"\n    client_id: \"{CLIENT_ID}\"\n    client_secret: \"${{TEST_CLIENT_SECRET}}\"\n    scopes: [\"{SCOPE}\"]\n{}",
+                self.token_url, self.client_extra
+            )
+        });
         format!(
             "server:\n  listen: [\"127.0.0.1:{port}\"]\n  threads: 2\n  shutdown_grace: 5s\n  startup_token_wait: {wait}\n{server_extra}\
              admin:\n  listen: \"127.0.0.1:{admin_port}\"\n\
-             clients:\n  oic:\n    token_url: \"{token_url}\"\n    client_id: \"{CLIENT_ID}\"\n    client_secret: \"${{TEST_CLIENT_SECRET}}\"\n    scopes: [\"{SCOPE}\"]\n{client_extra}\
+             clients:\n{clients}\
              routes:\n{routes}",
             server_extra = self.server_extra,
             wait = self.startup_token_wait,
-            token_url = self.token_url,
-            client_extra = self.client_extra,
         )
     }
 }
