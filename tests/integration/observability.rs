@@ -5,12 +5,8 @@ async fn metrics_count_requests_fetches_and_cache_hits() {
     let idp = Idp::start().await;
     let upstream = Upstream::start().await;
     let proxy = Proxy::start(&ProxyConfig::new(&idp, &upstream)).await;
-    let client = client();
     for _ in 0..3 {
-        assert_eq!(
-            client.get(proxy.url("/a")).send().await.unwrap().status(),
-            200
-        );
+        assert_eq!(get_status(proxy.url("/a")).await, 200);
     }
     let m = proxy.metrics().await;
     assert_eq!(
@@ -63,33 +59,11 @@ async fn admin_endpoints_report_health_readiness_and_status_without_tokens() {
     let proxy = Proxy::start(&ProxyConfig::new(&idp, &upstream)).await;
     let client = client();
     client.get(proxy.url("/a")).send().await.unwrap();
-    let token = upstream
-        .state
-        .last()
-        .unwrap()
-        .header("authorization")
-        .unwrap()
-        .to_string();
+    let token = upstream.last_authorization();
     let token = token.trim_start_matches("Bearer ");
 
-    assert_eq!(
-        client
-            .get(proxy.admin_url("/healthz"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
-    assert_eq!(
-        client
-            .get(proxy.admin_url("/readyz"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(get_status(proxy.admin_url("/healthz")).await, 200);
+    assert_eq!(get_status(proxy.admin_url("/readyz")).await, 200);
     let status_text = client
         .get(proxy.admin_url("/status"))
         .send()
@@ -111,15 +85,7 @@ async fn admin_endpoints_report_health_readiness_and_status_without_tokens() {
         "status must not show the token"
     );
     assert!(!status_text.contains(CLIENT_SECRET));
-    assert_eq!(
-        client
-            .get(proxy.admin_url("/nope"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        404
-    );
+    assert_eq!(get_status(proxy.admin_url("/nope")).await, 404);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -141,13 +107,7 @@ async fn secrets_and_tokens_never_reach_the_logs() {
             .await
             .unwrap();
     }
-    let token = upstream
-        .state
-        .last()
-        .unwrap()
-        .header("authorization")
-        .unwrap()
-        .to_string();
+    let token = upstream.last_authorization();
     let token = token.trim_start_matches("Bearer ").to_string();
     let logs = proxy.output();
     assert!(

@@ -123,13 +123,7 @@ async fn exact_host_then_wildcard_then_longest_prefix_choose_the_route() {
             .await
             .unwrap();
         assert_eq!(resp.status(), 200, "{host}{path}");
-        let auth = upstream
-            .state
-            .last()
-            .unwrap()
-            .header("authorization")
-            .unwrap()
-            .to_string();
+        let auth = upstream.last_authorization();
         let scope = verified_claims(&auth)["scope"]
             .as_str()
             .unwrap()

@@ -167,13 +167,7 @@ async fn every_grant_and_client_auth_works_end_to_end_on_both_issuers() {
             combo.name(),
             r.text().await.unwrap()
         );
-        let auth = upstream
-            .state
-            .last()
-            .unwrap()
-            .header("authorization")
-            .unwrap()
-            .to_string();
+        let auth = upstream.last_authorization();
         let claims = verified_claims(&auth);
         let expected_sub = if combo.1 == G::ClientCredentials {
             CLIENT_ID
@@ -297,10 +291,7 @@ async fn refresh_tokens_rotate_over_several_renewals_on_both_issuers() {
                 .await,
             "{iss:?}: three renewals"
         );
-        assert_eq!(
-            client().get(proxy.url("/x")).send().await.unwrap().status(),
-            200
-        );
+        assert_eq!(get_status(proxy.url("/x")).await, 200);
         drop(proxy);
 
         let log = idp.state.requests();
@@ -353,10 +344,7 @@ async fn a_refused_refresh_falls_back_to_the_primary_grant_once_and_is_counted()
         })
         .await
     );
-    assert_eq!(
-        client().get(proxy.url("/x")).send().await.unwrap().status(),
-        200
-    );
+    assert_eq!(get_status(proxy.url("/x")).await, 200);
 
     let refused = idp
         .state

@@ -51,13 +51,7 @@ async fn token_is_renewed_in_the_background_before_expiry_without_requests_waiti
     let client = client();
     let first = client.get(proxy.url("/a")).send().await.unwrap();
     assert_eq!(first.status(), 200);
-    let first_token = upstream
-        .state
-        .last()
-        .unwrap()
-        .header("authorization")
-        .unwrap()
-        .to_string();
+    let first_token = upstream.last_authorization();
 
     // Renewal is due at 80 % of 3 s; allow generous slack for a slow CI.
     assert!(
@@ -76,13 +70,7 @@ async fn token_is_renewed_in_the_background_before_expiry_without_requests_waiti
     );
     let second = client.get(proxy.url("/b")).send().await.unwrap();
     assert_eq!(second.status(), 200);
-    let second_token = upstream
-        .state
-        .last()
-        .unwrap()
-        .header("authorization")
-        .unwrap()
-        .to_string();
+    let second_token = upstream.last_authorization();
     assert_ne!(first_token, second_token, "requests use the renewed token");
     verified_claims(&second_token);
 
@@ -161,15 +149,7 @@ async fn after_expiry_an_outage_gives_503_json_then_recovers() {
         .await,
         "never recovered"
     );
-    assert_eq!(
-        client
-            .get(proxy.admin_url("/readyz"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(get_status(proxy.admin_url("/readyz")).await, 200);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -184,15 +164,7 @@ async fn requests_wait_for_first_token_when_startup_bound_passed() {
     let client = client();
     let r = client.get(proxy.url("/x")).send().await.unwrap();
     assert_eq!(r.status(), 503);
-    assert_eq!(
-        client
-            .get(proxy.admin_url("/readyz"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        503
-    );
+    assert_eq!(get_status(proxy.admin_url("/readyz")).await, 503);
     idp.state.set_mode(Mode::Ok);
     assert!(
         eventually(Duration::from_secs(10), || {

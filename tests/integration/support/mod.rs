@@ -139,6 +139,16 @@ impl Upstream {
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
+
+    /// The `Authorization` header of the last request the upstream got.
+    pub fn last_authorization(&self) -> String {
+        self.state
+            .last()
+            .expect("the upstream got a request")
+            .header("authorization")
+            .expect("it carried an Authorization header")
+            .to_string()
+    }
 }
 
 /// The proxy binary, running.
@@ -365,6 +375,11 @@ pub fn metric_value(metrics: &str, sample: &str) -> f64 {
                 .and_then(|rest| rest.trim().parse::<f64>().ok())
         })
         .unwrap_or(0.0)
+}
+
+/// The status of a GET to `url`.
+pub async fn get_status(url: String) -> u16 {
+    client().get(url).send().await.unwrap().status().as_u16()
 }
 
 pub fn client() -> reqwest::Client {
