@@ -21,6 +21,8 @@ COPY --from=build /src/target/release/bearer-proxy /usr/local/bin/bearer-proxy
 # Mount your own file over this one; the bundled one listens on all
 # interfaces, as a container must, and reads credentials from the environment.
 COPY conf/container.yaml /etc/bearer-proxy/config.yaml
+# The route requires API keys: mount a "name:sha256hex" file here.
+ENV API_KEYS_FILE=/etc/bearer-proxy/api-keys
 USER 10001:10001
 EXPOSE 8080 9090
 STOPSIGNAL SIGTERM

@@ -72,7 +72,7 @@ fn cache_hit(c: &mut Criterion) {
         let (idp, server) = bearer_proxy::emulator::start_idp(listener);
         idp.register_client("bench", "bench-secret");
         let yaml = format!(
-            "clients:\n  c:\n    token_url: \"http://{}/oauth2/v1/token\"\n    client_id: bench\n    client_secret: bench-secret\n    scopes: [\"https://oic.bench:443urn:opc:resource:consumer::all\"]\nroutes:\n  - name: r\n    upstream: \"http://127.0.0.1:1\"\n    client: c\n",
+            "clients:\n  c:\n    token_url: \"http://{}/oauth2/v1/token\"\n    client_id: bench\n    client_secret: bench-secret\n    scopes: [\"https://oic.bench:443urn:opc:resource:consumer::all\"]\nroutes:\n  - name: r\n    upstream: \"http://127.0.0.1:1\"\n    client: c\n    access: {{ allow_any: true }}\n",
             server.addr
         );
         let config = config::load_str(&yaml, Path::new("."), &|_| None).unwrap();
@@ -116,6 +116,7 @@ fn header_rewrite(c: &mut Criterion) {
                         original_host: Some("oic.internal:8080"),
                         client_ip: Some(ip),
                         request_id: &request_id,
+                        strip: None,
                     },
                 )
                 .unwrap()

@@ -69,8 +69,12 @@ pub enum Command {
     },
 }
 
-/// The bundled demo configuration, so `demo` works from any directory.
+/// The bundled demo configuration and its API-key file, so `demo` works
+/// from any directory.
 pub const DEMO_CONFIG: &str = include_str!("../conf/demo.yaml");
+pub const DEMO_API_KEYS: &str = include_str!("../conf/demo-api-keys");
+/// The key `conf/demo-api-keys` holds the hash of.
+pub const DEMO_API_KEY: &str = "demo-key-change-me";
 
 pub fn main(cli: Cli) -> ExitCode {
     logging::init(cli.log_format, &cli.log_level);
@@ -195,10 +199,20 @@ pub fn describe(path: &Path, c: &Config) -> String {
 fn demo(path: Option<&Path>) -> ExitCode {
     let (label, loaded) = match path {
         Some(p) => (p.display().to_string(), config::load_file(p)),
-        None => (
-            "bundled conf/demo.yaml".to_string(),
-            config::load_str(DEMO_CONFIG, Path::new("."), &|n| std::env::var(n).ok()),
-        ),
+        None => {
+            // The bundled config names its key file relatively: give it one.
+            let dir = std::env::temp_dir().join("bearer-proxy-demo");
+            if let Err(e) = std::fs::create_dir_all(&dir)
+                .and_then(|_| std::fs::write(dir.join("demo-api-keys"), DEMO_API_KEYS))
+            {
+                eprintln!("error: cannot prepare {}: {e}", dir.display());
+                return ExitCode::FAILURE;
+            }
+            (
+                "bundled conf/demo.yaml".to_string(),
+                config::load_str(DEMO_CONFIG, &dir, &|n| std::env::var(n).ok()),
+            )
+        }
     };
     let config = match loaded {
         Ok(c) => c,
@@ -254,11 +268,13 @@ fn demo(path: Option<&Path>) -> ExitCode {
          \n  echo upstream              http://{upstream}\
          \n  proxy                      http://{listen}\
          \n  admin                      http://{admin}/status  /metrics  /readyz\
-         \n\nTry (the client sends no credentials; the proxy adds the token):\
-         \n\n  curl -s http://{listen}{path}\
+         \n\nTry (the client sends only its API key; the proxy checks it, drops it and adds the token):\
+         \n\n  curl -s -H 'X-API-Key: {key}' http://{listen}{path}\
          \n\nThe echo upstream answers with what it received: an \"authorization\" header\
-         \nstarting \"Bearer eyJ\" and the token's decoded claims (sub \"{client_id}\", scope, exp).\
-         \nA path outside {prefix} answers 404 {{\"error\":\"no_route\"}}. Stop with Ctrl-C.\n",
+         \nstarting \"Bearer eyJ\" and the token's decoded claims (sub \"{client_id}\", scope, exp),\
+         \nand no x-api-key. Without the key: 401 {{\"error\":\"access_denied\"}}. A path outside\
+         \n{prefix} answers 404 {{\"error\":\"no_route\"}}. Stop with Ctrl-C.\n",
+        key = DEMO_API_KEY,
         admin = config.admin.listen,
         prefix = route.path_prefix,
         client_id = client.client_id,

@@ -8,6 +8,8 @@
 //! - [`config`] — YAML → raw structs → validated [`config::Config`]; the
 //!   [`config::Secret`] type that redacts itself.
 //! - [`route`] — host + longest-prefix route table (pure, benchmarked).
+//! - [`access`] — per-route access rules (API keys, Basic users, CIDRs,
+//!   client certificates).
 //! - [`oauth`] — token endpoint client, token cache with single-flight,
 //!   background refresher.
 //! - [`proxy`] — the pingora `ProxyHttp` hooks and JSON error responses.
@@ -19,6 +21,7 @@
 //!   used by the demo, the tests and the benchmarks.
 //! - [`scope`], [`tls`], [`clock`] — small shared helpers.
 
+pub mod access;
 pub mod admin;
 pub mod cli;
 pub mod clock;

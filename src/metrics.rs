@@ -104,6 +104,20 @@ pub static REQUESTS_TOTAL: LazyLock<IntCounterVec> = LazyLock::new(|| {
     )
 });
 
+/// `{route,reason}`; reason is `address|no_credentials|bad_credentials|certificate`.
+pub static ACCESS_DENIED_TOTAL: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register(
+        IntCounterVec::new(
+            Opts::new(
+                "bearer_proxy_access_denied_total",
+                "Requests refused by a route's access rules",
+            ),
+            &["route", "reason"],
+        )
+        .unwrap(),
+    )
+});
+
 pub static UPSTREAM_DURATION: LazyLock<HistogramVec> = LazyLock::new(|| {
     register(
         HistogramVec::new(
@@ -143,6 +157,7 @@ pub fn init() {
     LazyLock::force(&TOKEN_CACHE_TOTAL);
     LazyLock::force(&REQUESTS_TOTAL);
     LazyLock::force(&UPSTREAM_DURATION);
+    LazyLock::force(&ACCESS_DENIED_TOTAL);
     LazyLock::force(&IN_FLIGHT);
 }
 

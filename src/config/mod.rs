@@ -206,4 +206,5 @@ pub struct RouteConfig {
     pub client: Arc<ClientConfig>,
     /// The scopes this route's token carries (the route's override or the client's).
     pub scopes: Vec<String>,
+    pub access: Arc<crate::access::AccessPolicy>,
 }

@@ -148,6 +148,21 @@ pub struct RawRoute {
     pub client: Option<String>,
     #[serde(default)]
     pub scopes: Vec<String>,
+    pub access: Option<RawAccess>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAccess {
+    #[serde(default)]
+    pub allow_any: bool,
+    pub api_keys_file: Option<PathBuf>,
+    pub api_key_header: Option<String>,
+    pub basic_users_file: Option<PathBuf>,
+    #[serde(default)]
+    pub allow_cidrs: Vec<String>,
+    #[serde(default)]
+    pub client_cert_subjects: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -12,12 +12,13 @@ use rustls::pki_types::CertificateDer;
 use serde_yaml::Value;
 
 use super::error::{ConfigError, ConfigErrors};
-use super::raw::{Audience, RawClient, RawConfig, RawRoute, RawServer, RawSigningKey};
+use super::raw::{Audience, RawAccess, RawClient, RawConfig, RawRoute, RawServer, RawSigningKey};
 use super::{
     env, AdminSettings, ClientAuth, ClientAuthMethod, ClientConfig, Config, Grant, GrantKind,
     HostPattern, Issuer, RetryPolicy, RouteConfig, Secret, ServerSettings, SigningKey,
     UpstreamTarget,
 };
+use crate::access::{AccessPolicy, ApiKeys, BasicUsers};
 use crate::route::{DuplicateRoute, RouteTable};
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -91,6 +92,7 @@ pub fn load_str(
     }
     let mut v = Validator {
         base_dir,
+        has_mtls_listener: false,
         errors,
         warnings: Vec::new(),
     };
@@ -104,6 +106,8 @@ pub fn load_str(
 
 struct Validator<'a> {
     base_dir: &'a Path,
+    /// Some TLS listener verifies client certificates.
+    has_mtls_listener: bool,
     errors: Vec<ConfigError>,
     warnings: Vec<String>,
 }
@@ -790,10 +794,12 @@ impl Validator<'_> {
                 );
             }
         }
+        let access = self.access(&format!("{p}.access"), raw.access);
         if self.errors.len() != before {
             return None;
         }
         Some(RouteConfig {
+            access: Arc::new(access?),
             name: name?,
             host,
             path_prefix,
@@ -802,6 +808,128 @@ impl Validator<'_> {
             client: client?,
             scopes,
         })
+    }
+
+    fn access(&mut self, p: &str, raw: Option<RawAccess>) -> Option<AccessPolicy> {
+        let Some(raw) = raw else {
+            self.err(
+                p,
+                "is required: say who may use this route, e.g. \"access: { api_keys_file: conf/api-keys }\", or \"access: { allow_any: true }\" to open it to anyone who can reach the listener",
+            );
+            return None;
+        };
+        let before = self.errors.len();
+        let anything_else = raw.api_keys_file.is_some()
+            || raw.basic_users_file.is_some()
+            || !raw.allow_cidrs.is_empty()
+            || !raw.client_cert_subjects.is_empty();
+        if raw.allow_any && anything_else {
+            self.err(
+                format!("{p}.allow_any"),
+                "allow_any: true lets everyone through; remove the other access settings or set allow_any: false",
+            );
+        }
+        if !raw.allow_any && !anything_else {
+            self.err(
+                p,
+                "lets no one through: set api_keys_file, basic_users_file, allow_cidrs or client_cert_subjects, or allow_any: true",
+            );
+        }
+        let header = match raw.api_key_header.as_deref() {
+            None => Some(http::HeaderName::from_static("x-api-key")),
+            Some(h) => match http::HeaderName::try_from(h) {
+                Ok(name) if name != http::header::AUTHORIZATION && name != http::header::HOST => {
+                    Some(name)
+                }
+                _ => {
+                    self.err(
+                        format!("{p}.api_key_header"),
+                        format!("{h:?} is not usable as the API key header"),
+                    );
+                    None
+                }
+            },
+        };
+        if raw.api_key_header.is_some() && raw.api_keys_file.is_none() {
+            self.err(
+                format!("{p}.api_key_header"),
+                "only applies with api_keys_file",
+            );
+        }
+        let api_keys = match (&raw.api_keys_file, header) {
+            (Some(file), Some(header)) => self
+                .read_text(&format!("{p}.api_keys_file"), file)
+                .and_then(|text| match ApiKeys::parse(&text, header) {
+                    Ok(k) => Some(k),
+                    Err(e) => {
+                        self.err(format!("{p}.api_keys_file"), e);
+                        None
+                    }
+                }),
+            _ => None,
+        };
+        let basic_users = match &raw.basic_users_file {
+            Some(file) => self
+                .read_text(&format!("{p}.basic_users_file"), file)
+                .and_then(|text| match BasicUsers::parse(&text) {
+                    Ok(u) => Some(u),
+                    Err(e) => {
+                        self.err(format!("{p}.basic_users_file"), e);
+                        None
+                    }
+                }),
+            None => None,
+        };
+        let mut allow_cidrs = Vec::new();
+        for (i, c) in raw.allow_cidrs.iter().enumerate() {
+            let parsed = c
+                .parse::<ipnet::IpNet>()
+                .or_else(|_| c.parse::<IpAddr>().map(ipnet::IpNet::from));
+            match parsed {
+                Ok(net) => allow_cidrs.push(net),
+                Err(_) => self.err(
+                    format!("{p}.allow_cidrs[{i}]"),
+                    format!(
+                        "{c:?} is not an address or CIDR range (e.g. \"10.0.0.0/8\", \"::1/128\")"
+                    ),
+                ),
+            }
+        }
+        for (i, subject) in raw.client_cert_subjects.iter().enumerate() {
+            if subject.trim().is_empty() || !subject.contains('=') {
+                self.err(
+                    format!("{p}.client_cert_subjects[{i}]"),
+                    format!("{subject:?} is not a subject like \"CN=legacy-erp\""),
+                );
+            }
+        }
+        if !raw.client_cert_subjects.is_empty() && !self.has_mtls_listener {
+            self.err(
+                format!("{p}.client_cert_subjects"),
+                "requires a TLS listener that verifies client certificates (server.tls_listen with client_ca_file)",
+            );
+        }
+        if self.errors.len() != before {
+            return None;
+        }
+        Some(AccessPolicy {
+            allow_any: raw.allow_any,
+            allow_cidrs,
+            api_keys,
+            basic_users,
+            client_cert_subjects: raw.client_cert_subjects,
+        })
+    }
+
+    fn read_text(&mut self, path: &str, file: &Path) -> Option<String> {
+        let full = self.resolve(file);
+        match std::fs::read_to_string(&full) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                self.err(path, format!("cannot read {}: {e}", full.display()));
+                None
+            }
+        }
     }
 
     fn host_pattern(&mut self, path: &str, raw: &str) -> Option<HostPattern> {

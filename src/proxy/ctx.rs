@@ -32,6 +32,10 @@ pub struct RequestCtx {
     pub upstream_started: Option<Instant>,
     /// Stable error code when the proxy answered the request itself.
     pub error: Option<&'static str>,
+    /// Who passed the access check (a key or user name; never a credential).
+    pub caller: Option<String>,
+    /// Subject of the verified client certificate, on mTLS listeners.
+    pub cert_subject: Option<String>,
     _in_flight: InFlight,
 }
 
@@ -44,6 +48,8 @@ impl RequestCtx {
             started: Instant::now(),
             upstream_started: None,
             error: None,
+            caller: None,
+            cert_subject: None,
             _in_flight: InFlight::enter(),
         }
     }

@@ -18,6 +18,7 @@ use pingora::upstreams::peer::HttpPeer;
 use pingora::{Error, ErrorSource, ErrorType};
 use prometheus::Histogram;
 
+use crate::access::{AccessPolicy, Caller, Decision};
 use crate::config::Config;
 use crate::metrics;
 use crate::oauth::{TokenCache, TokenSlot};
@@ -30,6 +31,7 @@ use respond::ErrorReply;
 /// pre-built header values and metric handles.
 pub struct Route {
     pub name: String,
+    pub access: Arc<AccessPolicy>,
     pub slot: Arc<TokenSlot>,
     pub upstream: Upstream,
     host_header: HeaderValue,
@@ -55,6 +57,7 @@ impl Snapshot {
                 .map_err(|_| format!("route {}: upstream host is not a valid header", r.name))?;
             routes.push(Route {
                 name: r.name.clone(),
+                access: r.access.clone(),
                 slot,
                 upstream: Upstream::new(r, &config.server),
                 host_header,
@@ -87,6 +90,8 @@ pub struct UpstreamHeaders<'a> {
     pub original_host: Option<&'a str>,
     pub client_ip: Option<IpAddr>,
     pub request_id: &'a HeaderValue,
+    /// The route's API-key header: the client's key must not travel on.
+    pub strip: Option<&'a http::HeaderName>,
 }
 
 /// Replaces `Host` and `Authorization` (never appends: the client's own
@@ -119,6 +124,9 @@ pub fn rewrite_upstream_headers(
     }
     req.insert_header("x-forwarded-proto", "http")?;
     req.insert_header(request_id::HEADER, h.request_id.clone())?;
+    if let Some(name) = h.strip {
+        req.remove_header(name);
+    }
     Ok(())
 }
 
@@ -145,6 +153,39 @@ impl ProxyHttp for BearerProxy {
         };
         ctx.route = Some(index);
         let route = &self.snapshot.routes[index];
+        let caller = Caller {
+            headers: &req.headers,
+            address: session
+                .client_addr()
+                .and_then(|a| a.as_inet())
+                .map(|a| a.ip()),
+            cert_subject: ctx.cert_subject.as_deref(),
+        };
+        match route.access.check(&caller).await {
+            Decision::Allow { who } => ctx.caller = Some(who),
+            Decision::Deny(denial) => {
+                metrics::ACCESS_DENIED_TOTAL
+                    .with_label_values(&[route.name.as_str(), denial.reason])
+                    .inc();
+                let mut reply = ErrorReply::new(
+                    denial.status,
+                    "access_denied",
+                    "this route does not accept the request's credentials or address",
+                );
+                reply.challenge = denial.challenge;
+                reply.extra.insert("reason".into(), denial.reason.into());
+                ctx.error = Some(reply.code);
+                tracing::warn!(
+                    request_id = ctx.request_id.to_str().unwrap_or_default(),
+                    route = route.name.as_str(),
+                    reason = denial.reason,
+                    client_ip = caller.address.map(|a| a.to_string()),
+                    "access denied"
+                );
+                reply.send(session, &ctx.request_id).await?;
+                return Ok(true);
+            }
+        }
         match route.slot.authorization().await {
             Ok(value) => {
                 ctx.authorization = Some(value);
@@ -205,6 +246,7 @@ impl ProxyHttp for BearerProxy {
                 original_host: original_host.as_deref(),
                 client_ip,
                 request_id: &ctx.request_id,
+                strip: route.access.api_key_header(),
             },
         )?;
         ctx.upstream_started = Some(Instant::now());
@@ -303,6 +345,7 @@ impl ProxyHttp for BearerProxy {
                 // The path only: query strings can carry credentials.
                 path = req.uri.path(),
                 route = route_name,
+                caller = ctx.caller.as_deref(),
                 status,
                 upstream_ms,
                 total_ms = ctx.started.elapsed().as_secs_f64() * 1000.0,

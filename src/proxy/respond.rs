@@ -15,6 +15,8 @@ pub struct ErrorReply {
     pub code: &'static str,
     pub message: String,
     pub retry_after_secs: Option<u64>,
+    /// `WWW-Authenticate` for a 401.
+    pub challenge: Option<HeaderValue>,
     pub extra: Map<String, Value>,
 }
 
@@ -25,6 +27,7 @@ impl ErrorReply {
             code,
             message: message.into(),
             retry_after_secs: None,
+            challenge: None,
             extra: Map::new(),
         }
     }
@@ -99,6 +102,9 @@ impl ErrorReply {
         header.insert_header("content-length", body.len().to_string())?;
         header.insert_header("cache-control", "no-store")?;
         header.insert_header(super::request_id::HEADER, request_id.clone())?;
+        if let Some(c) = &self.challenge {
+            header.insert_header("www-authenticate", c.clone())?;
+        }
         if let Some(s) = self.retry_after_secs {
             header.insert_header("retry-after", s.to_string())?;
         }

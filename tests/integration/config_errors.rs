@@ -14,6 +14,7 @@ routes:
     match: { path_prefix: "/ic/api/" }
     upstream: "https://oic.example.com"
     client: oic-prod
+    access: { allow_any: true }
 "#;
 
 fn check(yaml: &str, with_env: bool) -> (i32, String, String) {
@@ -60,7 +61,7 @@ fn config_errors_name_the_yaml_path_and_exit_2() {
         ("upstream with path", &GOOD.replace("upstream: \"https://oic.example.com\"", "upstream: \"https://oic.example.com/ic/api\""), true, "routes[0].upstream: \"https://oic.example.com/ic/api\" must not have a path"),
         ("plain http token_url", &GOOD.replace("https://idcs-1", "http://idcs-1"), true, "clients.oic-prod.token_url: \"http://idcs-1.identity.oraclecloud.com/oauth2/v1/token\" must use https"),
         ("bad listen address", &GOOD.replace("127.0.0.1:18080", "localhost"), true, "server.listen[0]: \"localhost\" is not an IP:port address"),
-        ("duplicate match", &format!("{GOOD}  - name: api2\n    match: {{ path_prefix: \"/ic/api/\" }}\n    upstream: \"https://oic.example.com\"\n    client: oic-prod\n"), true, "routes[1].match: same host and path_prefix as routes[0]"),
+        ("duplicate match", &format!("{GOOD}  - name: api2\n    match: {{ path_prefix: \"/ic/api/\" }}\n    upstream: \"https://oic.example.com\"\n    client: oic-prod\n    access: {{ allow_any: true }}\n"), true, "routes[1].match: same host and path_prefix as routes[0]"),
         ("unreadable ca_file", &GOOD.replace("    client_id: \"abc\"", "    client_id: \"abc\"\n    ca_file: /nonexistent/ca.pem"), true, "clients.oic-prod.ca_file: cannot read /nonexistent/ca.pem"),
         ("no scope", &GOOD.replace("    scopes: [\"https://oic.example.com:443urn:opc:resource:consumer::all\"]\n", ""), true, "routes[0].scopes: no scope to request"),
         ("not yaml", "clients: [unclosed", true, "<file>: not valid YAML"),
@@ -122,6 +123,16 @@ fn every_example_config_is_valid() {
         )
         .unwrap();
         std::fs::write(dir.path().join("secrets/oic-client-secret"), "s\n").unwrap();
+        std::fs::write(
+            dir.path().join("api-keys"),
+            bearer_proxy::access::api_key_line("erp", "k") + "\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("users.htpasswd"),
+            format!("erp:{}\n", bcrypt::hash("pw", 4).unwrap()),
+        )
+        .unwrap();
         let path = dir.path().join(src.file_name().unwrap());
         std::fs::copy(&src, &path).unwrap();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_bearer-proxy"));
@@ -155,6 +166,8 @@ fn every_example_config_is_valid() {
 
 #[test]
 fn bundled_configs_are_valid() {
+    let keys = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(keys.path(), bearer_proxy::access::api_key_line("erp", "k")).unwrap();
     for file in [
         "conf/demo.yaml",
         "conf/bearer-proxy.yaml",
@@ -174,6 +187,7 @@ fn bundled_configs_are_valid() {
                 "https://oic.example.com:443urn:opc:resource:consumer::all",
             )
             .env("OIC_UPSTREAM", "https://oic.example.com")
+            .env("API_KEYS_FILE", keys.path())
             .output()
             .unwrap();
         assert!(
@@ -315,4 +329,32 @@ fn offline_access_and_expiry_scopes_mix_with_any_resource_server() {
         stdout.contains("grant=Password") && stdout.contains("refresh_token=true"),
         "{stdout}"
     );
+}
+
+#[test]
+fn access_settings_are_checked_at_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad_keys = dir.path().join("bad-keys");
+    std::fs::write(&bad_keys, "erp:not-a-hash\n").unwrap();
+    let md5_users = dir.path().join("md5.htpasswd");
+    std::fs::write(&md5_users, "erp:$apr1$abc$def\n").unwrap();
+    let with = |access: &str| GOOD.replace("    access: { allow_any: true }\n", access);
+    let cases: Vec<(&str, String, String)> = vec![
+        ("no access block", with(""), "routes[0].access: is required: say who may use this route, e.g. \"access: { api_keys_file: conf/api-keys }\", or \"access: { allow_any: true }\"".into()),
+        ("empty access", with("    access: {}\n"), "routes[0].access: lets no one through".into()),
+        ("allow_any with more", with("    access: { allow_any: true, allow_cidrs: [\"10.0.0.0/8\"] }\n"), "routes[0].access.allow_any: allow_any: true lets everyone through".into()),
+        ("bad cidr", with("    access: { allow_cidrs: [\"10.0.0.0/33\"] }\n"), "routes[0].access.allow_cidrs[0]: \"10.0.0.0/33\" is not an address or CIDR range".into()),
+        ("bad key line", with(&format!("    access: {{ api_keys_file: \"{}\" }}\n", bad_keys.display())), "routes[0].access.api_keys_file: line 1: \"erp\" is not 64 hex digits".into()),
+        ("weak htpasswd", with(&format!("    access: {{ basic_users_file: \"{}\" }}\n", md5_users.display())), "routes[0].access.basic_users_file: line 1 (user \"erp\"): only bcrypt hashes are accepted".into()),
+        ("missing keys file", with("    access: { api_keys_file: /nonexistent/keys }\n"), "routes[0].access.api_keys_file: cannot read /nonexistent/keys".into()),
+        ("cert subjects without mTLS", with("    access: { client_cert_subjects: [\"CN=erp\"] }\n"), "routes[0].access.client_cert_subjects: requires a TLS listener that verifies client certificates".into()),
+    ];
+    for (name, yaml, expected) in &cases {
+        let (code, _stdout, stderr) = check(yaml, true);
+        assert_eq!(code, 2, "{name}: exit code; stderr:\n{stderr}");
+        assert!(
+            stderr.contains(expected.as_str()),
+            "{name}: expected {expected:?} in:\n{stderr}"
+        );
+    }
 }

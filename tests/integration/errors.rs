@@ -80,7 +80,7 @@ async fn unreachable_upstream_gives_502_upstream_unavailable() {
     let upstream = Upstream::start().await;
     let mut config = ProxyConfig::new(&idp, &upstream);
     config.routes = Some(format!(
-        "  - name: dead\n    match: {{ path_prefix: \"/\" }}\n    upstream: \"http://127.0.0.1:{}\"\n    client: oic\n",
+        "  - name: dead\n    match: {{ path_prefix: \"/\" }}\n    upstream: \"http://127.0.0.1:{}\"\n    client: oic\n    access: {{ allow_any: true }}\n",
         free_port()
     ));
     let proxy = Proxy::start(&config).await;

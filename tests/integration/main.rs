@@ -4,6 +4,7 @@
 
 mod support;
 
+mod access;
 mod config_errors;
 mod errors;
 mod observability;

@@ -57,7 +57,7 @@ async fn unmatched_request_gets_404_no_route_json_and_is_not_forwarded() {
     let upstream = Upstream::start().await;
     let mut config = ProxyConfig::new(&idp, &upstream);
     let routes = format!(
-        "  - name: api\n    match: {{ host: \"oic.internal\", path_prefix: \"/ic/api/\" }}\n    upstream: \"{}\"\n    client: oic\n",
+        "  - name: api\n    match: {{ host: \"oic.internal\", path_prefix: \"/ic/api/\" }}\n    upstream: \"{}\"\n    client: oic\n    access: {{ allow_any: true }}\n",
         upstream.url()
     );
     config.routes = Some(routes);
@@ -91,7 +91,7 @@ async fn exact_host_then_wildcard_then_longest_prefix_choose_the_route() {
     let route = |name: &str, host: Option<&str>, prefix: &str| {
         let host = host.map(|h| format!("host: \"{h}\", ")).unwrap_or_default();
         format!(
-            "  - name: {name}\n    match: {{ {host}path_prefix: \"{prefix}\" }}\n    upstream: \"{}\"\n    client: oic\n    scopes: [\"https://{name}.test:443urn:opc:resource:consumer::all\"]\n",
+            "  - name: {name}\n    match: {{ {host}path_prefix: \"{prefix}\" }}\n    upstream: \"{}\"\n    client: oic\n    access: {{ allow_any: true }}\n    scopes: [\"https://{name}.test:443urn:opc:resource:consumer::all\"]\n",
             upstream.url()
         )
     };

@@ -4,7 +4,7 @@ fn tls_route(upstream: &str, ca: Option<&std::path::Path>) -> String {
     let ca = ca
         .map(|p| format!("    upstream_ca_file: \"{}\"\n", p.display()))
         .unwrap_or_default();
-    format!("  - name: secure\n    match: {{ path_prefix: \"/\" }}\n    upstream: \"{upstream}\"\n{ca}    client: oic\n")
+    format!("  - name: secure\n    match: {{ path_prefix: \"/\" }}\n    upstream: \"{upstream}\"\n{ca}    client: oic\n    access: {{ allow_any: true }}\n")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,7 +9,7 @@ fn config(dir: &std::path::Path, idp: &Idp) -> std::path::PathBuf {
     let yaml = format!(
         "clients:\n  cc:\n    token_url: \"{url}\"\n    client_id: \"{CLIENT_ID}\"\n    client_secret: \"${{TEST_CLIENT_SECRET}}\"\n    scopes: [\"{SCOPE}\"]\n  \
          pw:\n    token_url: \"{url}\"\n    client_id: \"{CLIENT_ID}\"\n    client_secret: \"${{TEST_CLIENT_SECRET}}\"\n    grant: password\n    username: \"{USER}\"\n    password: \"{USER_PASSWORD}\"\n    scopes: [\"{SCOPE}\"]\n\
-         routes:\n  - name: r\n    upstream: \"http://127.0.0.1:1\"\n    client: cc\n  - name: r2\n    match: {{ path_prefix: \"/pw/\" }}\n    upstream: \"http://127.0.0.1:1\"\n    client: pw\n",
+         routes:\n  - name: r\n    upstream: \"http://127.0.0.1:1\"\n    client: cc\n    access: {{ allow_any: true }}\n  - name: r2\n    match: {{ path_prefix: \"/pw/\" }}\n    upstream: \"http://127.0.0.1:1\"\n    client: pw\n    access: {{ allow_any: true }}\n",
         url = idp.token_url()
     );
     let path = dir.join("config.yaml");

@@ -144,7 +144,7 @@ async fn every_grant_and_client_auth_works_end_to_end_on_both_issuers() {
             .iter()
             .map(|c| {
                 format!(
-                    "  - name: {n}\n    match: {{ path_prefix: \"/{n}/\" }}\n    upstream: \"{}\"\n    client: {n}\n",
+                    "  - name: {n}\n    match: {{ path_prefix: \"/{n}/\" }}\n    upstream: \"{}\"\n    client: {n}\n    access: {{ allow_any: true }}\n",
                     upstream.url(),
                     n = c.name()
                 )

@@ -171,6 +171,8 @@ pub struct ProxyConfig<'a> {
     pub routes: Option<String>,
     /// Replaces the whole `clients:` section (then `client_extra` is unused).
     pub clients: Option<String>,
+    /// Files written next to the config (name, content), e.g. key files.
+    pub files: Vec<(&'a str, String)>,
 }
 
 impl<'a> ProxyConfig<'a> {
@@ -184,13 +186,14 @@ impl<'a> ProxyConfig<'a> {
             startup_token_wait: "5s",
             routes: None,
             clients: None,
+            files: Vec::new(),
         }
     }
 
     pub fn yaml(&self, port: u16, admin_port: u16) -> String {
         let routes = self.routes.clone().unwrap_or_else(|| {
             format!(
-                "  - name: main\n    match: {{ path_prefix: \"/\" }}\n    upstream: \"{}\"\n    client: oic\n",
+                "  - name: main\n    match: {{ path_prefix: \"/\" }}\n    upstream: \"{}\"\n    client: oic\n    access: {{ allow_any: true }}\n",
                 self.upstream
             )
         });
@@ -224,6 +227,9 @@ impl Proxy {
         let admin_port = free_port();
         let path = dir.path().join("config.yaml");
         std::fs::write(&path, config.yaml(port, admin_port)).unwrap();
+        for (name, content) in &config.files {
+            std::fs::write(dir.path().join(name), content).unwrap();
+        }
         let mut child = Command::new(env!("CARGO_BIN_EXE_bearer-proxy"))
             .args(log_args)
             .arg("run")
