@@ -118,6 +118,20 @@ pub static ACCESS_DENIED_TOTAL: LazyLock<IntCounterVec> = LazyLock::new(|| {
     )
 });
 
+/// `{route}`: requests replayed with a new token after an upstream 401.
+pub static UPSTREAM_UNAUTHORIZED_RETRIES: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register(
+        IntCounterVec::new(
+            Opts::new(
+                "bearer_proxy_upstream_unauthorized_retries_total",
+                "Upstream 401 answers after which the token was renewed and the request replayed",
+            ),
+            &["route"],
+        )
+        .unwrap(),
+    )
+});
+
 pub static UPSTREAM_DURATION: LazyLock<HistogramVec> = LazyLock::new(|| {
     register(
         HistogramVec::new(
@@ -158,6 +172,7 @@ pub fn init() {
     LazyLock::force(&REQUESTS_TOTAL);
     LazyLock::force(&UPSTREAM_DURATION);
     LazyLock::force(&ACCESS_DENIED_TOTAL);
+    LazyLock::force(&UPSTREAM_UNAUTHORIZED_RETRIES);
     LazyLock::force(&IN_FLIGHT);
 }
 

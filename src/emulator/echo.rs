@@ -39,6 +39,9 @@ impl Recorded {
 
 pub struct EchoState {
     log: Mutex<Vec<Recorded>>,
+    /// `Authorization` values answered with 401, as Oracle Integration
+    /// answers a revoked or wrong-audience token.
+    revoked: Mutex<std::collections::HashSet<String>>,
     count: watch::Sender<u64>,
 }
 
@@ -46,6 +49,7 @@ impl EchoState {
     pub fn new() -> Arc<Self> {
         Arc::new(EchoState {
             log: Mutex::new(Vec::new()),
+            revoked: Mutex::new(std::collections::HashSet::new()),
             count: watch::channel(0).0,
         })
     }
@@ -64,6 +68,14 @@ impl EchoState {
 
     pub fn request_count(&self) -> u64 {
         *self.count.borrow()
+    }
+
+    /// From now on, requests carrying this `Authorization` value get 401.
+    pub fn revoke(&self, authorization: &str) {
+        self.revoked
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(authorization.to_string());
     }
 }
 
@@ -101,12 +113,27 @@ async fn echo(State(state): State<Arc<EchoState>>, req: Request) -> Response {
         body_sha256: hex(&hasher.finalize()),
     };
     let description = describe(&recorded);
+    let revoked = recorded.header("authorization").is_some_and(|a| {
+        state
+            .revoked
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(a)
+    });
     state
         .log
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .push(recorded);
     state.count.send_modify(|c| *c += 1);
+    if revoked {
+        return (
+            StatusCode::UNAUTHORIZED,
+            [("www-authenticate", "Bearer error=\"invalid_token\"")],
+            "revoked token",
+        )
+            .into_response();
+    }
 
     if let Some(n) = parts
         .uri

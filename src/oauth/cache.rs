@@ -162,6 +162,28 @@ impl TokenSlot {
         Some(h)
     }
 
+    /// Drops the cached token if it is still the one that was sent as
+    /// `sent`: after an upstream 401, only the first request to notice
+    /// purges it; later ones find a new token already there (no purge
+    /// storm, one fetch).
+    pub fn invalidate(&self, sent: &HeaderValue) -> bool {
+        let current = self.current.load_full();
+        match current {
+            Some(token) if token.header() == sent => {
+                let previous = self.current.compare_and_swap(&Some(token.clone()), None);
+                let purged = previous.as_ref().is_some_and(|p| Arc::ptr_eq(p, &token));
+                if purged {
+                    tracing::info!(
+                        client = self.client.name.as_str(),
+                        "token refused by the upstream; fetching a new one"
+                    );
+                }
+                purged
+            }
+            _ => false,
+        }
+    }
+
     /// After a failure, requests fail fast until the backoff has passed
     /// instead of each sending its own request to the identity service.
     fn backing_off(&self, now: Instant) -> Option<Unavailable> {

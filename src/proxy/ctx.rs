@@ -36,6 +36,11 @@ pub struct RequestCtx {
     pub caller: Option<String>,
     /// Subject of the verified client certificate, on mTLS listeners.
     pub cert_subject: Option<String>,
+    /// The upstream answered 401 and the request is being replayed once
+    /// with a new token.
+    pub replaying_after_401: bool,
+    /// The new token could not be had for the replay.
+    pub token_failure: Option<crate::oauth::Unavailable>,
     _in_flight: InFlight,
 }
 
@@ -50,6 +55,8 @@ impl RequestCtx {
             error: None,
             caller: None,
             cert_subject: None,
+            replaying_after_401: false,
+            token_failure: None,
             _in_flight: InFlight::enter(),
         }
     }

@@ -233,6 +233,17 @@ impl ProxyHttp for BearerProxy {
         ctx: &mut RequestCtx,
     ) -> pingora::Result<()> {
         let route = &self.snapshot.routes[ctx.route.expect("request_filter set the route")];
+        if ctx.replaying_after_401 {
+            // The token that drew the 401 was purged: this waits for (or
+            // shares) the fetch of a new one.
+            match route.slot.authorization().await {
+                Ok(value) => ctx.authorization = Some(value),
+                Err(unavailable) => {
+                    ctx.token_failure = Some(unavailable);
+                    return Error::e_explain(ErrorType::InternalError, "no token for the replay");
+                }
+            }
+        }
         let original_host = request_host(session.req_header()).map(str::to_owned);
         let client_ip = session
             .client_addr()
@@ -253,6 +264,66 @@ impl ProxyHttp for BearerProxy {
         Ok(())
     }
 
+    /// An upstream 401 to a request sent with token T: purge T if it is
+    /// still cached, and replay the request once with a new token when its
+    /// body is still buffered. A second 401 goes to the client.
+    async fn upstream_response_filter(
+        &self,
+        session: &mut Session,
+        upstream_response: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> pingora::Result<()> {
+        if upstream_response.status != http::StatusCode::UNAUTHORIZED || ctx.replaying_after_401 {
+            return Ok(());
+        }
+        let route = &self.snapshot.routes[ctx.route.expect("request_filter set the route")];
+        if let Some(sent) = &ctx.authorization {
+            route.slot.invalidate(sent);
+        }
+        if session.as_ref().retry_buffer_truncated() {
+            tracing::info!(
+                request_id = ctx.request_id.to_str().unwrap_or_default(),
+                route = route.name.as_str(),
+                "upstream answered 401; body too large to replay, passing the 401 on"
+            );
+            return Ok(());
+        }
+        ctx.replaying_after_401 = true;
+        metrics::UPSTREAM_UNAUTHORIZED_RETRIES
+            .with_label_values(&[route.name.as_str()])
+            .inc();
+        // The upstream refused before acting on the request, so replaying is
+        // safe whatever the method.
+        let mut e = Error::explain(
+            ErrorType::HTTPStatus(401),
+            "upstream answered 401; replaying with a new token",
+        );
+        e.set_retry(true);
+        Err(e)
+    }
+
+    fn error_while_proxy(
+        &self,
+        peer: &HttpPeer,
+        session: &mut Session,
+        e: Box<Error>,
+        ctx: &mut RequestCtx,
+        client_reused: bool,
+    ) -> Box<Error> {
+        let mut e = e.more_context(format!("Peer: {peer}"));
+        if ctx.replaying_after_401 && matches!(e.etype(), ErrorType::HTTPStatus(401)) {
+            // Our own replay signal: keep it.
+            e.set_retry(!session.as_ref().retry_buffer_truncated());
+        } else if !session.req_header().method.is_idempotent()
+            || session.as_ref().retry_buffer_truncated()
+        {
+            e.set_retry(false);
+        } else {
+            e.retry.decide_reuse(client_reused);
+        }
+        e
+    }
+
     async fn response_filter(
         &self,
         _session: &mut Session,
@@ -270,6 +341,9 @@ impl ProxyHttp for BearerProxy {
         ctx: &mut RequestCtx,
     ) -> FailToProxy {
         let reply = match (e.esource(), e.etype()) {
+            _ if ctx.token_failure.is_some() => {
+                ErrorReply::token(ctx.token_failure.as_ref().expect("checked"))
+            }
             (_, ErrorType::HTTPStatus(code)) if (400..600).contains(code) => {
                 ErrorReply::new(*code, "bad_request", "the request could not be processed")
             }

@@ -15,3 +15,4 @@ mod tls_upstream;
 mod token_command;
 mod token_flows;
 mod token_lifecycle;
+mod upstream_401;
