@@ -55,7 +55,7 @@ pub fn run(config: &Config, req: &Request) -> ExitCode {
         eprintln!("error: --scope: {message}");
         return ExitCode::from(2);
     }
-    let endpoint = match TokenEndpoint::new(client.clone()) {
+    let endpoint = match TokenEndpoint::new(client.clone(), None) {
         Ok(e) => e,
         Err(e) => {
             eprintln!("error: {e}");

@@ -45,6 +45,8 @@ pub struct ServerSettings {
     pub shutdown_grace: Duration,
     /// How long start-up waits for the first tokens before serving anyway.
     pub startup_token_wait: Duration,
+    /// Ceiling on token requests to any one token URL.
+    pub token_requests_per_second: f64,
 }
 
 #[derive(Debug, Clone)]

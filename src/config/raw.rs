@@ -34,6 +34,7 @@ pub struct RawServer {
     pub shutdown_grace: Option<Duration>,
     #[serde(default, with = "humantime_serde")]
     pub startup_token_wait: Option<Duration>,
+    pub token_requests_per_second: Option<f64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -228,7 +228,17 @@ impl Validator<'_> {
         );
         let shutdown_grace = raw.shutdown_grace.unwrap_or(Duration::from_secs(10));
         let startup_token_wait = raw.startup_token_wait.unwrap_or(Duration::from_secs(15));
+        let token_requests_per_second = raw.token_requests_per_second.unwrap_or(5.0);
+        if !(token_requests_per_second.is_finite()
+            && (0.1..=1000.0).contains(&token_requests_per_second))
+        {
+            self.err(
+                "server.token_requests_per_second",
+                "must be between 0.1 and 1000 (identity domains allow 10/s on the free tier)",
+            );
+        }
         Some(ServerSettings {
+            token_requests_per_second,
             listen,
             threads,
             upstream_timeout,

@@ -42,8 +42,10 @@ pub enum Mode {
     Slow(Duration),
     /// 503 with an Oracle-style error body.
     ServerError,
-    /// 429.
+    /// 429 without `Retry-After` (Oracle documents none).
     RateLimited,
+    /// 429 with `Retry-After: <seconds>`.
+    RateLimitedRetryAfter(u64),
     /// 200 with an HTML body.
     InvalidJson,
 }
@@ -68,6 +70,7 @@ pub struct TokenRequest {
     pub client_id: Option<String>,
     /// The HTTP status the emulator answered with.
     pub status: u16,
+    pub received_at: std::time::Instant,
 }
 
 impl TokenRequest {
@@ -308,6 +311,7 @@ async fn token(
         identity_domain: header("x-oauth-identity-domain-name"),
         client_id: None,
         status: 0,
+        received_at: std::time::Instant::now(),
     };
     let mode = *lock(&state.mode);
     let response = match mode {
@@ -323,6 +327,16 @@ async fn token(
             "Rate limit exceeded.",
         )
         .render(Flavor::IdentityDomain),
+        Mode::RateLimitedRetryAfter(secs) => {
+            let mut r = refuse(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_requests",
+                "Rate limit exceeded.",
+            )
+            .render(Flavor::IdentityDomain);
+            r.headers_mut().insert("retry-after", secs.into());
+            r
+        }
         Mode::InvalidJson => (
             StatusCode::OK,
             [("content-type", "text/html")],

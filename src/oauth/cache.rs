@@ -19,6 +19,7 @@ use tokio::sync::watch;
 
 use super::error::FetchError;
 use super::grant::{self, Step};
+use super::rate::{RateCeiling, RateCeilings};
 use super::token::{AccessToken, TokenResponse};
 use super::transport::TokenEndpoint;
 use crate::config::{ClientConfig, Config, RouteConfig, Secret};
@@ -93,8 +94,9 @@ impl TokenSlot {
         client: Arc<ClientConfig>,
         scopes: Vec<String>,
         runtime: Arc<OnceLock<Handle>>,
+        ceiling: Arc<RateCeiling>,
     ) -> Result<Self, String> {
-        let endpoint = TokenEndpoint::new(client.clone())?;
+        let endpoint = TokenEndpoint::new(client.clone(), Some(ceiling))?;
         let name = client.name.as_str();
         Ok(TokenSlot {
             metrics: SlotMetrics {
@@ -319,6 +321,13 @@ impl TokenSlot {
                 state.last_error = None;
                 state.last_outcome = Some("success");
                 state.successes += 1;
+                if let Some(claimed) = response.clamped_from {
+                    tracing::warn!(
+                        client = name,
+                        claimed_expires_in_s = claimed,
+                        "identity service claimed a token lifetime over a day; treating it as one day"
+                    );
+                }
                 tracing::info!(
                     client = name,
                     expires_in_s = token.lifetime.as_secs(),
@@ -335,11 +344,12 @@ impl TokenSlot {
                     self.client.retry.max,
                     state.consecutive_failures,
                 );
-                if let FetchError::RateLimited {
-                    retry_after: Some(ra),
-                } = &error
-                {
-                    delay = delay.max(*ra);
+                match &error {
+                    FetchError::RateLimited {
+                        retry_after: Some(ra),
+                    } => delay = delay.max(*ra),
+                    FetchError::Rejected { .. } => delay = delay.max(REJECTION_MEMORY),
+                    _ => {}
                 }
                 state.retry_not_before = Some(Instant::now() + delay);
                 state.last_error = Some(error.clone());
@@ -437,13 +447,23 @@ async fn wait(rx: &mut watch::Receiver<Option<FetchResult>>) -> FetchResult {
     }
 }
 
-/// Exponential backoff with "equal jitter": half fixed, half random, so
-/// retries spread out but never collapse to zero.
+/// Exponential backoff with full jitter (uniform over the capped window),
+/// so clients that failed together do not retry together; never below
+/// 50 ms.
 pub fn backoff(initial: Duration, max: Duration, failures: u32) -> Duration {
     let exp = initial.saturating_mul(1u32 << failures.saturating_sub(1).min(20));
     let capped = exp.min(max);
-    capped / 2 + capped.mul_f64(0.5 * rand::random::<f64>())
+    capped
+        .mul_f64(rand::random::<f64>())
+        .max(MIN_BACKOFF.min(capped))
 }
+
+const MIN_BACKOFF: Duration = Duration::from_millis(50);
+
+/// A credential or scope rejection is remembered at least this long:
+/// requests fail fast instead of asking the identity service again, since
+/// the answer will not change until the configuration does.
+pub const REJECTION_MEMORY: Duration = Duration::from_secs(10);
 
 /// What `/status` shows for one slot. Never holds a token.
 #[derive(Debug, Serialize)]
@@ -473,12 +493,17 @@ impl TokenCache {
     /// One slot per distinct (client, scopes) used by a route.
     pub fn new(config: &Config) -> Result<Self, String> {
         let runtime = Arc::new(OnceLock::new());
+        let ceilings = RateCeilings::default();
         let mut slots = HashMap::new();
         for route in &config.routes {
             let scopes = Self::requested_scopes(route);
             let key = SlotKey::new(&route.client.name, &scopes);
             if let std::collections::hash_map::Entry::Vacant(entry) = slots.entry(key) {
-                let slot = TokenSlot::new(route.client.clone(), scopes, runtime.clone())?;
+                let ceiling = ceilings.for_url(
+                    &route.client.token_url,
+                    config.server.token_requests_per_second,
+                );
+                let slot = TokenSlot::new(route.client.clone(), scopes, runtime.clone(), ceiling)?;
                 entry.insert(Arc::new(slot));
             }
         }
@@ -539,7 +564,7 @@ mod tests {
         for n in 1..40 {
             let d = backoff(i, m, n);
             let full = (i * 2u32.pow((n - 1).min(20))).min(m);
-            assert!(d >= full / 2 && d <= full, "n={n} d={d:?}");
+            assert!(d <= full && d >= Duration::from_millis(50), "n={n} d={d:?}");
         }
     }
 

@@ -8,6 +8,7 @@ pub mod cache;
 pub mod client_auth;
 pub mod error;
 pub mod grant;
+pub mod rate;
 pub mod refresher;
 pub mod token;
 pub mod transport;

@@ -12,6 +12,9 @@ use crate::config::Secret;
 
 /// The successful answer of a token endpoint, parsed and checked.
 pub struct TokenResponse {
+    /// Set when the identity service claimed a lifetime over a day and it
+    /// was cut to one (a misconfigured or hostile answer).
+    pub clamped_from: Option<f64>,
     pub access_token: Secret,
     /// The whole response body, for the `token` command's file.
     pub raw: Secret,
@@ -80,10 +83,12 @@ impl TokenResponse {
                 "expires_in {seconds} is not a positive lifetime"
             )));
         }
+        let clamped_from = (seconds > MAX_LIFETIME.as_secs_f64()).then_some(seconds);
         Ok(TokenResponse {
+            clamped_from,
             raw: Secret::new(String::from_utf8_lossy(body).into_owned()),
             access_token: Secret::new(access_token),
-            expires_in: Duration::from_secs_f64(seconds.min(10.0 * 365.0 * 86400.0)),
+            expires_in: Duration::from_secs_f64(seconds.min(MAX_LIFETIME.as_secs_f64())),
             refresh_token: wire
                 .refresh_token
                 .filter(|t| !t.is_empty())
@@ -107,6 +112,9 @@ impl ClassifyName for serde_json::Error {
         }
     }
 }
+
+/// The longest lifetime believed; Oracle's tokens live an hour by default.
+pub const MAX_LIFETIME: Duration = Duration::from_secs(86_400);
 
 /// The longest safety margin kept before expiry: a token is never injected
 /// within this margin of its expiry (clock skew, time in flight).
@@ -195,6 +203,25 @@ mod tests {
         )
         .unwrap();
         assert_eq!(r.expires_in, Duration::from_secs(120));
+    }
+
+    #[test]
+    fn absurd_lifetimes_are_clamped_to_a_day() {
+        let r = TokenResponse::parse(
+            br#"{"access_token":"a","token_type":"Bearer","expires_in":31536000}"#,
+        )
+        .unwrap();
+        assert_eq!(r.expires_in, MAX_LIFETIME);
+        assert_eq!(r.clamped_from, Some(31536000.0));
+        for bad in [r#"-5"#, r#""abc""#, r#"null"#, r#"1e400"#] {
+            let body =
+                format!(r#"{{"access_token":"a","token_type":"Bearer","expires_in":{bad}}}"#);
+            assert_eq!(
+                TokenResponse::parse(body.as_bytes()).unwrap_err().outcome(),
+                "invalid_response",
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -11,6 +11,7 @@ use serde::Deserialize;
 use super::client_auth;
 use super::error::{FetchError, IdpError};
 use super::grant::{self, Step};
+use super::rate::RateCeiling;
 use super::token::TokenResponse;
 use crate::config::ClientConfig;
 
@@ -23,10 +24,16 @@ const MAX_BODY: usize = 256 * 1024;
 pub struct TokenEndpoint {
     http: reqwest::Client,
     client: Arc<ClientConfig>,
+    ceiling: Option<Arc<RateCeiling>>,
 }
 
 impl TokenEndpoint {
-    pub fn new(client: Arc<ClientConfig>) -> Result<Self, String> {
+    /// `ceiling` paces requests to this client's token URL (shared with
+    /// other clients of the same URL); `None` for one-off use.
+    pub fn new(
+        client: Arc<ClientConfig>,
+        ceiling: Option<Arc<RateCeiling>>,
+    ) -> Result<Self, String> {
         let http = reqwest::Client::builder()
             .tls_backend_preconfigured(crate::tls::client_config(&client.extra_roots))
             .connect_timeout(client.connect_timeout)
@@ -37,7 +44,11 @@ impl TokenEndpoint {
             .pool_idle_timeout(Duration::from_secs(60))
             .build()
             .map_err(|e| format!("cannot build HTTP client for {}: {e}", client.name))?;
-        Ok(TokenEndpoint { http, client })
+        Ok(TokenEndpoint {
+            http,
+            client,
+            ceiling,
+        })
     }
 
     pub fn client(&self) -> &ClientConfig {
@@ -51,6 +62,16 @@ impl TokenEndpoint {
         step: &Step<'_>,
         scopes: &[String],
     ) -> Result<TokenResponse, FetchError> {
+        if let Some(ceiling) = &self.ceiling {
+            let waited = ceiling.acquire().await;
+            if !waited.is_zero() {
+                tracing::debug!(
+                    client = self.client.name.as_str(),
+                    waited_ms = waited.as_millis() as u64,
+                    "token request paced by the rate ceiling"
+                );
+            }
+        }
         let mut form = grant::form(&self.client, step, scopes)?;
         let authorization = client_auth::apply(&self.client, &mut form)?;
         let body = form_urlencoded::Serializer::new(String::new())

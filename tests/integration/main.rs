@@ -7,6 +7,7 @@ mod support;
 mod access;
 mod config_errors;
 mod errors;
+mod idp_hardening;
 mod observability;
 mod routing;
 mod shutdown;

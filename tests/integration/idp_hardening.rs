@@ -1,0 +1,91 @@
+//! The token client under a hostile or failing identity service: rate
+//! ceiling, negative caching, Retry-After.
+
+use std::time::Duration;
+
+use bearer_proxy::emulator::Mode;
+
+use crate::support::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_requests_to_one_url_never_exceed_the_rate_ceiling() {
+    let idp = Idp::start().await;
+    let upstream = Upstream::start().await;
+    let mut config = ProxyConfig::new(&idp, &upstream);
+    config.server_extra = "  token_requests_per_second: 4\n";
+    // Twelve routes with their own scopes: twelve tokens from one URL, all
+    // wanted at once at start-up.
+    config.routes = Some(
+        (0..12)
+            .map(|i| {
+                format!(
+                    "  - name: r{i}\n    match: {{ path_prefix: \"/r{i}/\" }}\n    upstream: \"{}\"\n    client: oic\n    access: {{ allow_any: true }}\n    scopes: [\"https://oic{i}.test:443urn:opc:resource:consumer::all\"]\n",
+                    upstream.url()
+                )
+            })
+            .collect(),
+    );
+    let proxy = Proxy::start(&config).await;
+    assert!(
+        idp.state
+            .wait_for_requests(12, Duration::from_secs(10))
+            .await
+    );
+    assert_eq!(get_status(proxy.url("/r11/x")).await, 200);
+    let mut at: Vec<_> = idp.state.requests().iter().map(|r| r.received_at).collect();
+    at.sort();
+    // At most 4 in any second: any 4 consecutive requests span >= 1 s.
+    for i in 4..at.len() {
+        let span = at[i] - at[i - 4];
+        assert!(
+            span >= Duration::from_millis(950),
+            "requests {} and {i} only {span:?} apart",
+            i - 4
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_credential_rejection_is_remembered_instead_of_retried_per_request() {
+    let idp = Idp::start().await;
+    let upstream = Upstream::start().await;
+    let mut config = ProxyConfig::new(&idp, &upstream);
+    config.client_secret = "wrong";
+    config.client_extra = "    retry: { initial: 50ms, max: 100ms }\n";
+    let proxy = Proxy::start(&config).await;
+    for _ in 0..20 {
+        assert_eq!(get_status(proxy.url("/x")).await, 502);
+    }
+    assert_eq!(
+        idp.state.request_count(),
+        1,
+        "twenty refused requests, one identity-service request"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_after_on_a_429_is_honoured() {
+    let idp = Idp::start().await;
+    idp.state.set_mode(Mode::RateLimitedRetryAfter(3));
+    let upstream = Upstream::start().await;
+    let mut config = ProxyConfig::new(&idp, &upstream);
+    config.startup_token_wait = "200ms";
+    config.client_extra = "    retry: { initial: 50ms, max: 100ms }\n";
+    let proxy = Proxy::start(&config).await;
+    let r = client().get(proxy.url("/x")).send().await.unwrap();
+    assert_eq!(r.status(), 503);
+    let retry_after: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((2..=3).contains(&retry_after), "Retry-After {retry_after}");
+    for _ in 0..10 {
+        assert_eq!(get_status(proxy.url("/x")).await, 503);
+    }
+    assert_eq!(
+        idp.state.request_count(),
+        1,
+        "no request before the identity service's Retry-After"
+    );
+}
