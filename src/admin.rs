@@ -1,8 +1,12 @@
-//! The admin listener: `/metrics`, `/healthz`, `/readyz`, `/status`.
-//! It binds to loopback by default; nothing it serves holds a secret.
+//! The admin listener: `/metrics`, `/healthz`, `/readyz`, `/status`, and
+//! `POST /reload` (from loopback addresses only). It binds to loopback by
+//! default; nothing it serves holds a secret.
 
+use std::net::{IpAddr, SocketAddr};
+use std::process::ExitCode;
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use http::{Method, Response, StatusCode};
 use pingora::apps::http_app::ServeHttp;
@@ -10,10 +14,12 @@ use pingora::protocols::http::ServerSession;
 use serde_json::json;
 
 use crate::metrics;
-use crate::oauth::TokenCache;
+use crate::proxy::Snapshot;
+use crate::reload::{ReloadError, Reloader};
 
 pub struct AdminApp {
-    pub cache: Arc<TokenCache>,
+    pub current: Arc<ArcSwap<Snapshot>>,
+    pub reloader: Arc<Reloader>,
 }
 
 fn json_response(status: StatusCode, body: serde_json::Value) -> Response<Vec<u8>> {
@@ -28,15 +34,24 @@ fn json_response(status: StatusCode, body: serde_json::Value) -> Response<Vec<u8
 }
 
 impl AdminApp {
-    /// Handles one admin request; kept apart from the pingora trait so tests
-    /// and other front ends can call it.
-    pub fn handle(&self, method: &Method, path: &str) -> Response<Vec<u8>> {
+    /// Handles one admin request; `peer` is the caller's address.
+    pub async fn handle(
+        &self,
+        method: &Method,
+        path: &str,
+        peer: Option<IpAddr>,
+    ) -> Response<Vec<u8>> {
+        if path == "/reload" {
+            return self.reload(method, peer).await;
+        }
         if method != Method::GET && method != Method::HEAD {
             return json_response(
                 StatusCode::METHOD_NOT_ALLOWED,
                 json!({"error": "method_not_allowed"}),
             );
         }
+        let snapshot = self.current.load_full();
+        let cache = &snapshot.cache;
         match path {
             "/metrics" => {
                 let body = metrics::render();
@@ -49,8 +64,7 @@ impl AdminApp {
             }
             "/healthz" => json_response(StatusCode::OK, json!({"status": "ok"})),
             "/readyz" => {
-                let waiting: Vec<String> = self
-                    .cache
+                let waiting: Vec<String> = cache
                     .slots()
                     .filter(|s| !s.has_usable_token())
                     .map(|s| s.client.name.clone())
@@ -65,20 +79,55 @@ impl AdminApp {
                 }
             }
             "/status" => {
-                let mut clients: Vec<_> = self.cache.slots().map(|s| s.status()).collect();
+                let mut clients: Vec<_> = cache.slots().map(|s| s.status()).collect();
                 clients.sort_by(|a, b| a.client.cmp(&b.client).then(a.scopes.cmp(&b.scopes)));
+                let routes: Vec<_> = snapshot.routes.iter().map(|r| r.name.as_str()).collect();
                 json_response(
                     StatusCode::OK,
                     json!({
                         "version": env!("CARGO_PKG_VERSION"),
-                        "ready": self.cache.is_ready(),
+                        "ready": cache.is_ready(),
+                        "routes": routes,
                         "clients": clients,
                     }),
                 )
             }
             _ => json_response(
                 StatusCode::NOT_FOUND,
-                json!({"error": "not_found", "endpoints": ["/metrics", "/healthz", "/readyz", "/status"]}),
+                json!({"error": "not_found", "endpoints": ["/metrics", "/healthz", "/readyz", "/status", "POST /reload"]}),
+            ),
+        }
+    }
+
+    async fn reload(&self, method: &Method, peer: Option<IpAddr>) -> Response<Vec<u8>> {
+        if method != Method::POST {
+            return json_response(
+                StatusCode::METHOD_NOT_ALLOWED,
+                json!({"error": "method_not_allowed", "use": "POST"}),
+            );
+        }
+        if !peer.is_some_and(|ip| ip.is_loopback() || ip.to_canonical().is_loopback()) {
+            return json_response(
+                StatusCode::FORBIDDEN,
+                json!({"error": "forbidden", "message": "reload is accepted from loopback addresses only"}),
+            );
+        }
+        match self.reloader.reload().await {
+            Ok(report) => json_response(
+                StatusCode::OK,
+                json!({"status": "reloaded", "report": report}),
+            ),
+            Err(ReloadError::Invalid(errors)) => json_response(
+                StatusCode::BAD_REQUEST,
+                json!({
+                    "error": "invalid_config",
+                    "message": "the new configuration is invalid; the running one is kept",
+                    "problems": errors.0.iter().map(|e| e.to_string()).collect::<Vec<_>>(),
+                }),
+            ),
+            Err(ReloadError::Failed(why)) => json_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                json!({"error": "reload_failed", "message": why}),
             ),
         }
     }
@@ -87,7 +136,58 @@ impl AdminApp {
 #[async_trait]
 impl ServeHttp for AdminApp {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
+        let peer = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip());
         let req = session.req_header();
-        self.handle(&req.method, req.uri.path())
+        let (method, path) = (req.method.clone(), req.uri.path().to_owned());
+        self.handle(&method, &path, peer).await
+    }
+}
+
+/// `bearer-proxy reload`: asks the proxy at `admin` to reload, prints the
+/// answer. An unspecified admin address (0.0.0.0) is reached on loopback.
+pub fn request_reload(admin: SocketAddr) -> ExitCode {
+    let target = match admin.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => SocketAddr::from(([127, 0, 0, 1], admin.port())),
+        IpAddr::V6(ip) if ip.is_unspecified() => {
+            SocketAddr::from(([0u16, 0, 0, 0, 0, 0, 0, 1], admin.port()))
+        }
+        _ => admin,
+    };
+    crate::tls::install_crypto_provider();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let answer = runtime.block_on(async {
+        let response = reqwest::Client::new()
+            .post(format!("http://{target}/reload"))
+            .timeout(std::time::Duration::from_secs(120))
+            .send()
+            .await?;
+        let status = response.status();
+        Ok::<_, reqwest::Error>((status, response.text().await?))
+    });
+    match answer {
+        Ok((status, body)) if status.is_success() => {
+            println!("{body}");
+            ExitCode::SUCCESS
+        }
+        Ok((status, body)) => {
+            eprintln!("error: reload refused (HTTP {status}):\n{body}");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("error: cannot reach the admin listener at {target}: {e}");
+            ExitCode::FAILURE
+        }
     }
 }

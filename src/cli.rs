@@ -1,4 +1,4 @@
-//! Command line: `run`, `check`, `token`, `demo`. Exit status 2 means the
+//! Command line: `run`, `check`, `reload`, `token`, `demo`. Exit status 2 means the
 //! configuration is invalid; 1 means the proxy could not start.
 
 use std::path::{Path, PathBuf};
@@ -60,6 +60,12 @@ pub enum Command {
         #[arg(long)]
         print: bool,
     },
+    /// Ask the running proxy to reload its configuration file (through its
+    /// admin listener, named in FILE). FILE is checked first.
+    Reload {
+        #[arg(short, long)]
+        config: PathBuf,
+    },
     /// Run the proxy against a bundled local identity-service emulator and
     /// echo upstream: no Oracle tenant needed.
     Demo {
@@ -87,10 +93,14 @@ pub fn main(cli: Cli) -> ExitCode {
             Err(code) => code,
         },
         Command::Run { config } => match load(&config) {
-            Ok(c) => run(c),
+            Ok(c) => run(c, config),
             Err(code) => code,
         },
         Command::Demo { config } => demo(config.as_deref()),
+        Command::Reload { config } => match load(&config) {
+            Ok(c) => crate::admin::request_reload(c.admin.listen),
+            Err(code) => code,
+        },
         Command::Token {
             config,
             client,
@@ -133,8 +143,8 @@ fn report(path: &Path, errors: &config::ConfigErrors) {
     }
 }
 
-fn run(config: Config) -> ExitCode {
-    match crate::server::run(config) {
+fn run(config: Config, source: PathBuf) -> ExitCode {
+    match crate::server::run(config, source) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e}");
@@ -197,23 +207,23 @@ pub fn describe(path: &Path, c: &Config) -> String {
 }
 
 fn demo(path: Option<&Path>) -> ExitCode {
-    let (label, loaded) = match path {
-        Some(p) => (p.display().to_string(), config::load_file(p)),
+    let (label, source) = match path {
+        Some(p) => (p.display().to_string(), p.to_path_buf()),
         None => {
-            // The bundled config names its key file relatively: give it one.
+            // The bundled config names its key file relatively: materialise
+            // both, so paths resolve and a reload has a file to re-read.
             let dir = std::env::temp_dir().join("bearer-proxy-demo");
-            if let Err(e) = std::fs::create_dir_all(&dir)
+            let written = std::fs::create_dir_all(&dir)
                 .and_then(|_| std::fs::write(dir.join("demo-api-keys"), DEMO_API_KEYS))
-            {
+                .and_then(|_| std::fs::write(dir.join("demo.yaml"), DEMO_CONFIG));
+            if let Err(e) = written {
                 eprintln!("error: cannot prepare {}: {e}", dir.display());
                 return ExitCode::FAILURE;
             }
-            (
-                "bundled conf/demo.yaml".to_string(),
-                config::load_str(DEMO_CONFIG, &dir, &|n| std::env::var(n).ok()),
-            )
+            ("bundled conf/demo.yaml".to_string(), dir.join("demo.yaml"))
         }
     };
+    let loaded = config::load_file(&source);
     let config = match loaded {
         Ok(c) => c,
         Err(errors) => {
@@ -279,5 +289,5 @@ fn demo(path: Option<&Path>) -> ExitCode {
         prefix = route.path_prefix,
         client_id = client.client_id,
     );
-    run(config)
+    run(config, source)
 }

@@ -14,7 +14,8 @@
 //!   background refresher.
 //! - [`proxy`] — the pingora `ProxyHttp` hooks and JSON error responses.
 //! - [`upstream`] — upstream peers: background DNS, TLS trust.
-//! - [`server`] — assembles pingora services and runs them.
+//! - [`server`] — assembles pingora services and runs them; [`reload`] —
+//!   live configuration reload.
 //! - [`admin`] — `/metrics`, `/healthz`, `/readyz`, `/status`.
 //! - [`metrics`] — every metric, registered once.
 //! - [`emulator`] — the bundled identity-service emulator and echo upstream
@@ -31,6 +32,7 @@ pub mod logging;
 pub mod metrics;
 pub mod oauth;
 pub mod proxy;
+pub mod reload;
 pub mod route;
 pub mod scope;
 pub mod server;

@@ -2,7 +2,10 @@
 //! listener(s), the admin listener and the background service that warms
 //! the token cache, renews tokens and re-resolves upstream addresses.
 
+use std::path::PathBuf;
 use std::sync::Arc;
+
+use arc_swap::ArcSwap;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -17,14 +20,17 @@ use crate::admin::AdminApp;
 use crate::config::Config;
 use crate::oauth::refresher;
 use crate::proxy::{BearerProxy, Snapshot};
+use crate::reload::{Fixed, Reloader};
 use crate::{metrics, tls};
 
 /// How often host-name upstreams are looked up again (cloud endpoints move).
 const RESOLVE_INTERVAL: Duration = Duration::from_secs(30);
 
-/// Warms up, then keeps tokens and upstream addresses fresh.
+/// Warms up, then keeps tokens and upstream addresses fresh, and reloads
+/// on SIGHUP.
 struct Background {
-    snapshot: Arc<Snapshot>,
+    current: Arc<ArcSwap<Snapshot>>,
+    reloader: Arc<Reloader>,
     startup_token_wait: Duration,
 }
 
@@ -35,9 +41,27 @@ impl BackgroundService for Background {
         shutdown: ShutdownWatch,
         ready: ServiceReadyNotifier,
     ) {
-        let cache = self.snapshot.cache.clone();
+        let snapshot = self.current.load_full();
+        let cache = snapshot.cache.clone();
         cache.set_runtime(tokio::runtime::Handle::current());
-        resolve_all(&self.snapshot).await;
+        self.reloader
+            .set_refreshers(tokio::runtime::Handle::current(), shutdown.clone());
+        let reloader = self.reloader.clone();
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+            Ok(mut hangups) => {
+                tokio::spawn(async move {
+                    while hangups.recv().await.is_some() {
+                        tracing::info!("SIGHUP: reloading the configuration");
+                        reloader.reload_and_log().await;
+                    }
+                });
+            }
+            Err(e) => tracing::error!(
+                error = %e,
+                "cannot listen for SIGHUP; reload through the admin listener only"
+            ),
+        }
+        resolve_all(&snapshot).await;
         let started = Instant::now();
         if cache.warm_up(self.startup_token_wait).await {
             tracing::info!(
@@ -52,21 +76,22 @@ impl BackgroundService for Background {
         }
         // The proxy listener depends on this: it opens now.
         ready.notify_ready();
-        let snapshot = self.snapshot.clone();
-        let mut resolver_shutdown = shutdown.clone();
-        tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    _ = tokio::time::sleep(RESOLVE_INTERVAL) => resolve_all(&snapshot).await,
-                    _ = resolver_shutdown.changed() => return,
-                }
+        for slot in cache.slots() {
+            refresher::spawn(slot.clone(), shutdown.clone());
+        }
+        let current = self.current.clone();
+        let mut shutdown = shutdown;
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(RESOLVE_INTERVAL) => resolve_all(&current.load_full()).await,
+                _ = shutdown.changed() => return,
             }
-        });
-        refresher::run(cache, shutdown).await;
+        }
     }
 }
 
-async fn resolve_all(snapshot: &Snapshot) {
+/// Looks up every host-name upstream of `snapshot` (again).
+pub async fn resolve_all(snapshot: &Snapshot) {
     for route in snapshot
         .routes
         .iter()
@@ -84,8 +109,9 @@ async fn resolve_all(snapshot: &Snapshot) {
 }
 
 /// Runs the proxy until SIGTERM/SIGINT. Returns once in-flight requests
-/// have drained (or `shutdown_grace` has passed).
-pub fn run(config: Config) -> Result<(), String> {
+/// have drained (or `shutdown_grace` has passed). `source` is the file a
+/// reload re-reads.
+pub fn run(config: Config, source: PathBuf) -> Result<(), String> {
     tls::install_crypto_provider();
     metrics::init();
     for w in &config.warnings {
@@ -94,6 +120,17 @@ pub fn run(config: Config) -> Result<(), String> {
     let settings = config.server.clone();
     let admin_listen = config.admin.listen;
     let snapshot = Arc::new(Snapshot::new(config)?);
+    let routes = snapshot.routes.len();
+    let current = Arc::new(ArcSwap::new(snapshot));
+    let reloader = Arc::new(Reloader::new(
+        source,
+        current.clone(),
+        Fixed {
+            listen: settings.listen.clone(),
+            threads: settings.threads,
+            admin_listen,
+        },
+    ));
 
     let conf = ServerConf {
         threads: settings.threads,
@@ -108,7 +145,8 @@ pub fn run(config: Config) -> Result<(), String> {
     let background = server.add_service(background_service(
         "token-refresher",
         Background {
-            snapshot: snapshot.clone(),
+            current: current.clone(),
+            reloader: reloader.clone(),
             startup_token_wait: settings.startup_token_wait,
         },
     ));
@@ -116,7 +154,7 @@ pub fn run(config: Config) -> Result<(), String> {
     let mut proxy = pingora::proxy::http_proxy_service_with_name(
         &server.configuration,
         BearerProxy {
-            snapshot: snapshot.clone(),
+            current: current.clone(),
         },
         "bearer-proxy",
     );
@@ -129,7 +167,8 @@ pub fn run(config: Config) -> Result<(), String> {
     let mut admin = Service::new(
         "admin".to_string(),
         HttpServer::new_app(AdminApp {
-            cache: snapshot.cache.clone(),
+            current: current.clone(),
+            reloader,
         }),
     );
     admin.add_tcp(&admin_listen.to_string());
@@ -139,7 +178,7 @@ pub fn run(config: Config) -> Result<(), String> {
     tracing::info!(
         listen = ?settings.listen,
         admin = %admin_listen,
-        routes = snapshot.routes.len(),
+        routes,
         "bearer-proxy starting"
     );
     server.run(RunArgs::default());

@@ -77,6 +77,60 @@ pub struct ClientConfig {
 }
 
 impl ClientConfig {
+    /// A digest of every setting, secret and key of this client: a reload
+    /// keeps the cached token of a client whose fingerprint is unchanged.
+    pub fn fingerprint(&self) -> [u8; 32] {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        let mut field = |bytes: &[u8]| {
+            h.update((bytes.len() as u64).to_le_bytes());
+            h.update(bytes);
+        };
+        field(
+            format!(
+                "{:?}|{:?}|{}|{}",
+                self.issuer, self.identity_domain_name, self.token_url, self.client_id
+            )
+            .as_bytes(),
+        );
+        match &self.auth {
+            ClientAuth::SecretBasic { secret } => {
+                field(format!("basic|{}", secret.expose()).as_bytes())
+            }
+            ClientAuth::SecretPost { secret } => {
+                field(format!("post|{}", secret.expose()).as_bytes())
+            }
+            ClientAuth::PrivateKeyJwt { key } => field(&key.fingerprint()),
+        }
+        match &self.grant {
+            Grant::ClientCredentials => field(b"cc"),
+            Grant::Password { username, password } => {
+                field(format!("pw|{username}|{}", password.expose()).as_bytes())
+            }
+            Grant::JwtBearer { subject, key } => {
+                field(format!("jb|{subject}").as_bytes());
+                field(&key.fingerprint());
+            }
+        }
+        field(
+            format!(
+                "{}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}",
+                self.refresh_token,
+                self.scopes,
+                self.refresh_before,
+                self.connect_timeout,
+                self.request_timeout,
+                self.retry.initial,
+                self.retry.max
+            )
+            .as_bytes(),
+        );
+        for root in &self.extra_roots {
+            field(root.as_ref());
+        }
+        h.finalize().into()
+    }
+
     /// The scopes a token request carries: the configured ones, plus
     /// `offline_access` when refresh tokens are wanted.
     pub fn requested_scopes(&self, scopes: &[String], refresh_token: bool) -> Vec<String> {
@@ -134,6 +188,8 @@ impl Grant {
 /// which the identity service finds the matching certificate.
 pub struct SigningKey {
     pub key: jsonwebtoken::EncodingKey,
+    /// SHA-256 of the key file, so a changed key counts as a changed client.
+    pub key_sha256: [u8; 32],
     /// The certificate alias registered on the application.
     pub kid: Option<String>,
     /// base64url SHA-1 of the certificate's DER.
@@ -142,6 +198,20 @@ pub struct SigningKey {
     pub x5t_s256: Option<String>,
     pub audience: Vec<String>,
     pub lifetime: Duration,
+}
+
+impl SigningKey {
+    fn fingerprint(&self) -> Vec<u8> {
+        let mut out = self.key_sha256.to_vec();
+        out.extend(
+            format!(
+                "|{:?}|{:?}|{:?}|{:?}|{:?}",
+                self.kid, self.x5t, self.x5t_s256, self.audience, self.lifetime
+            )
+            .into_bytes(),
+        );
+        out
+    }
 }
 
 impl std::fmt::Debug for SigningKey {

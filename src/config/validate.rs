@@ -10,6 +10,7 @@ use std::time::Duration;
 use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::CertificateDer;
 use serde_yaml::Value;
+use sha2::Digest as _;
 
 use super::error::{ConfigError, ConfigErrors};
 use super::raw::{Audience, RawAccess, RawClient, RawConfig, RawRoute, RawServer, RawSigningKey};
@@ -578,6 +579,7 @@ impl Validator<'_> {
 
     fn signing_key(&mut self, p: &str, raw: &RawSigningKey) -> Option<SigningKey> {
         let before = self.errors.len();
+        let mut key_sha256 = [0u8; 32];
         let key = match &raw.key_file {
             None => {
                 self.err(
@@ -596,19 +598,19 @@ impl Validator<'_> {
                         );
                         None
                     }
-                    Ok(pem) => match is_rsa_private_key(&pem)
-                        .then(|| jsonwebtoken::EncodingKey::from_rsa_pem(&pem).ok())
-                        .flatten()
-                    {
-                        Some(k) => Some(k),
-                        None => {
+                    Ok(pem) => {
+                        key_sha256 = sha2::Sha256::digest(&pem).into();
+                        let key = is_rsa_private_key(&pem)
+                            .then(|| jsonwebtoken::EncodingKey::from_rsa_pem(&pem).ok())
+                            .flatten();
+                        if key.is_none() {
                             self.err(
                                 format!("{p}.key_file"),
                                 format!("{} is not an RSA private key in PEM form (PKCS#8 \"PRIVATE KEY\" or PKCS#1 \"RSA PRIVATE KEY\")", full.display()),
                             );
-                            None
                         }
-                    },
+                        key
+                    }
                 }
             }
         };
@@ -660,6 +662,7 @@ impl Validator<'_> {
         }
         let signing = SigningKey {
             key: key?,
+            key_sha256,
             kid,
             x5t,
             x5t_s256,

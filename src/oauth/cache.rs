@@ -85,6 +85,11 @@ pub struct TokenSlot {
     state: Mutex<SlotState>,
     /// Bumped after every fetch so the refresher re-plans.
     changed: watch::Sender<u64>,
+    /// The client's fingerprint when the slot was made (reloads reuse a
+    /// slot only for an identical client).
+    fingerprint: [u8; 32],
+    /// Set when a reload dropped the slot: its refresher stops.
+    retired: std::sync::atomic::AtomicBool,
     metrics: SlotMetrics,
     runtime: Arc<OnceLock<Handle>>,
 }
@@ -97,6 +102,7 @@ impl TokenSlot {
         ceiling: Arc<RateCeiling>,
     ) -> Result<Self, String> {
         let endpoint = TokenEndpoint::new(client.clone(), Some(ceiling))?;
+        let fingerprint = client.fingerprint();
         let name = client.name.as_str();
         Ok(TokenSlot {
             metrics: SlotMetrics {
@@ -112,6 +118,8 @@ impl TokenSlot {
             inflight: Mutex::new(None),
             state: Mutex::new(SlotState::default()),
             changed: watch::channel(0).0,
+            fingerprint,
+            retired: std::sync::atomic::AtomicBool::new(false),
             runtime,
         })
     }
@@ -391,6 +399,17 @@ impl TokenSlot {
         }
     }
 
+    /// Stops the slot's background renewal (a reload dropped it).
+    pub fn retire(&self) {
+        self.retired
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        self.changed.send_modify(|g| *g += 1);
+    }
+
+    pub fn is_retired(&self) -> bool {
+        self.retired.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.changed.subscribe()
     }
@@ -487,17 +506,36 @@ pub struct SlotStatus {
 pub struct TokenCache {
     slots: HashMap<SlotKey, Arc<TokenSlot>>,
     runtime: Arc<OnceLock<Handle>>,
+    /// Shared across reloads, so one token URL never has two ceilings.
+    ceilings: Arc<RateCeilings>,
 }
 
 impl TokenCache {
     /// One slot per distinct (client, scopes) used by a route.
     pub fn new(config: &Config) -> Result<Self, String> {
-        let runtime = Arc::new(OnceLock::new());
-        let ceilings = RateCeilings::default();
+        Self::build(config, None)
+    }
+
+    /// The cache for a reloaded configuration: slots whose client is
+    /// unchanged (same fingerprint) are carried over with their tokens.
+    pub fn rebuild(config: &Config, previous: &TokenCache) -> Result<Self, String> {
+        Self::build(config, Some(previous))
+    }
+
+    fn build(config: &Config, previous: Option<&TokenCache>) -> Result<Self, String> {
+        let runtime = previous.map_or_else(|| Arc::new(OnceLock::new()), |p| p.runtime.clone());
+        let ceilings = previous.map_or_else(Arc::default, |p| p.ceilings.clone());
         let mut slots = HashMap::new();
         for route in &config.routes {
             let scopes = Self::requested_scopes(route);
             let key = SlotKey::new(&route.client.name, &scopes);
+            let reusable = previous
+                .and_then(|p| p.slots.get(&key))
+                .filter(|s| s.fingerprint == route.client.fingerprint());
+            if let Some(slot) = reusable {
+                slots.insert(key, slot.clone());
+                continue;
+            }
             if let std::collections::hash_map::Entry::Vacant(entry) = slots.entry(key) {
                 let ceiling = ceilings.for_url(
                     &route.client.token_url,
@@ -507,7 +545,11 @@ impl TokenCache {
                 entry.insert(Arc::new(slot));
             }
         }
-        Ok(TokenCache { slots, runtime })
+        Ok(TokenCache {
+            slots,
+            runtime,
+            ceilings,
+        })
     }
 
     /// Runs fetches on `handle` from now on (the refresher's runtime).
@@ -531,6 +573,11 @@ impl TokenCache {
         self.slots.values()
     }
 
+    /// Whether this very slot (not an equal one) is part of the cache.
+    pub fn holds(&self, slot: &Arc<TokenSlot>) -> bool {
+        self.slots.values().any(|s| Arc::ptr_eq(s, slot))
+    }
+
     /// Every slot holds a usable token.
     pub fn is_ready(&self) -> bool {
         self.slots.values().all(|s| s.has_usable_token())
@@ -538,12 +585,23 @@ impl TokenCache {
 
     /// Fetches every slot's first token, waiting at most `bound`.
     pub async fn warm_up(&self, bound: Duration) -> bool {
-        let all = futures_join(self.slots.values().cloned().collect());
-        tokio::time::timeout(bound, all).await.is_ok() && self.is_ready()
+        warm_up(self.slots.values().cloned().collect(), bound).await && self.is_ready()
     }
 }
 
-async fn futures_join(slots: Vec<Arc<TokenSlot>>) {
+/// Fetches the tokens of `slots` (those without one), waiting at most
+/// `bound`; true when all arrived in time.
+pub async fn warm_up(slots: Vec<Arc<TokenSlot>>, bound: Duration) -> bool {
+    let missing: Vec<_> = slots
+        .into_iter()
+        .filter(|s| !s.has_usable_token())
+        .collect();
+    tokio::time::timeout(bound, join_refreshes(missing))
+        .await
+        .is_ok()
+}
+
+async fn join_refreshes(slots: Vec<Arc<TokenSlot>>) {
     let mut set = tokio::task::JoinSet::new();
     for slot in slots {
         set.spawn(async move {

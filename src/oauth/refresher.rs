@@ -7,21 +7,18 @@ use std::time::Instant;
 
 use tokio::sync::watch;
 
-use super::cache::{TokenCache, TokenSlot};
+use super::cache::TokenSlot;
 
-/// Renews every slot of `cache` until `shutdown` turns true.
-pub async fn run(cache: Arc<TokenCache>, shutdown: watch::Receiver<bool>) {
-    let mut tasks = tokio::task::JoinSet::new();
-    for slot in cache.slots() {
-        tasks.spawn(renew_forever(slot.clone(), shutdown.clone()));
-    }
-    while tasks.join_next().await.is_some() {}
+/// Starts renewing `slot` on the current runtime until `shutdown` turns
+/// true or the slot is retired by a reload.
+pub fn spawn(slot: Arc<TokenSlot>, shutdown: watch::Receiver<bool>) {
+    tokio::spawn(renew_forever(slot, shutdown));
 }
 
 async fn renew_forever(slot: Arc<TokenSlot>, mut shutdown: watch::Receiver<bool>) {
     let mut changed = slot.subscribe();
     loop {
-        if *shutdown.borrow() {
+        if *shutdown.borrow() || slot.is_retired() {
             return;
         }
         changed.borrow_and_update();

@@ -1,9 +1,11 @@
 //! Per-request state shared across the proxy hooks.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use http::HeaderValue;
 
+use super::Snapshot;
 use crate::metrics;
 
 /// Counts a request as in flight for as long as its context lives, which is
@@ -24,6 +26,9 @@ impl Drop for InFlight {
 }
 
 pub struct RequestCtx {
+    /// The configuration this request started under; a reload does not
+    /// change it mid-request.
+    pub snapshot: Arc<Snapshot>,
     pub request_id: HeaderValue,
     /// Index of the matched route in the snapshot.
     pub route: Option<usize>,
@@ -45,8 +50,9 @@ pub struct RequestCtx {
 }
 
 impl RequestCtx {
-    pub fn new() -> Self {
+    pub fn new(snapshot: Arc<Snapshot>) -> Self {
         RequestCtx {
+            snapshot,
             request_id: HeaderValue::from_static(""),
             route: None,
             authorization: None,
@@ -59,11 +65,5 @@ impl RequestCtx {
             token_failure: None,
             _in_flight: InFlight::enter(),
         }
-    }
-}
-
-impl Default for RequestCtx {
-    fn default() -> Self {
-        Self::new()
     }
 }

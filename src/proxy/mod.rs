@@ -9,6 +9,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
+use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use http::header::{AUTHORIZATION, HOST};
 use http::HeaderValue;
@@ -48,6 +49,17 @@ pub struct Snapshot {
 impl Snapshot {
     pub fn new(config: Config) -> Result<Self, String> {
         let cache = Arc::new(TokenCache::new(&config)?);
+        Self::with_cache(config, cache)
+    }
+
+    /// A snapshot for a reloaded configuration, keeping the token slots of
+    /// unchanged clients from `previous`.
+    pub fn rebuild(config: Config, previous: &Snapshot) -> Result<Self, String> {
+        let cache = Arc::new(TokenCache::rebuild(&config, &previous.cache)?);
+        Self::with_cache(config, cache)
+    }
+
+    fn with_cache(config: Config, cache: Arc<TokenCache>) -> Result<Self, String> {
         let mut routes = Vec::with_capacity(config.routes.len());
         for r in &config.routes {
             let slot = cache
@@ -73,7 +85,8 @@ impl Snapshot {
 }
 
 pub struct BearerProxy {
-    pub snapshot: Arc<Snapshot>,
+    /// Swapped whole by a reload.
+    pub current: Arc<ArcSwap<Snapshot>>,
 }
 
 fn request_host(req: &RequestHeader) -> Option<&str> {
@@ -135,7 +148,7 @@ impl ProxyHttp for BearerProxy {
     type CTX = RequestCtx;
 
     fn new_ctx(&self) -> RequestCtx {
-        RequestCtx::new()
+        RequestCtx::new(self.current.load_full())
     }
 
     async fn request_filter(
@@ -143,16 +156,17 @@ impl ProxyHttp for BearerProxy {
         session: &mut Session,
         ctx: &mut RequestCtx,
     ) -> pingora::Result<bool> {
+        let snapshot = ctx.snapshot.clone();
         let req = session.req_header();
         ctx.request_id = request_id::from_headers(&req.headers);
-        let Some(index) = self.snapshot.table.find(request_host(req), req.uri.path()) else {
+        let Some(index) = snapshot.table.find(request_host(req), req.uri.path()) else {
             let reply = ErrorReply::no_route();
             ctx.error = Some(reply.code);
             reply.send(session, &ctx.request_id).await?;
             return Ok(true);
         };
         ctx.route = Some(index);
-        let route = &self.snapshot.routes[index];
+        let route = &snapshot.routes[index];
         let caller = Caller {
             headers: &req.headers,
             address: session
@@ -213,7 +227,7 @@ impl ProxyHttp for BearerProxy {
         _session: &mut Session,
         ctx: &mut RequestCtx,
     ) -> pingora::Result<Box<HttpPeer>> {
-        let route = &self.snapshot.routes[ctx.route.expect("request_filter set the route")];
+        let route = &ctx.snapshot.routes[ctx.route.expect("request_filter set the route")];
         match route.upstream.peer.load().as_ref() {
             Some(peer) => Ok(Box::new(HttpPeer::clone(peer))),
             None => Error::e_explain(
@@ -232,7 +246,8 @@ impl ProxyHttp for BearerProxy {
         upstream_request: &mut RequestHeader,
         ctx: &mut RequestCtx,
     ) -> pingora::Result<()> {
-        let route = &self.snapshot.routes[ctx.route.expect("request_filter set the route")];
+        let snapshot = ctx.snapshot.clone();
+        let route = &snapshot.routes[ctx.route.expect("request_filter set the route")];
         if ctx.replaying_after_401 {
             // The token that drew the 401 was purged: this waits for (or
             // shares) the fetch of a new one.
@@ -276,7 +291,8 @@ impl ProxyHttp for BearerProxy {
         if upstream_response.status != http::StatusCode::UNAUTHORIZED || ctx.replaying_after_401 {
             return Ok(());
         }
-        let route = &self.snapshot.routes[ctx.route.expect("request_filter set the route")];
+        let snapshot = ctx.snapshot.clone();
+        let route = &snapshot.routes[ctx.route.expect("request_filter set the route")];
         if let Some(sent) = &ctx.authorization {
             route.slot.invalidate(sent);
         }
@@ -395,7 +411,8 @@ impl ProxyHttp for BearerProxy {
             .response_written()
             .map(|r| r.status.as_u16())
             .unwrap_or(0);
-        let route = ctx.route.map(|i| &self.snapshot.routes[i]);
+        let snapshot = ctx.snapshot.clone();
+        let route = ctx.route.map(|i| &snapshot.routes[i]);
         let route_name = route.map_or(metrics::NO_ROUTE, |r| r.name.as_str());
         let status_label = http::StatusCode::from_u16(status)
             .map(|s| s.as_str().to_owned())

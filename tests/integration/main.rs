@@ -9,6 +9,7 @@ mod config_errors;
 mod errors;
 mod idp_hardening;
 mod observability;
+mod reload;
 mod routing;
 mod shutdown;
 mod streaming;

@@ -313,6 +313,35 @@ impl Proxy {
         self.child.as_ref().unwrap().id()
     }
 
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("config.yaml")
+    }
+
+    /// Rewrites the config file in place (same ports), with its files.
+    pub fn rewrite(&self, config: &ProxyConfig<'_>) {
+        for (name, content) in &config.files {
+            std::fs::write(self.dir.path().join(name), content).unwrap();
+        }
+        std::fs::write(self.config_path(), config.yaml(self.port, self.admin_port)).unwrap();
+    }
+
+    /// `POST /reload` on the admin listener: (status, body).
+    pub async fn admin_reload(&self) -> (u16, serde_json::Value) {
+        let r = client()
+            .post(self.admin_url("/reload"))
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.json().await.unwrap())
+    }
+
+    /// Sends SIGHUP.
+    pub fn hangup(&self) {
+        unsafe {
+            libc::kill(self.pid() as i32, libc::SIGHUP);
+        }
+    }
+
     /// Sends SIGTERM.
     pub fn terminate(&self) {
         unsafe {
