@@ -47,6 +47,19 @@ pub struct ServerSettings {
     pub startup_token_wait: Duration,
     /// Ceiling on token requests to any one token URL.
     pub token_requests_per_second: f64,
+    pub limits: Limits,
+}
+
+/// What a client may send and how long it may take.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Request line plus all header names and values.
+    pub max_request_header_bytes: usize,
+    pub max_request_headers: usize,
+    /// How long a keep-alive connection may sit idle between requests.
+    pub client_idle_timeout: Duration,
+    /// Longest wait for the next piece of a request body.
+    pub client_read_timeout: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -279,4 +292,6 @@ pub struct RouteConfig {
     /// The scopes this route's token carries (the route's override or the client's).
     pub scopes: Vec<String>,
     pub access: Arc<crate::access::AccessPolicy>,
+    /// Larger request bodies are refused with 413.
+    pub max_body_bytes: Option<u64>,
 }

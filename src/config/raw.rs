@@ -35,6 +35,12 @@ pub struct RawServer {
     #[serde(default, with = "humantime_serde")]
     pub startup_token_wait: Option<Duration>,
     pub token_requests_per_second: Option<f64>,
+    pub max_request_header_bytes: Option<usize>,
+    pub max_request_headers: Option<usize>,
+    #[serde(default, with = "humantime_serde")]
+    pub client_idle_timeout: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub client_read_timeout: Option<Duration>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -150,6 +156,7 @@ pub struct RawRoute {
     #[serde(default)]
     pub scopes: Vec<String>,
     pub access: Option<RawAccess>,
+    pub max_body_bytes: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -16,7 +16,7 @@ use super::error::{ConfigError, ConfigErrors};
 use super::raw::{Audience, RawAccess, RawClient, RawConfig, RawRoute, RawServer, RawSigningKey};
 use super::{
     env, AdminSettings, ClientAuth, ClientAuthMethod, ClientConfig, Config, Grant, GrantKind,
-    HostPattern, Issuer, RetryPolicy, RouteConfig, Secret, ServerSettings, SigningKey,
+    HostPattern, Issuer, Limits, RetryPolicy, RouteConfig, Secret, ServerSettings, SigningKey,
     UpstreamTarget,
 };
 use crate::access::{AccessPolicy, ApiKeys, BasicUsers};
@@ -238,7 +238,36 @@ impl Validator<'_> {
                 "must be between 0.1 and 1000 (identity domains allow 10/s on the free tier)",
             );
         }
+        let max_request_header_bytes = raw.max_request_header_bytes.unwrap_or(32 * 1024);
+        if !(1024..=1024 * 1024).contains(&max_request_header_bytes) {
+            self.err(
+                "server.max_request_header_bytes",
+                "must be between 1024 and 1048576 (pingora's own ceiling)",
+            );
+        }
+        let max_request_headers = raw.max_request_headers.unwrap_or(100);
+        if !(8..=256).contains(&max_request_headers) {
+            self.err(
+                "server.max_request_headers",
+                "must be between 8 and 256 (pingora's own ceiling)",
+            );
+        }
+        let limits = Limits {
+            max_request_header_bytes,
+            max_request_headers,
+            client_idle_timeout: self.positive(
+                "server.client_idle_timeout",
+                raw.client_idle_timeout,
+                Duration::from_secs(60),
+            ),
+            client_read_timeout: self.positive(
+                "server.client_read_timeout",
+                raw.client_read_timeout,
+                Duration::from_secs(30),
+            ),
+        };
         Some(ServerSettings {
+            limits,
             token_requests_per_second,
             listen,
             threads,
@@ -811,7 +840,14 @@ impl Validator<'_> {
         if self.errors.len() != before {
             return None;
         }
+        if raw.max_body_bytes == Some(0) {
+            self.err(
+                format!("{p}.max_body_bytes"),
+                "must be greater than zero (leave it out for no limit)",
+            );
+        }
         Some(RouteConfig {
+            max_body_bytes: raw.max_body_bytes,
             access: Arc::new(access?),
             name: name?,
             host,

@@ -4,7 +4,8 @@
 //! never held whole.
 //!
 //! Special paths: `/__bytes/<n>` streams `n` bytes back; `/__status/<code>`
-//! answers with that status; `/__sleep/<ms>` answers after a delay.
+//! answers with that status; `/__sleep/<ms>` answers after a delay;
+//! `/__hop` answers with hop-by-hop headers a proxy must not pass on.
 
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
@@ -158,6 +159,20 @@ async fn echo(State(state): State<Arc<EchoState>>, req: Request) -> Response {
         .and_then(|n| n.parse::<u64>().ok())
     {
         tokio::time::sleep(std::time::Duration::from_millis(ms.min(600_000))).await;
+    }
+    if parts.uri.path() == "/__hop" {
+        return (
+            [
+                ("connection", "x-secret-hop"),
+                ("x-secret-hop", "1"),
+                ("keep-alive", "timeout=5"),
+                ("proxy-authenticate", "Basic realm=upstream"),
+                ("upgrade", "h2c"),
+                ("x-end-to-end", "kept"),
+            ],
+            Json(description),
+        )
+            .into_response();
     }
     if let Some(code) = parts
         .uri

@@ -44,6 +44,8 @@ pub struct RequestCtx {
     /// The upstream answered 401 and the request is being replayed once
     /// with a new token.
     pub replaying_after_401: bool,
+    /// Request body bytes seen so far (counted only for routes with a limit).
+    pub body_bytes: u64,
     /// The new token could not be had for the replay.
     pub token_failure: Option<crate::oauth::Unavailable>,
     _in_flight: InFlight,
@@ -63,6 +65,7 @@ impl RequestCtx {
             cert_subject: None,
             replaying_after_401: false,
             token_failure: None,
+            body_bytes: 0,
             _in_flight: InFlight::enter(),
         }
     }

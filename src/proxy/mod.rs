@@ -2,6 +2,7 @@
 //! the route table, the token cache and the response helpers.
 
 pub mod ctx;
+pub mod limits;
 pub mod request_id;
 pub mod respond;
 
@@ -20,7 +21,7 @@ use pingora::{Error, ErrorSource, ErrorType};
 use prometheus::Histogram;
 
 use crate::access::{AccessPolicy, Caller, Decision};
-use crate::config::Config;
+use crate::config::{Config, Limits};
 use crate::metrics;
 use crate::oauth::{TokenCache, TokenSlot};
 use crate::route::RouteTable;
@@ -32,6 +33,7 @@ use respond::ErrorReply;
 /// pre-built header values and metric handles.
 pub struct Route {
     pub name: String,
+    pub max_body_bytes: Option<u64>,
     pub access: Arc<AccessPolicy>,
     pub slot: Arc<TokenSlot>,
     pub upstream: Upstream,
@@ -41,6 +43,7 @@ pub struct Route {
 
 /// Everything the request path reads, built once from a [`Config`].
 pub struct Snapshot {
+    pub limits: Limits,
     pub routes: Vec<Route>,
     pub table: RouteTable,
     pub cache: Arc<TokenCache>,
@@ -69,6 +72,7 @@ impl Snapshot {
                 .map_err(|_| format!("route {}: upstream host is not a valid header", r.name))?;
             routes.push(Route {
                 name: r.name.clone(),
+                max_body_bytes: r.max_body_bytes,
                 access: r.access.clone(),
                 slot,
                 upstream: Upstream::new(r, &config.server),
@@ -77,6 +81,7 @@ impl Snapshot {
             });
         }
         Ok(Snapshot {
+            limits: config.server.limits,
             routes,
             table: config.route_table,
             cache,
@@ -157,8 +162,37 @@ impl ProxyHttp for BearerProxy {
         ctx: &mut RequestCtx,
     ) -> pingora::Result<bool> {
         let snapshot = ctx.snapshot.clone();
+        let limits = snapshot.limits;
+        // Slow or idle clients cannot pin connections.
+        session.set_read_timeout(Some(limits.client_read_timeout));
+        if session.get_keepalive().is_some() {
+            session.set_keepalive(Some(limits.client_idle_timeout.as_secs().max(1)));
+        }
+        // pingora drops Content-Length only when Transfer-Encoding is there.
+        let smuggling = session
+            .req_header()
+            .headers
+            .contains_key(http::header::TRANSFER_ENCODING)
+            && session
+                .as_downstream()
+                .as_http1()
+                .is_some_and(|h1| limits::raw_head_has_both_framings(&h1.get_headers_raw_bytes()));
         let req = session.req_header();
         ctx.request_id = request_id::from_headers(&req.headers);
+        let refused = if smuggling {
+            Some(ErrorReply::new(
+                400,
+                "bad_request",
+                "both Content-Length and Transfer-Encoding: the body's framing is ambiguous",
+            ))
+        } else {
+            limits::check_request_head(req, &limits)
+        };
+        if let Some(reply) = refused {
+            ctx.error = Some(reply.code);
+            reply.send(session, &ctx.request_id).await?;
+            return Ok(true);
+        }
         let Some(index) = snapshot.table.find(request_host(req), req.uri.path()) else {
             let reply = ErrorReply::no_route();
             ctx.error = Some(reply.code);
@@ -167,6 +201,11 @@ impl ProxyHttp for BearerProxy {
         };
         ctx.route = Some(index);
         let route = &snapshot.routes[index];
+        if let Some(reply) = limits::check_declared_length(req, route.max_body_bytes) {
+            ctx.error = Some(reply.code);
+            reply.send(session, &ctx.request_id).await?;
+            return Ok(true);
+        }
         let caller = Caller {
             headers: &req.headers,
             address: session
@@ -279,6 +318,32 @@ impl ProxyHttp for BearerProxy {
         Ok(())
     }
 
+    /// Counts body bytes as they stream, for routes with `max_body_bytes`
+    /// (a chunked body declares no length up front).
+    async fn request_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<bytes::Bytes>,
+        _end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> pingora::Result<()> {
+        let Some(limit) = ctx
+            .route
+            .and_then(|i| ctx.snapshot.routes[i].max_body_bytes)
+        else {
+            return Ok(());
+        };
+        ctx.body_bytes += body.as_ref().map_or(0, |b| b.len() as u64);
+        if ctx.body_bytes > limit {
+            ctx.error = Some("body_too_large");
+            return Error::e_explain(
+                ErrorType::HTTPStatus(413),
+                "request body over the route's max_body_bytes",
+            );
+        }
+        Ok(())
+    }
+
     /// An upstream 401 to a request sent with token T: purge T if it is
     /// still cached, and replay the request once with a new token when its
     /// body is still buffered. A second 401 goes to the client.
@@ -346,6 +411,7 @@ impl ProxyHttp for BearerProxy {
         upstream_response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> pingora::Result<()> {
+        limits::strip_hop_by_hop(upstream_response);
         upstream_response.insert_header(request_id::HEADER, ctx.request_id.clone())?;
         Ok(())
     }
@@ -360,6 +426,7 @@ impl ProxyHttp for BearerProxy {
             _ if ctx.token_failure.is_some() => {
                 ErrorReply::token(ctx.token_failure.as_ref().expect("checked"))
             }
+            (_, ErrorType::HTTPStatus(413)) => ErrorReply::body_too_large(),
             (_, ErrorType::HTTPStatus(code)) if (400..600).contains(code) => {
                 ErrorReply::new(*code, "bad_request", "the request could not be processed")
             }

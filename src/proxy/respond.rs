@@ -32,6 +32,14 @@ impl ErrorReply {
         }
     }
 
+    pub fn body_too_large() -> Self {
+        ErrorReply::new(
+            413,
+            "body_too_large",
+            "the request body is larger than this route accepts",
+        )
+    }
+
     pub fn no_route() -> Self {
         ErrorReply::new(404, "no_route", "no route matches this host and path")
     }

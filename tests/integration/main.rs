@@ -8,6 +8,7 @@ mod access;
 mod config_errors;
 mod errors;
 mod idp_hardening;
+mod limits;
 mod observability;
 mod reload;
 mod routing;

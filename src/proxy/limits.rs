@@ -1,0 +1,136 @@
+//! Checks on what clients send, before anything is forwarded: header size
+//! and count, unambiguous framing, declared body length; and hop-by-hop
+//! headers kept off responses.
+
+use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
+use pingora::http::{RequestHeader, ResponseHeader};
+
+use super::respond::ErrorReply;
+use crate::config::Limits;
+
+/// Refuses request heads over the configured limits (431) and framing that
+/// two parsers could read differently (400) — the raw material of request
+/// smuggling.
+pub fn check_request_head(req: &RequestHeader, limits: &Limits) -> Option<ErrorReply> {
+    if req.headers.len() > limits.max_request_headers {
+        return Some(headers_too_large(format!(
+            "more than {} request headers",
+            limits.max_request_headers
+        )));
+    }
+    let size = req.uri.to_string().len()
+        + req
+            .headers
+            .iter()
+            .map(|(k, v)| k.as_str().len() + v.len() + 4)
+            .sum::<usize>();
+    if size > limits.max_request_header_bytes {
+        return Some(headers_too_large(format!(
+            "request headers larger than {} bytes",
+            limits.max_request_header_bytes
+        )));
+    }
+    if req.headers.contains_key(TRANSFER_ENCODING) && req.headers.contains_key(CONTENT_LENGTH) {
+        return Some(ErrorReply::new(
+            400,
+            "bad_request",
+            "both Content-Length and Transfer-Encoding: the body's framing is ambiguous",
+        ));
+    }
+    let mut lengths = req.headers.get_all(CONTENT_LENGTH).iter();
+    if let Some(first) = lengths.next() {
+        if lengths.any(|other| other != first) {
+            return Some(ErrorReply::new(
+                400,
+                "bad_request",
+                "conflicting Content-Length headers",
+            ));
+        }
+    }
+    None
+}
+
+fn headers_too_large(message: String) -> ErrorReply {
+    ErrorReply::new(431, "headers_too_large", message)
+}
+
+/// Both `Content-Length` and `Transfer-Encoding` in the request head as
+/// received. pingora drops the Content-Length of such a request before our
+/// hooks run (RFC 9112 lets an intermediary do that), so the raw head is
+/// where the attempt is still visible; we refuse it instead.
+pub fn raw_head_has_both_framings(raw: &[u8]) -> bool {
+    let mut cl = false;
+    let mut te = false;
+    for line in raw.split(|b| *b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let name = match line.iter().position(|b| *b == b':') {
+            Some(i) => &line[..i],
+            None => continue,
+        };
+        cl |= name.eq_ignore_ascii_case(b"content-length");
+        te |= name.eq_ignore_ascii_case(b"transfer-encoding");
+    }
+    cl && te
+}
+
+/// 413 when the declared `Content-Length` is over the route's limit.
+pub fn check_declared_length(req: &RequestHeader, limit: Option<u64>) -> Option<ErrorReply> {
+    let limit = limit?;
+    let declared = req
+        .headers
+        .get(CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse::<u64>()
+        .ok()?;
+    (declared > limit).then(ErrorReply::body_too_large)
+}
+
+/// Hop-by-hop response headers (RFC 9110 §7.6.1) and any header the
+/// upstream nominated in `Connection` stay between the upstream and us.
+/// Framing (`Transfer-Encoding`) is pingora's to manage.
+pub fn strip_hop_by_hop(resp: &mut ResponseHeader) {
+    let nominated: Vec<String> = resp
+        .headers
+        .get_all(http::header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|t| t.trim().to_ascii_lowercase())
+        .filter(|t| !t.is_empty() && t != "close" && t != "keep-alive" && t != "transfer-encoding")
+        .collect();
+    for name in nominated {
+        resp.remove_header(&name);
+    }
+    for name in [
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "proxy-connection",
+        "te",
+        "trailer",
+    ] {
+        resp.remove_header(name);
+    }
+    // A protocol switch needs its Upgrade header; anything else does not.
+    if resp.status != http::StatusCode::SWITCHING_PROTOCOLS {
+        resp.remove_header("upgrade");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_both_framings_in_a_raw_head() {
+        assert!(raw_head_has_both_framings(b"POST / HTTP/1.1\r\nHost: t\r\ncontent-length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"));
+        assert!(!raw_head_has_both_framings(
+            b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\n"
+        ));
+        assert!(!raw_head_has_both_framings(
+            b"GET /content-length:transfer-encoding: HTTP/1.1\r\n\r\n"
+        ));
+    }
+}
