@@ -116,6 +116,7 @@ fn header_rewrite(c: &mut Criterion) {
                         original_host: Some("oic.internal:8080"),
                         client_ip: Some(ip),
                         request_id: &request_id,
+                        downstream_tls: false,
                         strip: None,
                     },
                 )

@@ -13,7 +13,8 @@
 //! - [`oauth`] — token endpoint client, token cache with single-flight,
 //!   background refresher.
 //! - [`proxy`] — the pingora `ProxyHttp` hooks and JSON error responses.
-//! - [`upstream`] — upstream peers: background DNS, TLS trust.
+//! - [`upstream`] — upstream peers: background DNS, TLS trust;
+//!   [`downstream_tls`] — TLS listeners and client certificates.
 //! - [`server`] — assembles pingora services and runs them; [`reload`] —
 //!   live configuration reload.
 //! - [`admin`] — `/metrics`, `/healthz`, `/readyz`, `/status`.
@@ -27,6 +28,7 @@ pub mod admin;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod downstream_tls;
 pub mod emulator;
 pub mod logging;
 pub mod metrics;

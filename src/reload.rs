@@ -53,6 +53,7 @@ struct Refreshers {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Fixed {
     pub listen: Vec<SocketAddr>,
+    pub tls_listen: Vec<SocketAddr>,
     pub threads: usize,
     pub admin_listen: SocketAddr,
 }
@@ -95,12 +96,16 @@ impl Reloader {
             .map_err(ReloadError::Invalid)?;
         let now_fixed = Fixed {
             listen: config.server.listen.clone(),
+            tls_listen: config.server.tls_listen.iter().map(|t| t.address).collect(),
             threads: config.server.threads,
             admin_listen: config.admin.listen,
         };
         let mut needs_restart = Vec::new();
         if now_fixed.listen != self.fixed.listen {
             needs_restart.push("server.listen".to_string());
+        }
+        if now_fixed.tls_listen != self.fixed.tls_listen {
+            needs_restart.push("server.tls_listen".to_string());
         }
         if now_fixed.threads != self.fixed.threads {
             needs_restart.push("server.threads".to_string());

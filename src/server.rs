@@ -127,6 +127,7 @@ pub fn run(config: Config, source: PathBuf) -> Result<(), String> {
         current.clone(),
         Fixed {
             listen: settings.listen.clone(),
+            tls_listen: settings.tls_listen.iter().map(|t| t.address).collect(),
             threads: settings.threads,
             admin_listen,
         },
@@ -161,6 +162,13 @@ pub fn run(config: Config, source: PathBuf) -> Result<(), String> {
     for addr in &settings.listen {
         proxy.add_tcp(&addr.to_string());
     }
+    for listener in &settings.tls_listen {
+        proxy.add_tls_with_settings(
+            &listener.address.to_string(),
+            None,
+            crate::downstream_tls::settings(listener)?,
+        );
+    }
     let proxy = server.add_service(proxy);
     proxy.add_dependency(&background);
 
@@ -177,6 +185,7 @@ pub fn run(config: Config, source: PathBuf) -> Result<(), String> {
     spawn_drain_watcher(&server, settings.shutdown_grace);
     tracing::info!(
         listen = ?settings.listen,
+        tls_listen = ?settings.tls_listen.iter().map(|t| t.address).collect::<Vec<_>>(),
         admin = %admin_listen,
         routes,
         "bearer-proxy starting"

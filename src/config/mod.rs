@@ -10,6 +10,7 @@ pub mod secret;
 pub mod validate;
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -38,6 +39,7 @@ pub struct Config {
 #[derive(Debug, Clone)]
 pub struct ServerSettings {
     pub listen: Vec<SocketAddr>,
+    pub tls_listen: Vec<TlsListener>,
     pub threads: usize,
     /// Longest wait for the upstream between two reads or writes.
     pub upstream_timeout: Duration,
@@ -48,6 +50,17 @@ pub struct ServerSettings {
     /// Ceiling on token requests to any one token URL.
     pub token_requests_per_second: f64,
     pub limits: Limits,
+}
+
+/// A TLS listener. Certificate and key are checked at load; pingora reads
+/// them from these paths when the listener starts.
+#[derive(Debug, Clone)]
+pub struct TlsListener {
+    pub address: SocketAddr,
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+    /// When set, clients must present a certificate issued by one of these.
+    pub client_cas: Option<Vec<CertificateDer<'static>>>,
 }
 
 /// What a client may send and how long it may take.

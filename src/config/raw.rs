@@ -25,6 +25,8 @@ pub struct RawConfig {
 #[serde(deny_unknown_fields)]
 pub struct RawServer {
     pub listen: Option<Vec<String>>,
+    #[serde(default)]
+    pub tls_listen: Vec<RawTlsListener>,
     pub threads: Option<usize>,
     #[serde(default, with = "humantime_serde")]
     pub upstream_timeout: Option<Duration>,
@@ -41,6 +43,15 @@ pub struct RawServer {
     pub client_idle_timeout: Option<Duration>,
     #[serde(default, with = "humantime_serde")]
     pub client_read_timeout: Option<Duration>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTlsListener {
+    pub address: Option<String>,
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+    pub client_ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -17,7 +17,7 @@ use super::raw::{Audience, RawAccess, RawClient, RawConfig, RawRoute, RawServer,
 use super::{
     env, AdminSettings, ClientAuth, ClientAuthMethod, ClientConfig, Config, Grant, GrantKind,
     HostPattern, Issuer, Limits, RetryPolicy, RouteConfig, Secret, ServerSettings, SigningKey,
-    UpstreamTarget,
+    TlsListener, UpstreamTarget,
 };
 use crate::access::{AccessPolicy, ApiKeys, BasicUsers};
 use crate::route::{DuplicateRoute, RouteTable};
@@ -213,6 +213,70 @@ impl Validator<'_> {
                 listen.push(addr);
             }
         }
+        let mut tls_listen = Vec::new();
+        for (i, t) in raw.tls_listen.iter().enumerate() {
+            let p = format!("server.tls_listen[{i}]");
+            let before = self.errors.len();
+            let address = match &t.address {
+                Some(a) => self.socket_addr(&format!("{p}.address"), a),
+                None => {
+                    self.err(format!("{p}.address"), "is required");
+                    None
+                }
+            };
+            let cert_file = match &t.cert_file {
+                Some(f) => {
+                    self.certificates(&format!("{p}.cert_file"), f);
+                    Some(self.resolve(f))
+                }
+                None => {
+                    self.err(
+                        format!("{p}.cert_file"),
+                        "is required (PEM certificate chain)",
+                    );
+                    None
+                }
+            };
+            let key_file = match &t.key_file {
+                Some(f) => {
+                    let full = self.resolve(f);
+                    match std::fs::read(&full) {
+                        Ok(pem)
+                            if rustls::pki_types::PrivateKeyDer::from_pem_slice(&pem).is_ok() => {}
+                        Ok(_) => self.err(
+                            format!("{p}.key_file"),
+                            format!("{} holds no PEM private key", full.display()),
+                        ),
+                        Err(e) => self.err(
+                            format!("{p}.key_file"),
+                            format!("cannot read {}: {e}", full.display()),
+                        ),
+                    }
+                    Some(full)
+                }
+                None => {
+                    self.err(format!("{p}.key_file"), "is required (PEM private key)");
+                    None
+                }
+            };
+            let client_cas = t
+                .client_ca_file
+                .as_ref()
+                .map(|f| self.certificates(&format!("{p}.client_ca_file"), f));
+            if self.errors.len() == before {
+                if let (Some(address), Some(cert_file), Some(key_file)) =
+                    (address, cert_file, key_file)
+                {
+                    self.has_mtls_listener |= client_cas.is_some();
+                    tls_listen.push(TlsListener {
+                        address,
+                        cert_file,
+                        key_file,
+                        client_cas,
+                    });
+                }
+            }
+        }
         let threads = raw.threads.unwrap_or(2);
         if threads == 0 || threads > 256 {
             self.err("server.threads", "must be between 1 and 256");
@@ -267,6 +331,7 @@ impl Validator<'_> {
             ),
         };
         Some(ServerSettings {
+            tls_listen,
             limits,
             token_requests_per_second,
             listen,

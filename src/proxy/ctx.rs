@@ -41,6 +41,8 @@ pub struct RequestCtx {
     pub caller: Option<String>,
     /// Subject of the verified client certificate, on mTLS listeners.
     pub cert_subject: Option<String>,
+    /// The client reached us over TLS.
+    pub downstream_tls: bool,
     /// The upstream answered 401 and the request is being replayed once
     /// with a new token.
     pub replaying_after_401: bool,
@@ -63,6 +65,7 @@ impl RequestCtx {
             error: None,
             caller: None,
             cert_subject: None,
+            downstream_tls: false,
             replaying_after_401: false,
             token_failure: None,
             body_bytes: 0,

@@ -22,6 +22,7 @@ use prometheus::Histogram;
 
 use crate::access::{AccessPolicy, Caller, Decision};
 use crate::config::{Config, Limits};
+use crate::downstream_tls::CertSubject;
 use crate::metrics;
 use crate::oauth::{TokenCache, TokenSlot};
 use crate::route::RouteTable;
@@ -108,6 +109,8 @@ pub struct UpstreamHeaders<'a> {
     pub original_host: Option<&'a str>,
     pub client_ip: Option<IpAddr>,
     pub request_id: &'a HeaderValue,
+    /// The client reached us over TLS.
+    pub downstream_tls: bool,
     /// The route's API-key header: the client's key must not travel on.
     pub strip: Option<&'a http::HeaderName>,
 }
@@ -140,7 +143,10 @@ pub fn rewrite_upstream_headers(
         };
         req.insert_header("x-forwarded-for", forwarded_for)?;
     }
-    req.insert_header("x-forwarded-proto", "http")?;
+    req.insert_header(
+        "x-forwarded-proto",
+        if h.downstream_tls { "https" } else { "http" },
+    )?;
     req.insert_header(request_id::HEADER, h.request_id.clone())?;
     if let Some(name) = h.strip {
         req.remove_header(name);
@@ -177,6 +183,10 @@ impl ProxyHttp for BearerProxy {
                 .as_downstream()
                 .as_http1()
                 .is_some_and(|h1| limits::raw_head_has_both_framings(&h1.get_headers_raw_bytes()));
+        if let Some(tls) = session.digest().and_then(|d| d.ssl_digest.as_ref()) {
+            ctx.downstream_tls = true;
+            ctx.cert_subject = tls.extension.get::<CertSubject>().map(|s| s.0.clone());
+        }
         let req = session.req_header();
         ctx.request_id = request_id::from_headers(&req.headers);
         let refused = if smuggling {
@@ -311,6 +321,7 @@ impl ProxyHttp for BearerProxy {
                 original_host: original_host.as_deref(),
                 client_ip,
                 request_id: &ctx.request_id,
+                downstream_tls: ctx.downstream_tls,
                 strip: route.access.api_key_header(),
             },
         )?;

@@ -358,3 +358,31 @@ fn access_settings_are_checked_at_load() {
         );
     }
 }
+
+#[test]
+fn tls_listener_settings_are_checked_at_load() {
+    let cert = fixture("client-cert.pem");
+    let key = fixture("client-key.pem");
+    let with = |tls: &str| GOOD.replace("server:\n", &format!("server:\n  tls_listen:\n{tls}"));
+    let cases: Vec<(&str, String, String)> = vec![
+        ("missing key", with(&format!("  - {{ address: \"127.0.0.1:8443\", cert_file: \"{cert}\" }}\n")), "server.tls_listen[0].key_file: is required".into()),
+        ("unreadable cert", with(&format!("  - {{ address: \"127.0.0.1:8443\", cert_file: /nope.pem, key_file: \"{key}\" }}\n")), "server.tls_listen[0].cert_file: cannot read /nope.pem".into()),
+        ("certificate as key", with(&format!("  - {{ address: \"127.0.0.1:8443\", cert_file: \"{cert}\", key_file: \"{cert}\" }}\n")), "server.tls_listen[0].key_file:".into()),
+        ("bad address", with(&format!("  - {{ address: \"*:8443\", cert_file: \"{cert}\", key_file: \"{key}\" }}\n")), "server.tls_listen[0].address: \"*:8443\" is not an IP:port address".into()),
+    ];
+    for (name, yaml, expected) in &cases {
+        let (code, _stdout, stderr) = check(yaml, true);
+        assert_eq!(code, 2, "{name}: exit code; stderr:\n{stderr}");
+        assert!(
+            stderr.contains(expected.as_str()),
+            "{name}: expected {expected:?} in:\n{stderr}"
+        );
+    }
+    let ok = with(&format!("  - {{ address: \"127.0.0.1:8443\", cert_file: \"{cert}\", key_file: \"{key}\", client_ca_file: \"{cert}\" }}\n"))
+        .replace("    access: { allow_any: true }", "    access: { client_cert_subjects: [\"CN=erp\"] }");
+    let (code, _stdout, stderr) = check(&ok, true);
+    assert_eq!(
+        code, 0,
+        "an mTLS listener makes client_cert_subjects valid: {stderr}"
+    );
+}

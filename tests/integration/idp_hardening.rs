@@ -12,7 +12,7 @@ async fn token_requests_to_one_url_never_exceed_the_rate_ceiling() {
     let idp = Idp::start().await;
     let upstream = Upstream::start().await;
     let mut config = ProxyConfig::new(&idp, &upstream);
-    config.server_extra = "  token_requests_per_second: 4\n";
+    config.server_extra = "  token_requests_per_second: 4\n".into();
     // Twelve routes with their own scopes: twelve tokens from one URL, all
     // wanted at once at start-up.
     config.routes = Some(

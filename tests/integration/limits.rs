@@ -28,7 +28,7 @@ async fn malformed_ambiguous_and_oversized_requests_get_4xx_and_are_not_forwarde
     let idp = Idp::start().await;
     let upstream = Upstream::start().await;
     let mut config = ProxyConfig::new(&idp, &upstream);
-    config.server_extra = "  max_request_headers: 20\n  max_request_header_bytes: 2048\n";
+    config.server_extra = "  max_request_headers: 20\n  max_request_header_bytes: 2048\n".into();
     let proxy = Proxy::start(&config).await;
     let many: String = (0..30).map(|i| format!("X-H{i}: v\r\n")).collect();
     let big = "a".repeat(4000);
@@ -131,7 +131,7 @@ async fn a_slow_upstream_gives_504_upstream_timeout() {
     let idp = Idp::start().await;
     let upstream = Upstream::start().await;
     let mut config = ProxyConfig::new(&idp, &upstream);
-    config.server_extra = "  upstream_timeout: 300ms\n";
+    config.server_extra = "  upstream_timeout: 300ms\n".into();
     let proxy = Proxy::start(&config).await;
     let started = Instant::now();
     let r = client()
@@ -150,7 +150,7 @@ async fn idle_and_slow_clients_cannot_pin_connections() {
     let idp = Idp::start().await;
     let upstream = Upstream::start().await;
     let mut config = ProxyConfig::new(&idp, &upstream);
-    config.server_extra = "  client_idle_timeout: 1s\n  client_read_timeout: 1s\n";
+    config.server_extra = "  client_idle_timeout: 1s\n  client_read_timeout: 1s\n".into();
     let proxy = Proxy::start(&config).await;
 
     // Idle keep-alive connection: closed by the proxy after ~1 s.

@@ -14,6 +14,7 @@ mod reload;
 mod routing;
 mod shutdown;
 mod streaming;
+mod tls_listener;
 mod tls_upstream;
 mod token_command;
 mod token_flows;

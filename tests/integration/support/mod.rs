@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bearer_proxy::emulator::{self, EchoState, IdpState, ServerHandle};
+use rustls::pki_types::pem::PemObject as _;
 use tokio::net::TcpListener;
 
 pub const CLIENT_ID: &str = "test-client";
@@ -96,23 +97,10 @@ impl Upstream {
     /// An HTTPS echo upstream whose certificate (for `localhost` and
     /// 127.0.0.1) is signed by a fresh test CA, written to `dir/ca.pem`.
     pub async fn start_tls(dir: &Path) -> (Upstream, PathBuf) {
-        use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, SanType};
-        let ca_key = KeyPair::generate().unwrap();
-        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca_params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, "bearer-proxy test CA");
-        let ca_cert = ca_params.self_signed(&ca_key).unwrap();
-        let issuer = Issuer::new(ca_params, ca_key);
-        let leaf_key = KeyPair::generate().unwrap();
-        let mut leaf = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
-        leaf.subject_alt_names
-            .push(SanType::IpAddress("127.0.0.1".parse().unwrap()));
-        let leaf_cert = leaf.signed_by(&leaf_key, &issuer).unwrap();
+        let ca = TestCa::new();
+        let (cert, key) = ca.server();
         let ca_path = dir.join("ca.pem");
-        std::fs::write(&ca_path, ca_cert.pem()).unwrap();
-
+        std::fs::write(&ca_path, &ca.pem).unwrap();
         let server_config = rustls::ServerConfig::builder_with_provider(Arc::new(
             rustls::crypto::ring::default_provider(),
         ))
@@ -120,8 +108,8 @@ impl Upstream {
         .unwrap()
         .with_no_client_auth()
         .with_single_cert(
-            vec![leaf_cert.der().clone()],
-            rustls::pki_types::PrivateKeyDer::try_from(leaf_key.serialize_der()).unwrap(),
+            vec![pem_cert(&cert)],
+            rustls::pki_types::PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap(),
         )
         .unwrap();
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server_config));
@@ -151,6 +139,86 @@ impl Upstream {
     }
 }
 
+fn pem_cert(pem: &str) -> rustls::pki_types::CertificateDer<'static> {
+    use rustls::pki_types::pem::PemObject;
+    rustls::pki_types::CertificateDer::from_pem_slice(pem.as_bytes()).unwrap()
+}
+
+/// A throw-away certificate authority for one test.
+pub struct TestCa {
+    issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
+    /// The CA certificate, PEM.
+    pub pem: String,
+}
+
+impl TestCa {
+    pub fn new() -> TestCa {
+        use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "bearer-proxy test CA");
+        let pem = params.self_signed(&key).unwrap().pem();
+        TestCa {
+            issuer: Issuer::new(params, key),
+            pem,
+        }
+    }
+
+    /// A server certificate for `localhost` and 127.0.0.1: (cert, key) PEM.
+    pub fn server(&self) -> (String, String) {
+        let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+        params
+            .subject_alt_names
+            .push(rcgen::SanType::IpAddress("127.0.0.1".parse().unwrap()));
+        self.sign(params)
+    }
+
+    /// A client certificate with this common name: (cert, key) PEM.
+    pub fn client(&self, common_name: &str) -> (String, String) {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, common_name);
+        params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+        self.sign(params)
+    }
+
+    fn sign(&self, params: rcgen::CertificateParams) -> (String, String) {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &self.issuer).unwrap();
+        (cert.pem(), key.serialize_pem())
+    }
+
+    /// An HTTPS client trusting this CA, presenting `identity` if given.
+    pub fn https_client(&self, identity: Option<&(String, String)>) -> reqwest::Client {
+        bearer_proxy::tls::install_crypto_provider();
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(pem_cert(&self.pem)).unwrap();
+        let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots);
+        let config = match identity {
+            Some((cert, key)) => builder
+                .with_client_auth_cert(
+                    vec![pem_cert(cert)],
+                    rustls::pki_types::PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap(),
+                )
+                .unwrap(),
+            None => builder.with_no_client_auth(),
+        };
+        reqwest::Client::builder()
+            .tls_backend_preconfigured(config)
+            .build()
+            .unwrap()
+    }
+}
+
 /// The proxy binary, running.
 pub struct Proxy {
     child: Option<Child>,
@@ -166,7 +234,7 @@ pub struct ProxyConfig<'a> {
     pub upstream: String,
     pub client_secret: &'a str,
     pub client_extra: &'a str,
-    pub server_extra: &'a str,
+    pub server_extra: String,
     pub startup_token_wait: &'a str,
     pub routes: Option<String>,
     /// Replaces the whole `clients:` section (then `client_extra` is unused).
@@ -182,7 +250,7 @@ impl<'a> ProxyConfig<'a> {
             upstream: upstream.url(),
             client_secret: CLIENT_SECRET,
             client_extra: "",
-            server_extra: "",
+            server_extra: String::new(),
             startup_token_wait: "5s",
             routes: None,
             clients: None,
