@@ -49,7 +49,7 @@ fn with_default_token_path(mut url: url::Url, issuer: Issuer) -> url::Url {
 /// Reads and validates a configuration file. Relative paths inside it
 /// (secret files, CA files) are resolved against the file's directory.
 pub fn load_file(path: &Path) -> Result<Config, ConfigErrors> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
+    let text = read_text_limited(path).map_err(|e| {
         ConfigErrors(vec![ConfigError::new(
             path.display().to_string(),
             format!("cannot read configuration file: {e}"),
@@ -240,7 +240,7 @@ impl Validator<'_> {
             let key_file = match &t.key_file {
                 Some(f) => {
                     let full = self.resolve(f);
-                    match std::fs::read(&full) {
+                    match read_limited(&full) {
                         Ok(pem)
                             if rustls::pki_types::PrivateKeyDer::from_pem_slice(&pem).is_ok() => {}
                         Ok(_) => self.err(
@@ -655,7 +655,7 @@ impl Validator<'_> {
             (None, Some(file)) => {
                 let file_path = format!("{}_file", path);
                 let full = self.resolve(&file);
-                match std::fs::read_to_string(&full) {
+                match read_text_limited(&full) {
                     Ok(s) => match self
                         .non_empty_secret(&file_path, s.trim_end_matches(['\r', '\n']).to_string())
                     {
@@ -684,7 +684,7 @@ impl Validator<'_> {
             }
             Some(file) => {
                 let full = self.resolve(file);
-                match std::fs::read(&full) {
+                match read_limited(&full) {
                     Err(e) => {
                         self.err(
                             format!("{p}.key_file"),
@@ -1037,7 +1037,7 @@ impl Validator<'_> {
 
     fn read_text(&mut self, path: &str, file: &Path) -> Option<String> {
         let full = self.resolve(file);
-        match std::fs::read_to_string(&full) {
+        match read_text_limited(&full) {
             Ok(t) => Some(t),
             Err(e) => {
                 self.err(path, format!("cannot read {}: {e}", full.display()));
@@ -1185,7 +1185,7 @@ impl Validator<'_> {
 
     fn certificates(&mut self, path: &str, file: &Path) -> Vec<CertificateDer<'static>> {
         let full = self.resolve(file);
-        let bytes = match std::fs::read(&full) {
+        let bytes = match read_limited(&full) {
             Ok(b) => b,
             Err(e) => {
                 self.err(path, format!("cannot read {}: {e}", full.display()));
@@ -1229,6 +1229,30 @@ fn is_rsa_private_key(pem: &[u8]) -> bool {
         PrivateKeyDer::from_pem_slice(pem),
         Ok(PrivateKeyDer::Pkcs8(_) | PrivateKeyDer::Pkcs1(_))
     )
+}
+
+/// Configuration, key, certificate, secret and htpasswd files are small;
+/// reading stops here, so a path like /dev/zero cannot exhaust memory.
+const MAX_FILE_BYTES: u64 = 4 * 1024 * 1024;
+
+fn read_limited(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    std::fs::File::open(path)?
+        .take(MAX_FILE_BYTES + 1)
+        .read_to_end(&mut out)?;
+    if out.len() as u64 > MAX_FILE_BYTES {
+        return Err(std::io::Error::other(format!(
+            "larger than {} MiB",
+            MAX_FILE_BYTES / (1024 * 1024)
+        )));
+    }
+    Ok(out)
+}
+
+fn read_text_limited(path: &Path) -> std::io::Result<String> {
+    String::from_utf8(read_limited(path)?)
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8 text"))
 }
 
 fn valid_name(name: &str) -> bool {

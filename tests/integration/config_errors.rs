@@ -386,3 +386,21 @@ fn tls_listener_settings_are_checked_at_load() {
         "an mTLS listener makes client_cert_subjects valid: {stderr}"
     );
 }
+
+#[test]
+fn endless_or_huge_referenced_files_are_refused_not_read_forever() {
+    let yaml = GOOD.replace(
+        "    client_secret: \"${BP_TEST_SECRET}\"\n",
+        "    client_secret_file: /dev/zero\n",
+    );
+    let started = std::time::Instant::now();
+    let (code, _stdout, stderr) = check(&yaml, true);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains(
+            "clients.oic-prod.client_secret_file: cannot read /dev/zero: larger than 4 MiB"
+        ),
+        "{stderr}"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+}
