@@ -112,6 +112,7 @@ pub async fn resolve_all(snapshot: &Snapshot) {
 /// have drained (or `shutdown_grace` has passed). `source` is the file a
 /// reload re-reads.
 pub fn run(config: Config, source: PathBuf) -> Result<(), String> {
+    forbid_core_dumps();
     tls::install_crypto_provider();
     metrics::init();
     for w in &config.warnings {
@@ -193,6 +194,22 @@ pub fn run(config: Config, source: PathBuf) -> Result<(), String> {
     server.run(RunArgs::default());
     tracing::info!("bearer-proxy stopped");
     Ok(())
+}
+
+/// The process holds client secrets, private keys and tokens in memory: no
+/// core dumps, and other processes of the same user cannot ptrace it.
+fn forbid_core_dumps() {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: prctl with PR_SET_DUMPABLE takes plain integer arguments
+        // and touches no memory of ours.
+        let rc = unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
+        if rc != 0 {
+            tracing::warn!(
+                "could not mark the process non-dumpable; core dumps may contain secrets"
+            );
+        }
+    }
 }
 
 /// pingora waits out the whole grace period on SIGTERM; this ends the

@@ -111,6 +111,9 @@ pub struct IdpState {
     mode: Mutex<Mode>,
     pub(crate) down: Arc<AtomicBool>,
     log: Mutex<Vec<TokenRequest>>,
+    /// Arrival time of every request, including ones whose client gave up
+    /// before the answer (those never reach `log`).
+    arrivals: Mutex<Vec<std::time::Instant>>,
     count: watch::Sender<u64>,
     key: EncodingKey,
 }
@@ -127,6 +130,7 @@ impl IdpState {
             mode: Mutex::new(Mode::Ok),
             down: Arc::new(AtomicBool::new(false)),
             log: Mutex::new(Vec::new()),
+            arrivals: Mutex::new(Vec::new()),
             count: watch::channel(0).0,
             key: EncodingKey::from_rsa_pem(SIGNING_KEY_PEM.as_bytes())
                 .expect("the bundled demo key is a valid RSA PEM"),
@@ -206,6 +210,11 @@ impl IdpState {
 
     pub fn requests(&self) -> Vec<TokenRequest> {
         lock(&self.log).clone()
+    }
+
+    /// When each token request arrived, answered or not.
+    pub fn arrivals(&self) -> Vec<std::time::Instant> {
+        lock(&self.arrivals).clone()
     }
 
     /// Waits until at least `n` token requests have arrived.
@@ -298,6 +307,7 @@ async fn token(
     body: Bytes,
     flavor: Flavor,
 ) -> Response {
+    lock(&state.arrivals).push(std::time::Instant::now());
     let header = |name: &str| {
         headers
             .get(name)

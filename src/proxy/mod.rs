@@ -474,6 +474,10 @@ impl ProxyHttp for BearerProxy {
         };
         ctx.error = Some(reply.code);
         if session.response_written().is_none() {
+            // pingora closes the connection after a failed proxy attempt;
+            // say so, or a keep-alive client sends its next request into
+            // a closing socket.
+            session.set_keepalive(None);
             if let Err(write_err) = reply.send(session, &ctx.request_id).await {
                 tracing::debug!(error = %write_err, "could not send error response");
             }
