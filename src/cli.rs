@@ -1,4 +1,4 @@
-//! Command line: `run`, `check`, `reload`, `token`, `demo`. Exit status 2 means the
+//! Command line: `run`, `check`, `reload`, `token`, `demo`, `emulator`. Exit status 2 means the
 //! configuration is invalid; 1 means the proxy could not start.
 
 use std::path::{Path, PathBuf};
@@ -66,6 +66,19 @@ pub enum Command {
         #[arg(short, long)]
         config: PathBuf,
     },
+    /// Run only the bundled identity-service emulator (for benchmarks and
+    /// local development): an identity-domain and OAM token endpoint.
+    Emulator {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:9400")]
+        listen: std::net::SocketAddr,
+        /// A confidential application to register, as `client_id:secret` (repeatable).
+        #[arg(long = "client")]
+        clients: Vec<String>,
+        /// Lifetime of the tokens it issues.
+        #[arg(long, default_value = "3600s", value_parser = humantime::parse_duration)]
+        token_lifetime: std::time::Duration,
+    },
     /// Run the proxy against a bundled local identity-service emulator and
     /// echo upstream: no Oracle tenant needed.
     Demo {
@@ -97,6 +110,11 @@ pub fn main(cli: Cli) -> ExitCode {
             Err(code) => code,
         },
         Command::Demo { config } => demo(config.as_deref()),
+        Command::Emulator {
+            listen,
+            clients,
+            token_lifetime,
+        } => emulator(listen, &clients, token_lifetime),
         Command::Reload { config } => match load(&config) {
             Ok(c) => crate::admin::request_reload(c.admin.listen),
             Err(code) => code,
@@ -204,6 +222,53 @@ pub fn describe(path: &Path, c: &Config) -> String {
         let _ = writeln!(out, "warning: {w}");
     }
     out
+}
+
+fn emulator(
+    listen: std::net::SocketAddr,
+    clients: &[String],
+    lifetime: std::time::Duration,
+) -> ExitCode {
+    let mut registered = Vec::new();
+    for c in clients {
+        match c.split_once(':') {
+            Some((id, secret)) if !id.is_empty() => {
+                registered.push((id.to_string(), secret.to_string()))
+            }
+            _ => {
+                eprintln!("error: --client {c:?}: expected client_id:secret");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let listener = match tokio::net::TcpListener::bind(listen).await {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("error: cannot listen on {listen}: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let (state, _server) = crate::emulator::start_idp(listener);
+        state.set_token_lifetime(lifetime);
+        for (id, secret) in &registered {
+            state.register_client(id, secret);
+        }
+        println!("identity-service emulator on http://{listen}/oauth2/v1/token (Ctrl-C stops it)");
+        let _ = tokio::signal::ctrl_c().await;
+        ExitCode::SUCCESS
+    })
 }
 
 fn demo(path: Option<&Path>) -> ExitCode {

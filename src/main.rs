@@ -2,6 +2,12 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// mimalloc over glibc malloc: measured in benches/load/compare.sh (see
+/// docs/benchmarks.md); glibc's allocator is a large share of a pingora
+/// proxy's CPU profile.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     bearer_proxy::cli::main(bearer_proxy::cli::Cli::parse())
 }

@@ -159,6 +159,18 @@ pub static IN_FLIGHT: LazyLock<IntGauge> = LazyLock::new(|| {
     )
 });
 
+/// "100".."599" once, so the status label costs no allocation per request.
+static STATUS_LABELS: LazyLock<Vec<String>> =
+    LazyLock::new(|| (0..600u16).map(|s| s.to_string()).collect());
+
+/// The `status` label for an HTTP status (out-of-range values read "0").
+pub fn status_label(status: u16) -> &'static str {
+    STATUS_LABELS
+        .get(usize::from(status))
+        .filter(|_| status >= 100)
+        .map_or("0", String::as_str)
+}
+
 /// Label used on `bearer_proxy_requests_total` for requests that matched no route.
 pub const NO_ROUTE: &str = "(none)";
 

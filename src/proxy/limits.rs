@@ -18,7 +18,9 @@ pub fn check_request_head(req: &RequestHeader, limits: &Limits) -> Option<ErrorR
             limits.max_request_headers
         )));
     }
-    let size = req.uri.to_string().len()
+    let target = req.uri.path_and_query().map_or(1, |p| p.as_str().len())
+        + req.uri.authority().map_or(0, |a| a.as_str().len());
+    let size = target
         + req
             .headers
             .iter()

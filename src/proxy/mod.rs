@@ -496,11 +496,8 @@ impl ProxyHttp for BearerProxy {
         let snapshot = ctx.snapshot.clone();
         let route = ctx.route.map(|i| &snapshot.routes[i]);
         let route_name = route.map_or(metrics::NO_ROUTE, |r| r.name.as_str());
-        let status_label = http::StatusCode::from_u16(status)
-            .map(|s| s.as_str().to_owned())
-            .unwrap_or_else(|_| "0".to_owned());
         metrics::REQUESTS_TOTAL
-            .with_label_values(&[route_name, &status_label])
+            .with_label_values(&[route_name, metrics::status_label(status)])
             .inc();
         let upstream_ms = ctx.upstream_started.map(|t| {
             let d = t.elapsed();

@@ -17,9 +17,15 @@ pub fn from_headers(headers: &HeaderMap) -> HeaderValue {
                     .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b':' | b'-'))
         })
         .cloned()
-        .unwrap_or_else(|| {
-            HeaderValue::try_from(uuid::Uuid::new_v4().to_string()).expect("uuid is ASCII")
-        })
+        .unwrap_or_else(new_id)
+}
+
+/// A random (version 4) UUID from the thread-local generator: no system
+/// call per request, unlike `Uuid::new_v4`.
+fn new_id() -> HeaderValue {
+    let id = uuid::Builder::from_random_bytes(rand::random()).into_uuid();
+    let mut buf = uuid::Uuid::encode_buffer();
+    HeaderValue::from_str(id.hyphenated().encode_lower(&mut buf)).expect("uuid is ASCII")
 }
 
 #[cfg(test)]

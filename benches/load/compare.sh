@@ -1,0 +1,209 @@
+#!/usr/bin/env bash
+# Side-by-side load comparison on loopback, bounded in time:
+#   load generator (wrk) -> proxy under test (plain HTTP, keep-alive)
+#                        -> one HTTPS upstream (nginx answering a small 200)
+# Systems, alternated in every round with identical settings:
+#   direct         wrk straight to the HTTPS upstream (reference only)
+#   nginx          nginx reverse proxy adding a fixed Authorization header
+#   pingora-floor  minimal pingora proxy adding a fixed header (benches/load/pingora_floor.rs)
+#   bearer-proxy   the real binary: one route, API-key access check, token
+#                  from the cache (the bundled emulator is the identity service)
+#
+# usage: benches/load/compare.sh            (ROUNDS=3 DURATION=10 CONNS=64 THREADS="1 2")
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-10}
+CONNS=${CONNS:-64}
+THREADS=${THREADS:-"1 2"}
+BASE=${BASE_PORT:-18400}
+UP=$((BASE + 43)) NGX=$((BASE + 1)) FLR=$((BASE + 2)) BPX=$((BASE + 3)) ADM=$((BASE + 4)) IDP=$((BASE + 5))
+
+need() { command -v "$1" >/dev/null 2>&1; }
+if ! need wrk || ! need nginx || ! need openssl; then
+    sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq wrk nginx-light openssl >/dev/null
+fi
+.ci/install-deps
+cargo build --release --quiet --bin bearer-proxy --example pingora_floor
+BP=$PWD/target/release/bearer-proxy
+FLOOR=$PWD/target/release/examples/pingora_floor
+NGINX=$(command -v nginx)
+
+work=$(mktemp -d)
+pids=()
+cleanup() {
+    for p in "${pids[@]}"; do kill -INT "$p" 2>/dev/null || true; done
+    for conf in "$work"/*.conf; do
+        [ -f "$conf" ] && "$NGINX" -p "$work" -c "$conf" -e "$work/error.log" -s stop 2>/dev/null || true
+    done
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+# A throw-away CA and an upstream certificate for localhost / 127.0.0.1.
+(
+    cd "$work"
+    openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj /CN=bench-ca 2>/dev/null
+    openssl req -newkey rsa:2048 -nodes -keyout up.key -out up.csr -subj /CN=localhost 2>/dev/null
+    printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' > up.ext
+    openssl x509 -req -in up.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out up.pem -days 2 -extfile up.ext 2>/dev/null
+)
+
+nginx_conf() { # name workers body
+    cat > "$work/$1.conf" <<EOF
+worker_processes $2;
+pid $work/$1.pid;
+events { worker_connections 8192; }
+http {
+    access_log off;
+    $3
+}
+EOF
+    "$NGINX" -p "$work" -c "$work/$1.conf" -e "$work/error.log"
+}
+
+wait_port() {
+    for _ in $(seq 1 200); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+        sleep 0.05
+    done
+    echo "nothing listens on $1" >&2
+    return 1
+}
+
+# The upstream: one worker, HTTPS, keep-alive, a small 200.
+nginx_conf upstream 1 "server { listen 127.0.0.1:$UP ssl; ssl_certificate $work/up.pem; ssl_certificate_key $work/up.key; keepalive_requests 10000000; location / { return 200 \"ok\n\"; } }"
+wait_port "$UP"
+
+# The identity service for bearer-proxy.
+"$BP" emulator --listen "127.0.0.1:$IDP" --client bench:bench-secret >/dev/null 2>&1 &
+pids+=($!)
+wait_port "$IDP"
+printf 'bench:%s\n' "$(printf '%s' bench-key | sha256sum | cut -d' ' -f1)" > "$work/keys"
+
+# CPU seconds (user+system) of a process and its children's threads.
+cpu_ticks() {
+    local total=0 p
+    for p in "$@"; do
+        [ -r "/proc/$p/stat" ] || continue
+        total=$((total + $(awk '{print $14 + $15}' "/proc/$p/stat")))
+    done
+    echo "$total"
+}
+peak_kb() {
+    local total=0 p
+    for p in "$@"; do
+        [ -r "/proc/$p/status" ] || continue
+        total=$((total + $(awk '/VmHWM/ {print $2}' "/proc/$p/status")))
+    done
+    echo "$total"
+}
+to_ms() { # wrk latency like 1.23ms / 456.00us / 1.02s
+    awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /ms$/) n = n; else if (v ~ /s$/) n *= 1000; printf "%.3f", n }'
+}
+TCK=$(getconf CLK_TCK)
+results="$work/results"
+: > "$results"
+
+run_one() { # system threads round url pids...
+    local sys=$1 t=$2 r=$3 url=$4
+    shift 4
+    local before after out
+    before=$(cpu_ticks "$@")
+    out=$(wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency -H "X-API-Key: bench-key" "$url")
+    after=$(cpu_ticks "$@")
+    local rps p50 p99 reqs cpu100k peak
+    rps=$(awk '/^Requests\/sec/ {print $2}' <<< "$out")
+    p50=$(to_ms "$(awk '$1 == "50%" {print $2}' <<< "$out")")
+    p99=$(to_ms "$(awk '$1 == "99%" {print $2}' <<< "$out")")
+    reqs=$(awk '/requests in/ {print $1}' <<< "$out")
+    local non2xx
+    non2xx=$(awk '/Non-2xx/ {print $NF}' <<< "$out")
+    if [ "$#" -gt 0 ]; then
+        cpu100k=$(awk -v d=$((after - before)) -v n="$reqs" -v tck="$TCK" 'BEGIN { printf "%.3f", d / tck / n * 100000 }')
+        peak=$(awk -v k="$(peak_kb "$@")" 'BEGIN { printf "%.1f", k / 1024 }')
+    else
+        cpu100k="-" peak="-"
+    fi
+    echo "$t $r $sys $rps $p50 $p99 $cpu100k $peak ${non2xx:-0}" >> "$results"
+    printf '  threads=%s round=%s %-14s %10s req/s  p50 %7s ms  p99 %7s ms  cpu/100k %6s s  peak %6s MiB  non-2xx %s\n' \
+        "$t" "$r" "$sys" "$rps" "$p50" "$p99" "$cpu100k" "$peak" "${non2xx:-0}"
+}
+
+for t in $THREADS; do
+    echo "== $t thread(s) per proxy, $CONNS connections, ${DURATION}s per run, $ROUNDS rounds"
+    nginx_conf "proxy$t" "$t" "upstream oic { server 127.0.0.1:$UP; keepalive 256; keepalive_requests 10000000; }
+        server { listen 127.0.0.1:$NGX; keepalive_requests 10000000; location / {
+            proxy_pass https://oic; proxy_http_version 1.1; proxy_set_header Connection \"\";
+            proxy_set_header Host localhost; proxy_set_header Authorization \"Bearer nginx-fixed-token\";
+            proxy_ssl_server_name on; proxy_ssl_name localhost; proxy_ssl_verify on;
+            proxy_ssl_trusted_certificate $work/ca.pem; proxy_ssl_session_reuse on; } }"
+    wait_port "$NGX"
+    ngx_pids=("$(cat "$work/proxy$t.pid")" $(pgrep -P "$(cat "$work/proxy$t.pid")"))
+
+    "$FLOOR" --listen "127.0.0.1:$FLR" --upstream "127.0.0.1:$UP" --sni localhost --ca "$work/ca.pem" --threads "$t" >/dev/null 2>&1 &
+    floor_pid=$!
+    pids+=("$floor_pid")
+    wait_port "$FLR"
+
+    cat > "$work/bp$t.yaml" <<EOF
+server: { listen: ["127.0.0.1:$BPX"], threads: $t }
+admin: { listen: "127.0.0.1:$ADM" }
+clients:
+  bench:
+    token_url: "http://127.0.0.1:$IDP/oauth2/v1/token"
+    client_id: bench
+    client_secret: bench-secret
+    scopes: ["https://localhost:443urn:opc:resource:consumer::all"]
+routes:
+  - name: oic
+    upstream: "https://localhost:$UP"
+    upstream_ca_file: ca.pem
+    client: bench
+    access: { api_keys_file: keys }
+EOF
+    "$BP" --log-level warn run -c "$work/bp$t.yaml" >"$work/bp$t.log" 2>&1 &
+    bp_pid=$!
+    pids+=("$bp_pid")
+    wait_port "$BPX"
+
+    for r in $(seq 1 "$ROUNDS"); do
+        run_one direct "$t" "$r" "https://127.0.0.1:$UP/"
+        run_one nginx "$t" "$r" "http://127.0.0.1:$NGX/ic/api/x" "${ngx_pids[@]}"
+        run_one pingora-floor "$t" "$r" "http://127.0.0.1:$FLR/ic/api/x" "$floor_pid"
+        run_one bearer-proxy "$t" "$r" "http://127.0.0.1:$BPX/ic/api/x" "$bp_pid"
+    done
+    "$NGINX" -p "$work" -c "$work/proxy$t.conf" -e "$work/error.log" -s stop
+    # SIGINT is pingora's fast shutdown (SIGTERM drains for its grace period).
+    kill -INT "$floor_pid" 2>/dev/null || true
+    kill -TERM "$bp_pid" 2>/dev/null || true
+    wait "$floor_pid" "$bp_pid" 2>/dev/null || true
+    sleep 1
+done
+
+echo
+echo "== medians over $ROUNDS rounds (peak RSS: the largest seen)"
+printf '%-8s %-14s %12s %9s %9s %12s %10s\n' threads system "req/s" "p50 ms" "p99 ms" "cpu s/100k" "peak MiB"
+for t in $THREADS; do
+    for sys in direct nginx pingora-floor bearer-proxy; do
+        awk -v t="$t" -v s="$sys" '$1 == t && $3 == s' "$results" | awk -v t="$t" -v s="$sys" '
+            function median(a, n,   i, j, x) { for (i = 2; i <= n; i++) { x = a[i]; for (j = i - 1; j > 0 && a[j] > x; j--) a[j + 1] = a[j]; a[j + 1] = x } return (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2 }
+            { n++; rps[n] = $4; p50[n] = $5; p99[n] = $6; cpu[n] = $7; if ($8 != "-" && $8 > peak) peak = $8 }
+            END { printf "%-8s %-14s %12.0f %9.3f %9.3f %12s %10s\n", t, s, median(rps, n), median(p50, n), median(p99, n), (cpu[1] == "-" ? "-" : sprintf("%.3f", median(cpu, n))), (peak == "" ? "-" : peak) }'
+    done
+done
+
+echo
+echo "== ratios from paired rounds: median (min..max)"
+for t in $THREADS; do
+    for pair in "nginx" "pingora-floor"; do
+        awk -v t="$t" -v other="$pair" '
+            $1 == t && $3 == "bearer-proxy" { b[$2] = $4; b99[$2] = $6; bc[$2] = $7 }
+            $1 == t && $3 == other { o[$2] = $4; o99[$2] = $6; oc[$2] = $7 }
+            function stats(a, n,   i, j, x, s) { for (i = 2; i <= n; i++) { x = a[i]; for (j = i - 1; j > 0 && a[j] > x; j--) a[j + 1] = a[j]; a[j + 1] = x } s = (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2; return sprintf("%.3f (%.3f..%.3f)", s, a[1], a[n]) }
+            END { for (r in b) if (r in o) { n++; tp[n] = b[r] / o[r]; lat[n] = b99[r] / o99[r]; cp[n] = bc[r] / oc[r] }
+                  printf "threads=%s bearer/%s: throughput %s  p99 %s  cpu/request %s\n", t, other, stats(tp, n), stats(lat, n), stats(cp, n) }' "$results"
+    done
+done
