@@ -157,13 +157,10 @@ pub fn request_reload(admin: SocketAddr) -> ExitCode {
         _ => admin,
     };
     crate::tls::install_crypto_provider();
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match crate::runtime::one_worker() {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("error: cannot start runtime: {e}");
+            eprintln!("error: {e}");
             return ExitCode::FAILURE;
         }
     };

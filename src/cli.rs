@@ -241,14 +241,10 @@ fn emulator(
             }
         }
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-    {
+    let runtime = match crate::runtime::one_worker() {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("error: cannot start runtime: {e}");
+            eprintln!("error: {e}");
             return ExitCode::FAILURE;
         }
     };

@@ -21,7 +21,7 @@
 //! - [`metrics`] — every metric, registered once.
 //! - [`emulator`] — the bundled identity-service emulator and echo upstream
 //!   used by the demo, the tests and the benchmarks.
-//! - [`scope`], [`tls`], [`clock`] — small shared helpers.
+//! - [`scope`], [`tls`], [`clock`], [`runtime`] — small shared helpers.
 
 pub mod access;
 pub mod admin;
@@ -36,6 +36,7 @@ pub mod oauth;
 pub mod proxy;
 pub mod reload;
 pub mod route;
+pub mod runtime;
 pub mod scope;
 pub mod server;
 pub mod tls;

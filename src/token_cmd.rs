@@ -62,13 +62,10 @@ pub fn run(config: &Config, req: &Request) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match crate::runtime::one_worker() {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("error: cannot start runtime: {e}");
+            eprintln!("error: {e}");
             return ExitCode::FAILURE;
         }
     };

@@ -62,14 +62,10 @@ pub fn spawn_demo_backends(
     std::thread::Builder::new()
         .name("demo-backends".into())
         .spawn(move || {
-            let runtime = match tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(1)
-                .enable_all()
-                .build()
-            {
+            let runtime = match crate::runtime::one_worker() {
                 Ok(r) => r,
                 Err(e) => {
-                    let _ = ready_tx.send(Err(format!("cannot start runtime: {e}")));
+                    let _ = ready_tx.send(Err(e));
                     return;
                 }
             };

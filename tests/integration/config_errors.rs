@@ -17,6 +17,20 @@ routes:
     access: { allow_any: true }
 "#;
 
+/// Each (name, yaml, expected) case fails `check` with exit 2 and prints
+/// `expected` (a YAML path and reason).
+fn assert_config_errors<Y: AsRef<str>, E: AsRef<str>>(cases: &[(&str, Y, E)]) {
+    for (name, yaml, expected) in cases {
+        let (code, _stdout, stderr) = check(yaml.as_ref(), true);
+        assert_eq!(code, 2, "{name}: exit code; stderr:\n{stderr}");
+        let expected = expected.as_ref();
+        assert!(
+            stderr.contains(expected),
+            "{name}: expected {expected:?} in:\n{stderr}"
+        );
+    }
+}
+
 fn check(yaml: &str, with_env: bool) -> (i32, String, String) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("c.yaml");
@@ -292,14 +306,7 @@ fn inconsistent_token_flow_settings_are_config_errors_naming_the_path() {
             "routes[0].scopes: scopes of different resource servers",
         ),
     ];
-    for (name, yaml, expected) in &cases {
-        let (code, _stdout, stderr) = check(yaml, true);
-        assert_eq!(code, 2, "{name}: exit code; stderr:\n{stderr}");
-        assert!(
-            stderr.contains(expected),
-            "{name}: expected {expected:?} in:\n{stderr}"
-        );
-    }
+    assert_config_errors(&cases);
 }
 
 #[test]
@@ -349,14 +356,7 @@ fn access_settings_are_checked_at_load() {
         ("missing keys file", with("    access: { api_keys_file: /nonexistent/keys }\n"), "routes[0].access.api_keys_file: cannot read /nonexistent/keys".into()),
         ("cert subjects without mTLS", with("    access: { client_cert_subjects: [\"CN=erp\"] }\n"), "routes[0].access.client_cert_subjects: requires a TLS listener that verifies client certificates".into()),
     ];
-    for (name, yaml, expected) in &cases {
-        let (code, _stdout, stderr) = check(yaml, true);
-        assert_eq!(code, 2, "{name}: exit code; stderr:\n{stderr}");
-        assert!(
-            stderr.contains(expected.as_str()),
-            "{name}: expected {expected:?} in:\n{stderr}"
-        );
-    }
+    assert_config_errors(&cases);
 }
 
 #[test]
@@ -370,14 +370,7 @@ fn tls_listener_settings_are_checked_at_load() {
         ("certificate as key", with(&format!("  - {{ address: \"127.0.0.1:8443\", cert_file: \"{cert}\", key_file: \"{cert}\" }}\n")), "server.tls_listen[0].key_file:".into()),
         ("bad address", with(&format!("  - {{ address: \"*:8443\", cert_file: \"{cert}\", key_file: \"{key}\" }}\n")), "server.tls_listen[0].address: \"*:8443\" is not an IP:port address".into()),
     ];
-    for (name, yaml, expected) in &cases {
-        let (code, _stdout, stderr) = check(yaml, true);
-        assert_eq!(code, 2, "{name}: exit code; stderr:\n{stderr}");
-        assert!(
-            stderr.contains(expected.as_str()),
-            "{name}: expected {expected:?} in:\n{stderr}"
-        );
-    }
+    assert_config_errors(&cases);
     let ok = with(&format!("  - {{ address: \"127.0.0.1:8443\", cert_file: \"{cert}\", key_file: \"{key}\", client_ca_file: \"{cert}\" }}\n"))
         .replace("    access: { allow_any: true }", "    access: { client_cert_subjects: [\"CN=erp\"] }");
     let (code, _stdout, stderr) = check(&ok, true);
