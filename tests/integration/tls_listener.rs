@@ -3,14 +3,16 @@
 
 use crate::support::*;
 
-fn tls_config<'a>(
+/// Starts a proxy with a TLS listener on `tls_port` (requiring client
+/// certificates from `ca` when `mtls`) and one route with `access`.
+async fn start_tls_proxy(
     idp: &Idp,
     upstream: &Upstream,
     ca: &TestCa,
     tls_port: u16,
     mtls: bool,
     access: &str,
-) -> ProxyConfig<'a> {
+) -> Proxy {
     let mut config = ProxyConfig::new(idp, upstream);
     let (cert, key) = ca.server();
     let client_ca = if mtls {
@@ -30,7 +32,7 @@ fn tls_config<'a>(
         "  - name: main\n    match: {{ path_prefix: \"/\" }}\n    upstream: \"{}\"\n    client: oic\n    access: {access}\n",
         upstream.url()
     ));
-    config
+    Proxy::start(&config).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -39,15 +41,7 @@ async fn a_tls_listener_serves_https_and_says_so_upstream() {
     let upstream = Upstream::start().await;
     let ca = TestCa::new();
     let tls_port = free_port();
-    let proxy = Proxy::start(&tls_config(
-        &idp,
-        &upstream,
-        &ca,
-        tls_port,
-        false,
-        "{ allow_any: true }",
-    ))
-    .await;
+    let proxy = start_tls_proxy(&idp, &upstream, &ca, tls_port, false, "{ allow_any: true }").await;
     let r = ca
         .https_client(None)
         .get(format!("https://127.0.0.1:{tls_port}/x"))
@@ -76,14 +70,14 @@ async fn mtls_admits_listed_certificate_subjects_only() {
     let upstream = Upstream::start().await;
     let ca = TestCa::new();
     let tls_port = free_port();
-    let proxy = Proxy::start(&tls_config(
+    let proxy = start_tls_proxy(
         &idp,
         &upstream,
         &ca,
         tls_port,
         true,
         "{ client_cert_subjects: [\"CN=legacy-erp\"] }",
-    ))
+    )
     .await;
     let url = format!("https://127.0.0.1:{tls_port}/x");
 
