@@ -1077,6 +1077,8 @@ impl Validator<'_> {
 
     /// A token endpoint: https, or plain http only on loopback (a local emulator).
     fn https_url(&mut self, path: &str, raw: &str) -> Option<url::Url> {
+        // Every message below shows the URL; never with its credentials.
+        let raw = &*redact_userinfo(raw);
         let url = match url::Url::parse(raw) {
             Ok(u) => u,
             Err(e) => {
@@ -1117,6 +1119,8 @@ impl Validator<'_> {
     }
 
     fn upstream(&mut self, path: &str, raw: &str) -> Option<UpstreamTarget> {
+        // Every message below shows the URL; never with its credentials.
+        let raw = &*redact_userinfo(raw);
         let form = "must be scheme://host[:port], e.g. \"https://oic.example.com\"";
         let url = match url::Url::parse(raw) {
             Ok(u) => u,
@@ -1263,11 +1267,41 @@ fn valid_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
+/// `scheme://user:password@host` → `scheme://***@host`, so a URL can be
+/// quoted in an error message (and so in a log) without its credentials.
+fn redact_userinfo(raw: &str) -> std::borrow::Cow<'_, str> {
+    let Some(start) = raw.find("://").map(|i| i + 3) else {
+        return raw.into();
+    };
+    let authority_end = raw[start..]
+        .find(['/', '?', '#'])
+        .map_or(raw.len(), |i| start + i);
+    match raw[start..authority_end].rfind('@') {
+        Some(at) => format!("{}***{}", &raw[..start], &raw[start + at..]).into(),
+        None => raw.into(),
+    }
+}
+
 fn is_loopback_host(url: &url::Url) -> bool {
     match url.host() {
         Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
         Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
         Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
         None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn userinfo_is_redacted_for_messages() {
+        assert_eq!(
+            redact_userinfo("http://u:p%40ss@10.0.0.1:8/x"),
+            "http://***@10.0.0.1:8/x"
+        );
+        assert_eq!(redact_userinfo("https://host/a@b"), "https://host/a@b");
+        assert_eq!(redact_userinfo("not a url"), "not a url");
     }
 }

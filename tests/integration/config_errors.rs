@@ -91,6 +91,32 @@ fn config_errors_name_the_yaml_path_and_exit_2() {
 }
 
 #[test]
+fn url_errors_never_show_credentials_written_into_the_url() {
+    for yaml in [
+        GOOD.replace(
+            "upstream: \"https://oic.example.com\"",
+            "upstream: \"http://svc:hunter2-pw@10.0.0.1\"",
+        ),
+        GOOD.replace(
+            "https://idcs-1.identity",
+            "http://svc:hunter2-pw@idcs-1.identity",
+        ),
+        GOOD.replace(
+            "upstream: \"https://oic.example.com\"",
+            "upstream: \"ftp://svc:hunter2-pw@h\"",
+        ),
+    ] {
+        let (code, stdout, stderr) = check(&yaml, true);
+        assert_eq!(code, 2, "{stderr}");
+        assert!(stderr.contains("***@"), "the URL is still quoted: {stderr}");
+        assert!(
+            !stderr.contains("hunter2") && !stdout.contains("hunter2"),
+            "{stderr}"
+        );
+    }
+}
+
+#[test]
 fn every_error_of_a_file_is_reported_at_once() {
     let yaml = GOOD
         .replace("    client: oic-prod", "    client: nope")
