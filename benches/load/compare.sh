@@ -83,23 +83,19 @@ pids+=($!)
 wait_port "$IDP"
 printf 'bench:%s\n' "$(printf '%s' bench-key | sha256sum | cut -d' ' -f1)" > "$work/keys"
 
-# CPU seconds (user+system) of a process and its children's threads.
-cpu_ticks() {
-    local total=0 p
+# Sum of one /proc figure over processes: `proc_sum stat '$14 + $15' pids…`
+# is user+system CPU ticks, `proc_sum status '/VmHWM/ {print $2}' …` peak kB.
+proc_sum() {
+    local file=$1 program=$2 total=0 p
+    shift 2
     for p in "$@"; do
-        [ -r "/proc/$p/stat" ] || continue
-        total=$((total + $(awk '{print $14 + $15}' "/proc/$p/stat")))
+        [ -r "/proc/$p/$file" ] || continue
+        total=$((total + $(awk "$program" "/proc/$p/$file")))
     done
     echo "$total"
 }
-peak_kb() {
-    local total=0 p
-    for p in "$@"; do
-        [ -r "/proc/$p/status" ] || continue
-        total=$((total + $(awk '/VmHWM/ {print $2}' "/proc/$p/status")))
-    done
-    echo "$total"
-}
+cpu_ticks() { proc_sum stat '{print $14 + $15}' "$@"; }
+peak_kb() { proc_sum status '/VmHWM/ {print $2}' "$@"; }
 to_ms() { # wrk latency like 1.23ms / 456.00us / 1.02s
     awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /ms$/) n = n; else if (v ~ /s$/) n *= 1000; printf "%.3f", n }'
 }
@@ -176,11 +172,12 @@ EOF
         run_one bearer-proxy "$t" "$r" "http://127.0.0.1:$BPX/ic/api/x" "$bp_pid"
     done
     "$NGINX" -p "$work" -c "$work/proxy$t.conf" -e "$work/error.log" -s stop
+    # `-s stop` returns at once; the next setting reuses the port.
+    while kill -0 "${ngx_pids[0]}" 2>/dev/null; do sleep 0.05; done
     # SIGINT is pingora's fast shutdown (SIGTERM drains for its grace period).
     kill -INT "$floor_pid" 2>/dev/null || true
     kill -TERM "$bp_pid" 2>/dev/null || true
     wait "$floor_pid" "$bp_pid" 2>/dev/null || true
-    sleep 1
 done
 
 echo

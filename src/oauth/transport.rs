@@ -51,10 +51,6 @@ impl TokenEndpoint {
         })
     }
 
-    pub fn client(&self) -> &ClientConfig {
-        &self.client
-    }
-
     /// Sends one token request: the grant `step` for `scopes`, with the
     /// client's authentication.
     pub async fn request(

@@ -167,7 +167,7 @@ impl ProxyHttp for BearerProxy {
         session: &mut Session,
         ctx: &mut RequestCtx,
     ) -> pingora::Result<bool> {
-        let snapshot = ctx.snapshot.clone();
+        let snapshot = &*ctx.snapshot;
         let limits = snapshot.limits;
         // Slow or idle clients cannot pin connections.
         session.set_read_timeout(Some(limits.client_read_timeout));
@@ -295,7 +295,7 @@ impl ProxyHttp for BearerProxy {
         upstream_request: &mut RequestHeader,
         ctx: &mut RequestCtx,
     ) -> pingora::Result<()> {
-        let snapshot = ctx.snapshot.clone();
+        let snapshot = &*ctx.snapshot;
         let route = &snapshot.routes[ctx.route.expect("request_filter set the route")];
         if ctx.replaying_after_401 {
             // The token that drew the 401 was purged: this waits for (or
@@ -367,7 +367,7 @@ impl ProxyHttp for BearerProxy {
         if upstream_response.status != http::StatusCode::UNAUTHORIZED || ctx.replaying_after_401 {
             return Ok(());
         }
-        let snapshot = ctx.snapshot.clone();
+        let snapshot = &*ctx.snapshot;
         let route = &snapshot.routes[ctx.route.expect("request_filter set the route")];
         if let Some(sent) = &ctx.authorization {
             route.slot.invalidate(sent);
@@ -493,7 +493,7 @@ impl ProxyHttp for BearerProxy {
             .response_written()
             .map(|r| r.status.as_u16())
             .unwrap_or(0);
-        let snapshot = ctx.snapshot.clone();
+        let snapshot = &*ctx.snapshot;
         let route = ctx.route.map(|i| &snapshot.routes[i]);
         let route_name = route.map_or(metrics::NO_ROUTE, |r| r.name.as_str());
         metrics::REQUESTS_TOTAL

@@ -1,8 +1,6 @@
 //! An upstream 401 (revoked token, missing role, wrong audience): purge the
 //! token only if still cached, renew once, replay once, never loop.
 
-use std::time::Duration;
-
 use crate::support::*;
 
 const RETRIES: &str = "bearer_proxy_upstream_unauthorized_retries_total{route=\"main\"}";
@@ -108,7 +106,6 @@ async fn concurrent_401s_for_the_same_token_cause_one_renewal() {
         2,
         "no purge storm: one renewal for twenty 401s"
     );
-    assert!(idp.state.wait_for_requests(2, Duration::from_secs(1)).await);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
