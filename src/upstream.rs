@@ -3,7 +3,7 @@
 //! lookup blocks and panics on failure) and TLS trust.
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
@@ -19,6 +19,10 @@ pub struct Upstream {
     pub target: UpstreamTarget,
     pub peer: ArcSwapOption<HttpPeer>,
     template: HttpPeer,
+    /// The route's extra trust anchors, for [`Upstream::direct_client`].
+    extra_roots: Vec<CertificateDer<'static>>,
+    /// Built on first use and kept while the address stays the same.
+    direct: Mutex<Option<(SocketAddr, reqwest::Client)>>,
 }
 
 impl Upstream {
@@ -41,6 +45,8 @@ impl Upstream {
             peer: ArcSwapOption::empty(),
             template,
             target,
+            extra_roots: route.upstream_ca.clone(),
+            direct: Mutex::new(None),
         };
         if let Ok(ip) = upstream.target.host.parse::<IpAddr>() {
             upstream.set_address(SocketAddr::new(ip, upstream.target.port));
@@ -77,6 +83,49 @@ impl Upstream {
             self.set_address(addr);
         }
         Ok(addr)
+    }
+}
+
+impl Upstream {
+    /// An HTTP client for requests sent outside pingora (a 401 replay of a
+    /// body longer than pingora's retry buffer), with the same trust, host
+    /// name check, time-outs and resolved address as the pingora peer.
+    /// Environment proxy settings are ignored, as pingora ignores them.
+    pub fn direct_client(&self) -> Result<reqwest::Client, String> {
+        let addr = self
+            .peer
+            .load()
+            .as_ref()
+            .and_then(|p| p._address.as_inet().copied())
+            .ok_or_else(|| format!("upstream host {} has not resolved yet", self.target.host))?;
+        let mut direct = self.direct.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((at, client)) = direct.as_ref() {
+            if *at == addr {
+                return Ok(client.clone());
+            }
+        }
+        let o = &self.template.options;
+        let mut builder = reqwest::Client::builder()
+            .no_proxy()
+            .http1_only()
+            .redirect(reqwest::redirect::Policy::none())
+            .pool_idle_timeout(Duration::from_secs(60))
+            .resolve(&self.target.host, addr);
+        if let Some(t) = o.connection_timeout {
+            builder = builder.connect_timeout(t);
+        }
+        if let Some(t) = o.read_timeout {
+            builder = builder.read_timeout(t);
+        }
+        if self.target.tls {
+            builder =
+                builder.tls_backend_preconfigured(crate::tls::client_config(&self.extra_roots));
+        }
+        let client = builder
+            .build()
+            .map_err(|e| format!("cannot build a client for {}: {e}", self.target.host))?;
+        *direct = Some((addr, client.clone()));
+        Ok(client)
     }
 }
 

@@ -73,6 +73,9 @@ pub struct Limits {
     pub client_idle_timeout: Duration,
     /// Longest wait for the next piece of a request body.
     pub client_read_timeout: Duration,
+    /// Request bodies up to this size are kept so the request can be
+    /// replayed after an upstream 401; 0 replays only bodiless requests.
+    pub max_replay_body_bytes: u64,
 }
 
 #[derive(Debug, Clone)]

@@ -39,6 +39,7 @@ pub struct RawServer {
     pub token_requests_per_second: Option<f64>,
     pub max_request_header_bytes: Option<usize>,
     pub max_request_headers: Option<usize>,
+    pub max_replay_body_bytes: Option<u64>,
     #[serde(default, with = "humantime_serde")]
     pub client_idle_timeout: Option<Duration>,
     #[serde(default, with = "humantime_serde")]

@@ -316,7 +316,15 @@ impl Validator<'_> {
                 "must be between 8 and 256 (pingora's own ceiling)",
             );
         }
+        let max_replay_body_bytes = raw.max_replay_body_bytes.unwrap_or(1024 * 1024);
+        if max_replay_body_bytes > 64 * 1024 * 1024 {
+            self.err(
+                "server.max_replay_body_bytes",
+                "must be at most 67108864 (64 MiB): each request being replayed holds its body in memory",
+            );
+        }
         let limits = Limits {
+            max_replay_body_bytes,
             max_request_header_bytes,
             max_request_headers,
             client_idle_timeout: self.positive(

@@ -8,6 +8,7 @@
 //! `/__hop` answers with hop-by-hop headers a proxy must not pass on.
 
 use std::convert::Infallible;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::body::Body;
@@ -43,6 +44,10 @@ pub struct EchoState {
     /// `Authorization` values answered with 401, as Oracle Integration
     /// answers a revoked or wrong-audience token.
     revoked: Mutex<std::collections::HashSet<String>>,
+    /// Refuse a revoked token once this many body bytes have arrived,
+    /// without reading the rest, as gateways in front of Oracle Integration
+    /// do (`u64::MAX`: read the whole body first).
+    refuse_after: AtomicU64,
     count: watch::Sender<u64>,
 }
 
@@ -51,6 +56,7 @@ impl EchoState {
         Arc::new(EchoState {
             log: Mutex::new(Vec::new()),
             revoked: Mutex::new(std::collections::HashSet::new()),
+            refuse_after: AtomicU64::new(u64::MAX),
             count: watch::channel(0).0,
         })
     }
@@ -78,6 +84,24 @@ impl EchoState {
             .unwrap_or_else(|p| p.into_inner())
             .insert(authorization.to_string());
     }
+
+    /// A revoked token gets its 401 once `bytes` of the body have arrived
+    /// (0: before reading any); the request is recorded with the bytes read.
+    pub fn refuse_after(&self, bytes: u64) {
+        self.refuse_after.store(bytes, Ordering::Relaxed);
+    }
+
+    fn is_revoked(&self, headers: &HeaderMap) -> bool {
+        headers
+            .get("authorization")
+            .and_then(|a| a.to_str().ok())
+            .is_some_and(|a| {
+                self.revoked
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .contains(a)
+            })
+    }
 }
 
 pub fn router(state: Arc<EchoState>) -> Router {
@@ -88,9 +112,18 @@ static CHUNK: [u8; 64 * 1024] = [b'x'; 64 * 1024];
 
 async fn echo(State(state): State<Arc<EchoState>>, req: Request) -> Response {
     let (parts, mut body) = req.into_parts();
+    let revoked = state.is_revoked(&parts.headers);
+    let stop_at = if revoked {
+        state.refuse_after.load(Ordering::Relaxed)
+    } else {
+        u64::MAX
+    };
     let mut hasher = Sha256::new();
     let mut len = 0u64;
-    while let Some(frame) = body.frame().await {
+    while len < stop_at {
+        let Some(frame) = body.frame().await else {
+            break;
+        };
         match frame {
             Ok(f) => {
                 if let Some(data) = f.data_ref() {
@@ -114,13 +147,6 @@ async fn echo(State(state): State<Arc<EchoState>>, req: Request) -> Response {
         body_sha256: hex(&hasher.finalize()),
     };
     let description = describe(&recorded);
-    let revoked = recorded.header("authorization").is_some_and(|a| {
-        state
-            .revoked
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .contains(a)
-    });
     state
         .log
         .lock()

@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use http::HeaderValue;
 
+use super::replay::{BodyCopy, Replay};
 use super::Snapshot;
 use crate::metrics;
 
@@ -43,9 +44,15 @@ pub struct RequestCtx {
     pub cert_subject: Option<String>,
     /// The client reached us over TLS.
     pub downstream_tls: bool,
-    /// The upstream answered 401 and the request is being replayed once
-    /// with a new token.
-    pub replaying_after_401: bool,
+    /// Whether (and by whom) the request is being replayed once with a new
+    /// token after an upstream 401.
+    pub replay: Replay,
+    /// The body as it streamed, kept for a replay while within the limit.
+    pub body_copy: BodyCopy,
+    /// The upstream's 401 head, for a replay that turns out impossible.
+    pub refusal: Option<Box<pingora::http::ResponseHeader>>,
+    /// The proxy's own replay wrote the answer (or an error) to the client.
+    pub replay_answered: bool,
     /// Request body bytes seen so far (counted only for routes with a limit).
     pub body_bytes: u64,
     /// The new token could not be had for the replay.
@@ -66,7 +73,10 @@ impl RequestCtx {
             caller: None,
             cert_subject: None,
             downstream_tls: false,
-            replaying_after_401: false,
+            replay: Replay::No,
+            body_copy: BodyCopy::default(),
+            replay_answered: false,
+            refusal: None,
             token_failure: None,
             body_bytes: 0,
             _in_flight: InFlight::enter(),

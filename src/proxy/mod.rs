@@ -3,6 +3,7 @@
 
 pub mod ctx;
 pub mod limits;
+pub mod replay;
 pub mod request_id;
 pub mod respond;
 
@@ -28,6 +29,7 @@ use crate::oauth::{TokenCache, TokenSlot};
 use crate::route::RouteTable;
 use crate::upstream::Upstream;
 pub use ctx::RequestCtx;
+use replay::Replay;
 use respond::ErrorReply;
 
 /// A route ready for the request path: its upstream, token slot and
@@ -151,6 +153,42 @@ pub fn rewrite_upstream_headers(
     if let Some(name) = h.strip {
         req.remove_header(name);
     }
+    Ok(())
+}
+
+/// [`rewrite_upstream_headers`] for this request and route, with
+/// `authorization` as the token header.
+fn rewrite_for_upstream(
+    session: &Session,
+    head: &mut RequestHeader,
+    ctx: &RequestCtx,
+    route: &Route,
+    authorization: Option<&HeaderValue>,
+) -> pingora::Result<()> {
+    let original_host = request_host(session.req_header()).map(str::to_owned);
+    let client_ip = session
+        .client_addr()
+        .and_then(|a| a.as_inet())
+        .map(|a| a.ip());
+    rewrite_upstream_headers(
+        head,
+        &UpstreamHeaders {
+            host: &route.host_header,
+            authorization,
+            original_host: original_host.as_deref(),
+            client_ip,
+            request_id: &ctx.request_id,
+            downstream_tls: ctx.downstream_tls,
+            strip: route.access.api_key_header(),
+        },
+    )
+}
+
+/// What every answer passed on from the upstream gets: hop-by-hop headers
+/// removed, the request id added.
+fn finish_response_head(head: &mut ResponseHeader, ctx: &RequestCtx) -> pingora::Result<()> {
+    limits::strip_hop_by_hop(head);
+    head.insert_header(request_id::HEADER, ctx.request_id.clone())?;
     Ok(())
 }
 
@@ -297,7 +335,7 @@ impl ProxyHttp for BearerProxy {
     ) -> pingora::Result<()> {
         let snapshot = &*ctx.snapshot;
         let route = &snapshot.routes[ctx.route.expect("request_filter set the route")];
-        if ctx.replaying_after_401 {
+        if ctx.replay == Replay::ByPingora {
             // The token that drew the 401 was purged: this waits for (or
             // shares) the fetch of a new one.
             match route.slot.authorization().await {
@@ -308,29 +346,20 @@ impl ProxyHttp for BearerProxy {
                 }
             }
         }
-        let original_host = request_host(session.req_header()).map(str::to_owned);
-        let client_ip = session
-            .client_addr()
-            .and_then(|a| a.as_inet())
-            .map(|a| a.ip());
-        rewrite_upstream_headers(
+        rewrite_for_upstream(
+            session,
             upstream_request,
-            &UpstreamHeaders {
-                host: &route.host_header,
-                authorization: ctx.authorization.as_ref(),
-                original_host: original_host.as_deref(),
-                client_ip,
-                request_id: &ctx.request_id,
-                downstream_tls: ctx.downstream_tls,
-                strip: route.access.api_key_header(),
-            },
+            ctx,
+            route,
+            ctx.authorization.as_ref(),
         )?;
         ctx.upstream_started = Some(Instant::now());
         Ok(())
     }
 
-    /// Counts body bytes as they stream, for routes with `max_body_bytes`
-    /// (a chunked body declares no length up front).
+    /// Keeps a copy of the body for a replay after a 401, and counts body
+    /// bytes as they stream for routes with `max_body_bytes` (a chunked
+    /// body declares no length up front).
     async fn request_body_filter(
         &self,
         _session: &mut Session,
@@ -338,13 +367,20 @@ impl ProxyHttp for BearerProxy {
         _end_of_stream: bool,
         ctx: &mut RequestCtx,
     ) -> pingora::Result<()> {
+        let Some(chunk) = body.as_ref() else {
+            return Ok(());
+        };
+        if ctx.replay == Replay::No {
+            ctx.body_copy
+                .keep(chunk, ctx.snapshot.limits.max_replay_body_bytes);
+        }
         let Some(limit) = ctx
             .route
             .and_then(|i| ctx.snapshot.routes[i].max_body_bytes)
         else {
             return Ok(());
         };
-        ctx.body_bytes += body.as_ref().map_or(0, |b| b.len() as u64);
+        ctx.body_bytes += chunk.len() as u64;
         if ctx.body_bytes > limit {
             ctx.error = Some("body_too_large");
             return Error::e_explain(
@@ -357,14 +393,15 @@ impl ProxyHttp for BearerProxy {
 
     /// An upstream 401 to a request sent with token T: purge T if it is
     /// still cached, and replay the request once with a new token when its
-    /// body is still buffered. A second 401 goes to the client.
+    /// body is held (pingora's retry buffer or the proxy's own copy). A
+    /// second 401 goes to the client.
     async fn upstream_response_filter(
         &self,
         session: &mut Session,
         upstream_response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> pingora::Result<()> {
-        if upstream_response.status != http::StatusCode::UNAUTHORIZED || ctx.replaying_after_401 {
+        if upstream_response.status != http::StatusCode::UNAUTHORIZED || ctx.replay != Replay::No {
             return Ok(());
         }
         let snapshot = &*ctx.snapshot;
@@ -372,7 +409,19 @@ impl ProxyHttp for BearerProxy {
         if let Some(sent) = &ctx.authorization {
             route.slot.invalidate(sent);
         }
-        if session.as_ref().retry_buffer_truncated() {
+        let declared = session
+            .req_header()
+            .headers
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        ctx.replay = replay::plan(
+            &ctx.body_copy,
+            snapshot.limits.max_replay_body_bytes,
+            declared,
+            session.as_ref().retry_buffer_truncated(),
+        );
+        if ctx.replay == Replay::No {
             tracing::info!(
                 request_id = ctx.request_id.to_str().unwrap_or_default(),
                 route = route.name.as_str(),
@@ -380,7 +429,15 @@ impl ProxyHttp for BearerProxy {
             );
             return Ok(());
         }
-        ctx.replaying_after_401 = true;
+        if ctx.replay == Replay::ByProxy {
+            // Passed on after all if the body turns out too long.
+            ctx.refusal = Some(Box::new(upstream_response.clone()));
+        }
+        if ctx.replay == Replay::ByPingora {
+            // pingora resends the body from the start through
+            // request_body_filter, which counts it again.
+            ctx.body_bytes = 0;
+        }
         metrics::UPSTREAM_UNAUTHORIZED_RETRIES
             .with_label_values(&[route.name.as_str()])
             .inc();
@@ -390,7 +447,9 @@ impl ProxyHttp for BearerProxy {
             ErrorType::HTTPStatus(401),
             "upstream answered 401; replaying with a new token",
         );
-        e.set_retry(true);
+        // pingora retries from its buffer; the proxy's own replay happens in
+        // fail_to_proxy.
+        e.set_retry(ctx.replay == Replay::ByPingora);
         Err(e)
     }
 
@@ -403,9 +462,9 @@ impl ProxyHttp for BearerProxy {
         client_reused: bool,
     ) -> Box<Error> {
         let mut e = e.more_context(format!("Peer: {peer}"));
-        if ctx.replaying_after_401 && matches!(e.etype(), ErrorType::HTTPStatus(401)) {
+        if ctx.replay != Replay::No && matches!(e.etype(), ErrorType::HTTPStatus(401)) {
             // Our own replay signal: keep it.
-            e.set_retry(!session.as_ref().retry_buffer_truncated());
+            e.set_retry(ctx.replay == Replay::ByPingora);
         } else if !session.req_header().method.is_idempotent()
             || session.as_ref().retry_buffer_truncated()
         {
@@ -422,9 +481,7 @@ impl ProxyHttp for BearerProxy {
         upstream_response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> pingora::Result<()> {
-        limits::strip_hop_by_hop(upstream_response);
-        upstream_response.insert_header(request_id::HEADER, ctx.request_id.clone())?;
-        Ok(())
+        finish_response_head(upstream_response, ctx)
     }
 
     async fn fail_to_proxy(
@@ -433,6 +490,9 @@ impl ProxyHttp for BearerProxy {
         e: &Error,
         ctx: &mut RequestCtx,
     ) -> FailToProxy {
+        if ctx.replay == Replay::ByProxy && !ctx.replay_answered {
+            return replay::resend(session, ctx).await;
+        }
         let reply = match (e.esource(), e.etype()) {
             _ if ctx.token_failure.is_some() => {
                 ErrorReply::token(ctx.token_failure.as_ref().expect("checked"))
@@ -488,6 +548,13 @@ impl ProxyHttp for BearerProxy {
         }
     }
 
+    /// The proxy's own replay after a 401 ends pingora's attempt with an
+    /// error that is not one; whatever went wrong in the replay is logged
+    /// there.
+    fn suppress_error_log(&self, _session: &Session, ctx: &RequestCtx, _error: &Error) -> bool {
+        ctx.replay_answered
+    }
+
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
         let status = session
             .response_written()
@@ -519,7 +586,9 @@ impl ProxyHttp for BearerProxy {
                 status,
                 upstream_ms,
                 total_ms = ctx.started.elapsed().as_secs_f64() * 1000.0,
-                error = ctx.error.or(e.map(|_| "proxy_error")),
+                error = ctx
+                    .error
+                    .or(e.filter(|_| !ctx.replay_answered).map(|_| "proxy_error")),
                 "request"
             );
         }

@@ -67,27 +67,266 @@ async fn a_second_401_goes_back_to_the_client_without_a_loop() {
     );
 }
 
+/// Starts a proxy, warms its token up and revokes it at the upstream.
+async fn revoked(config: ProxyConfig<'_>, upstream: &Upstream) -> Proxy {
+    let proxy = Proxy::start(&config).await;
+    assert_eq!(get_status(proxy.url("/warm")).await, 200);
+    upstream.state.revoke(&upstream.last_authorization());
+    proxy
+}
+
+/// Asserts the echo's answer names `body`, and the upstream saw warm-up,
+/// refused and replayed requests, the last with a new token.
+async fn assert_replayed(r: reqwest::Response, body: &[u8], upstream: &Upstream) {
+    assert_eq!(r.status(), 200, "the client never sees the 401");
+    assert!(r.headers().contains_key("x-request-id"));
+    let echo: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(
+        echo["body_sha256"],
+        bearer_proxy::emulator::echo::sha256_hex(body),
+        "body replayed intact"
+    );
+    let seen = upstream.state.requests();
+    assert_eq!(seen.len(), 3, "warm-up, refused, replayed");
+    assert_ne!(
+        seen[2].header("authorization"),
+        seen[1].header("authorization")
+    );
+    assert_eq!(seen[2].body_len, body.len() as u64);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_body_too_large_to_replay_gets_the_401_but_the_token_is_still_renewed() {
+async fn a_body_beyond_pingoras_retry_buffer_is_replayed_by_the_proxy() {
+    let idp = Idp::start().await;
+    let upstream = Upstream::start().await;
+    let proxy = revoked(ProxyConfig::new(&idp, &upstream), &upstream).await;
+    let body: Vec<u8> = (0..700_000u32).map(|i| (i % 251) as u8).collect();
+    let r = client()
+        .post(proxy.url("/ic/api/big?x=1"))
+        .header("x-end-to-end", "kept")
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_replayed(r, &body, &upstream).await;
+    let replayed = upstream.state.last().unwrap();
+    assert_eq!(replayed.path, "/ic/api/big?x=1");
+    assert_eq!(replayed.method, "POST");
+    assert_eq!(replayed.header("x-end-to-end"), Some("kept"));
+    assert_eq!(replayed.header("x-forwarded-for"), Some("127.0.0.1"));
+    verified_claims(replayed.header("authorization").unwrap());
+    assert_eq!(idp.state.request_count(), 2, "one renewal");
+    assert_eq!(proxy.metric(RETRIES).await, 1.0);
+    assert_eq!(
+        proxy
+            .metric("bearer_proxy_requests_total{route=\"main\",status=\"200\"}")
+            .await,
+        2.0
+    );
+    assert!(
+        !proxy.output().contains("Fail to proxy"),
+        "the replay is not a proxy failure: {}",
+        proxy.output()
+    );
+}
+
+/// A chunked upload of `first` bytes, then (once the upstream has refused
+/// it) `rest` more bytes: the upstream answers 401 mid-body.
+async fn refused_mid_body(
+    proxy: &Proxy,
+    upstream: &Upstream,
+    first: usize,
+    rest: usize,
+) -> reqwest::Response {
+    upstream.state.refuse_after(first as u64);
+    let refused = upstream.state.request_count() + 1;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
+    let body = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    });
+    let sending = tokio::spawn(
+        client()
+            .post(proxy.url("/chunked"))
+            .body(reqwest::Body::wrap_stream(body))
+            .send(),
+    );
+    tx.send(Ok(vec![5u8; first])).await.unwrap();
+    assert!(
+        eventually(std::time::Duration::from_secs(10), || async {
+            upstream.state.request_count() >= refused
+        })
+        .await
+    );
+    tx.send(Ok(vec![5u8; rest])).await.unwrap();
+    drop(tx);
+    sending.await.unwrap().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chunked_body_refused_mid_stream_is_read_to_the_end_and_replayed() {
+    let idp = Idp::start().await;
+    let upstream = Upstream::start().await;
+    let proxy = revoked(ProxyConfig::new(&idp, &upstream), &upstream).await;
+    // More than pingora's 64 KiB retry buffer before the 401 arrives.
+    let r = refused_mid_body(&proxy, &upstream, 100_000, 200_000).await;
+    assert_replayed(r, &vec![5u8; 300_000], &upstream).await;
+    assert!(upstream.state.requests()[1].body_len >= 100_000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chunked_body_that_outgrows_the_replay_limit_gets_the_upstreams_401() {
+    let idp = Idp::start().await;
+    let upstream = Upstream::start().await;
+    let mut config = ProxyConfig::new(&idp, &upstream);
+    config.server_extra = "  max_replay_body_bytes: 150000\n".into();
+    let proxy = revoked(config, &upstream).await;
+    let r = refused_mid_body(&proxy, &upstream, 100_000, 200_000).await;
+    assert_eq!(r.status(), 401);
+    assert_eq!(
+        r.headers()["www-authenticate"],
+        "Bearer error=\"invalid_token\"",
+        "the upstream's own refusal"
+    );
+    assert!(r.headers().contains_key("x-request-id"));
+    assert_eq!(upstream.state.request_count(), 2, "not replayed");
+    assert_eq!(get_status(proxy.url("/after")).await, 200, "token renewed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_refused_before_it_was_read_is_read_to_the_end_and_replayed() {
+    let idp = Idp::start().await;
+    let upstream = Upstream::start().await;
+    let proxy = revoked(ProxyConfig::new(&idp, &upstream), &upstream).await;
+    upstream.state.refuse_after(0);
+    let body = vec![9u8; 900_000];
+    let r = client()
+        .post(proxy.url("/early"))
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_replayed(r, &body, &upstream).await;
+    assert_eq!(upstream.state.requests()[1].body_len, 0, "refused unread");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replayed_request_streams_a_large_answer_back() {
+    let idp = Idp::start().await;
+    let upstream = Upstream::start().await;
+    let proxy = revoked(ProxyConfig::new(&idp, &upstream), &upstream).await;
+    let r = client()
+        .post(proxy.url("/__bytes/5000000"))
+        .body(vec![1u8; 200_000])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-length"], "5000000");
+    assert_eq!(r.bytes().await.unwrap().len(), 5_000_000);
+    assert_eq!(upstream.state.request_count(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replayed_request_over_https_is_verified_like_the_first() {
+    let idp = Idp::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (upstream, ca) = Upstream::start_tls(dir.path()).await;
+    let mut config = ProxyConfig::new(&idp, &upstream);
+    config.routes = Some(format!(
+        "  - name: main\n    match: {{ path_prefix: \"/\" }}\n    upstream: \"https://localhost:{}\"\n    upstream_ca_file: \"{}\"\n    client: oic\n    access: {{ allow_any: true }}\n",
+        upstream.addr.port(),
+        ca.display()
+    ));
+    let proxy = revoked(config, &upstream).await;
+    let body = vec![3u8; 150_000];
+    let r = client()
+        .put(proxy.url("/secure"))
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_replayed(r, &body, &upstream).await;
+    assert_eq!(
+        upstream.state.last().unwrap().header("host"),
+        Some(format!("localhost:{}", upstream.addr.port()).as_str())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_401_to_a_large_replay_goes_back_to_the_client() {
     let idp = Idp::start().await;
     let upstream = Upstream::start().await;
     let proxy = Proxy::start(&ProxyConfig::new(&idp, &upstream)).await;
-    assert_eq!(get_status(proxy.url("/warm")).await, 200);
-    upstream.state.revoke(&upstream.last_authorization());
     let r = client()
-        .post(proxy.url("/big"))
+        .post(proxy.url("/__status/401"))
         .body(vec![1u8; 200_000])
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 401);
-    assert_eq!(upstream.state.request_count(), 2, "not replayed");
     assert_eq!(
-        get_status(proxy.url("/after")).await,
-        200,
-        "the next request has a new token"
+        upstream.state.request_count(),
+        2,
+        "sent once, replayed once"
     );
-    assert_eq!(idp.state.request_count(), 2);
+    assert_eq!(proxy.metric(RETRIES).await, 1.0);
+    assert_eq!(
+        proxy
+            .metric("bearer_proxy_requests_total{route=\"main\",status=\"401\"}")
+            .await,
+        1.0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_over_the_replay_limit_gets_the_401_but_the_token_is_still_renewed() {
+    let idp = Idp::start().await;
+    let upstream = Upstream::start().await;
+    let mut config = ProxyConfig::new(&idp, &upstream);
+    config.server_extra = "  max_replay_body_bytes: 100000\n".into();
+    let proxy = revoked(config, &upstream).await;
+    for size in [100_001usize, 30_000] {
+        // Above the limit: not kept, whoever would replay it.
+        let mut c = ProxyConfig::new(&idp, &upstream);
+        c.server_extra = format!("  max_replay_body_bytes: {}\n", size - 1);
+        proxy.rewrite(&c);
+        let (status, _) = proxy.admin_reload().await;
+        assert_eq!(status, 200);
+        upstream.state.revoke(&upstream.last_authorization());
+        let before = upstream.state.request_count();
+        let r = client()
+            .post(proxy.url("/big"))
+            .body(vec![1u8; size])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401, "{size}");
+        assert_eq!(upstream.state.request_count(), before + 1, "not replayed");
+        assert_eq!(
+            get_status(proxy.url("/after")).await,
+            200,
+            "the next request has a new token"
+        );
+    }
+    assert_eq!(proxy.metric(RETRIES).await, 0.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_replay_without_a_token_answers_token_unavailable() {
+    let idp = Idp::start().await;
+    let upstream = Upstream::start().await;
+    let proxy = revoked(ProxyConfig::new(&idp, &upstream), &upstream).await;
+    idp.state.set_mode(bearer_proxy::emulator::Mode::Down);
+    let r = client()
+        .post(proxy.url("/x"))
+        .body(vec![1u8; 200_000])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["error"], "token_unavailable");
+    assert_eq!(upstream.state.request_count(), 2, "not replayed");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,0 +1,406 @@
+//! Replaying a request once after an upstream 401.
+//!
+//! pingora resends a request itself only while its body fits pingora's
+//! retry buffer (64 KiB); a longer body is not kept and the retry would
+//! send none. So the proxy keeps its own copy of every body up to
+//! `server.max_replay_body_bytes` as it streams, and when pingora cannot
+//! replay, [`resend`] sends the request again outside pingora's proxy loop
+//! with the new token and streams the answer back to the caller.
+
+use bytes::{Bytes, BytesMut};
+use http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
+use http::HeaderMap;
+use pingora::http::ResponseHeader;
+use pingora::proxy::{FailToProxy, Session};
+
+use super::respond::ErrorReply;
+use super::{RequestCtx, Route};
+
+/// How a 401 from the upstream is followed up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Replay {
+    /// No 401 seen (or the request cannot be replayed).
+    No,
+    /// pingora resends the request from its retry buffer.
+    ByPingora,
+    /// [`resend`] sends it again from the proxy's own copy.
+    ByProxy,
+}
+
+/// The request body as it streams past, kept while it stays within the
+/// replay limit. Chunks are reference-counted, so keeping them copies
+/// nothing.
+#[derive(Default)]
+pub struct BodyCopy {
+    chunks: Vec<Bytes>,
+    len: u64,
+    over_limit: bool,
+}
+
+impl BodyCopy {
+    pub fn keep(&mut self, chunk: &Bytes, limit: u64) {
+        if self.over_limit {
+            return;
+        }
+        self.len += chunk.len() as u64;
+        if self.len > limit {
+            self.over_limit = true;
+            self.chunks = Vec::new();
+        } else if !chunk.is_empty() {
+            self.chunks.push(chunk.clone());
+        }
+    }
+
+    /// Bytes seen so far, if every one of them was kept.
+    pub fn kept_len(&self) -> Option<u64> {
+        (!self.over_limit).then_some(self.len)
+    }
+
+    fn concat(&self) -> Bytes {
+        match self.chunks.as_slice() {
+            [] => Bytes::new(),
+            [one] => one.clone(),
+            many => {
+                let mut all = BytesMut::with_capacity(self.len as usize);
+                for c in many {
+                    all.extend_from_slice(c);
+                }
+                all.freeze()
+            }
+        }
+    }
+}
+
+/// Whether the request can be replayed after a 401, and by whom.
+/// `declared`: the body's `Content-Length`, if any.
+pub fn plan(
+    copy: &BodyCopy,
+    limit: u64,
+    declared: Option<u64>,
+    pingora_buffer_truncated: bool,
+) -> Replay {
+    if copy.kept_len().is_none() || declared.is_some_and(|n| n > limit) {
+        return Replay::No;
+    }
+    if pingora_buffer_truncated {
+        // The proxy reads whatever the client has still to send; a body
+        // without a declared length may yet turn out too long.
+        Replay::ByProxy
+    } else {
+        // pingora resends what it buffered and streams whatever is still to
+        // come from the client.
+        Replay::ByPingora
+    }
+}
+
+/// Sends the request again with the route's new token, outside pingora's
+/// proxy loop, and streams the answer to the caller. Called from
+/// `fail_to_proxy`; pingora closes the client connection afterwards, so the
+/// answer says `Connection: close`.
+pub async fn resend(session: &mut Session, ctx: &mut RequestCtx) -> FailToProxy {
+    let snapshot = ctx.snapshot.clone();
+    let route = &snapshot.routes[ctx.route.expect("a replay has a route")];
+    session.set_keepalive(None);
+    let token = match route.slot.authorization().await {
+        Ok(value) => value,
+        Err(unavailable) => {
+            let reply = ErrorReply::token(&unavailable);
+            return answer_with(session, ctx, reply).await;
+        }
+    };
+    // The upstream may have refused before the client finished sending.
+    let limit = snapshot.limits.max_replay_body_bytes;
+    while !session.as_mut().is_body_done() {
+        match session.as_mut().read_request_body().await {
+            Ok(Some(chunk)) => ctx.body_copy.keep(&chunk, limit),
+            Ok(None) => break,
+            Err(_) => return gone(),
+        }
+    }
+    if ctx.body_copy.kept_len().is_none() {
+        tracing::info!(
+            request_id = ctx.request_id.to_str().unwrap_or_default(),
+            route = route.name.as_str(),
+            "upstream answered 401; body too large to replay, passing the 401 on"
+        );
+        return pass_refusal_on(session, ctx).await;
+    }
+    let response = match send(session, ctx, route, token).await {
+        Ok(r) => r,
+        Err(reply) => return answer_with(session, ctx, reply).await,
+    };
+    stream_back(session, ctx, response).await
+}
+
+async fn send(
+    session: &Session,
+    ctx: &RequestCtx,
+    route: &Route,
+    token: http::HeaderValue,
+) -> Result<reqwest::Response, ErrorReply> {
+    let client = route.upstream.direct_client().map_err(|e| {
+        tracing::warn!(route = route.name.as_str(), error = e, "cannot replay");
+        ErrorReply::new(
+            502,
+            "upstream_unavailable",
+            "the upstream could not be reached",
+        )
+    })?;
+    let mut head = session.req_header().clone();
+    super::rewrite_for_upstream(session, &mut head, ctx, route, Some(&token))
+        .map_err(|_| ErrorReply::new(500, "internal_error", "could not build the replay"))?;
+    let mut headers = head.headers.clone();
+    strip_request_hop_by_hop(&mut headers);
+    let path = head
+        .uri
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .to_owned();
+    let url = format!("{}{path}", route.upstream.target.url());
+    client
+        .request(head.method.clone(), url)
+        .headers(headers)
+        .body(ctx.body_copy.concat())
+        .send()
+        .await
+        .map_err(|e| {
+            tracing::warn!(
+                request_id = ctx.request_id.to_str().unwrap_or_default(),
+                route = route.name.as_str(),
+                error = %e,
+                "replay after 401 failed"
+            );
+            if e.is_timeout() {
+                ErrorReply::new(
+                    504,
+                    "upstream_timeout",
+                    "the upstream did not answer in time",
+                )
+            } else {
+                ErrorReply::new(
+                    502,
+                    "upstream_unavailable",
+                    "the upstream could not be reached",
+                )
+            }
+        })
+}
+
+async fn stream_back(
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    mut response: reqwest::Response,
+) -> FailToProxy {
+    let status = response.status().as_u16();
+    let mut head = match response_head(status, response.headers(), session) {
+        Ok(h) => h,
+        Err(_) => {
+            let reply = ErrorReply::new(
+                502,
+                "upstream_unavailable",
+                "the upstream's answer could not be passed on",
+            );
+            return answer_with(session, ctx, reply).await;
+        }
+    };
+    if super::finish_response_head(&mut head, ctx).is_err() {
+        let reply = ErrorReply::new(500, "internal_error", "could not build the answer");
+        return answer_with(session, ctx, reply).await;
+    }
+    ctx.replay_answered = true;
+    if session
+        .write_response_header(Box::new(head), false)
+        .await
+        .is_err()
+    {
+        return gone();
+    }
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                if session
+                    .write_response_body(Some(chunk), false)
+                    .await
+                    .is_err()
+                {
+                    return gone();
+                }
+            }
+            Ok(None) => break,
+            Err(e) => {
+                // Too late for an error answer: cut the response short.
+                tracing::warn!(
+                    request_id = ctx.request_id.to_str().unwrap_or_default(),
+                    error = %e,
+                    "upstream failed while the replayed answer streamed"
+                );
+                ctx.error = Some("upstream_unavailable");
+                return FailToProxy {
+                    error_code: status,
+                    can_reuse_downstream: false,
+                };
+            }
+        }
+    }
+    let _ = session.write_response_body(None, true).await;
+    FailToProxy {
+        error_code: status,
+        can_reuse_downstream: false,
+    }
+}
+
+/// The upstream's status and headers as a pingora response head, with the
+/// body framing the client connection needs.
+fn response_head(
+    status: u16,
+    headers: &HeaderMap,
+    session: &Session,
+) -> pingora::Result<ResponseHeader> {
+    let mut head = ResponseHeader::build(status, Some(headers.len() + 2))?;
+    for (name, value) in headers {
+        head.append_header(name.clone(), value.clone())?;
+    }
+    let framed =
+        head.headers.contains_key(CONTENT_LENGTH) || head.headers.contains_key(TRANSFER_ENCODING);
+    if !framed && !session.as_downstream().is_http2() {
+        head.insert_header(TRANSFER_ENCODING, "chunked")?;
+    }
+    Ok(head)
+}
+
+/// What pingora strips from a request before forwarding it: the hop-by-hop
+/// headers (RFC 9110 §7.6.1), those named in `Connection`, and the
+/// framing, which the replay's own client sets.
+fn strip_request_hop_by_hop(headers: &mut HeaderMap) {
+    let nominated: Vec<String> = headers
+        .get_all(CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|t| t.trim().to_ascii_lowercase())
+        .filter(|t| !t.is_empty())
+        .collect();
+    for name in nominated {
+        headers.remove(name.as_str());
+    }
+    for name in [
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "http2-settings",
+        "content-length",
+    ] {
+        headers.remove(name);
+    }
+}
+
+/// The upstream's 401 head, kept when the replay was planned, goes to the
+/// client after all (its body was never read).
+async fn pass_refusal_on(session: &mut Session, ctx: &mut RequestCtx) -> FailToProxy {
+    let Some(mut head) = ctx.refusal.take() else {
+        let reply = ErrorReply::new(500, "internal_error", "the upstream's 401 was not kept");
+        return answer_with(session, ctx, reply).await;
+    };
+    head.remove_header(&TRANSFER_ENCODING);
+    ctx.replay_answered = true;
+    if head.insert_header(CONTENT_LENGTH, "0").is_err()
+        || super::finish_response_head(&mut head, ctx).is_err()
+        || session.write_response_header(head, true).await.is_err()
+    {
+        return gone();
+    }
+    FailToProxy {
+        error_code: 401,
+        can_reuse_downstream: false,
+    }
+}
+
+async fn answer_with(
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    reply: ErrorReply,
+) -> FailToProxy {
+    ctx.error = Some(reply.code);
+    ctx.replay_answered = true;
+    if let Err(e) = reply.send(session, &ctx.request_id).await {
+        tracing::debug!(error = %e, "could not send error response");
+    }
+    FailToProxy {
+        error_code: reply.status,
+        can_reuse_downstream: false,
+    }
+}
+
+/// The client went away; there is nobody to answer.
+fn gone() -> FailToProxy {
+    FailToProxy {
+        error_code: 0,
+        can_reuse_downstream: false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn copy_of(sizes: &[usize], limit: u64) -> BodyCopy {
+        let mut c = BodyCopy::default();
+        for &n in sizes {
+            c.keep(&Bytes::from(vec![1u8; n]), limit);
+        }
+        c
+    }
+
+    #[test]
+    fn a_copy_is_kept_up_to_the_limit_and_dropped_beyond_it() {
+        let c = copy_of(&[400, 600], 1000);
+        assert_eq!(c.kept_len(), Some(1000));
+        assert_eq!(c.concat().len(), 1000);
+        let c = copy_of(&[400, 601], 1000);
+        assert_eq!(c.kept_len(), None);
+        assert!(c.chunks.is_empty(), "memory released");
+    }
+
+    #[test]
+    fn pingora_replays_while_its_buffer_holds_the_body() {
+        let c = copy_of(&[10_000], 1 << 20);
+        assert_eq!(plan(&c, 1 << 20, None, false), Replay::ByPingora);
+        assert_eq!(plan(&c, 1 << 20, Some(10_000), false), Replay::ByPingora);
+    }
+
+    #[test]
+    fn the_proxy_replays_longer_bodies_that_may_fit() {
+        let c = copy_of(&[100_000], 1 << 20);
+        assert_eq!(plan(&c, 1 << 20, None, true), Replay::ByProxy);
+        assert_eq!(plan(&c, 1 << 20, Some(500_000), true), Replay::ByProxy);
+        assert_eq!(plan(&c, 1 << 20, Some(2 << 20), true), Replay::No);
+    }
+
+    #[test]
+    fn a_body_over_the_limit_is_never_replayed() {
+        let c = copy_of(&[100], 50);
+        assert_eq!(plan(&c, 50, None, false), Replay::No);
+        assert_eq!(plan(&copy_of(&[10], 50), 50, Some(51), false), Replay::No);
+        let empty = BodyCopy::default();
+        assert_eq!(plan(&empty, 0, Some(0), false), Replay::ByPingora);
+    }
+
+    #[test]
+    fn hop_by_hop_and_framing_headers_are_not_replayed() {
+        let mut h = HeaderMap::new();
+        h.insert("connection", "x-private".parse().unwrap());
+        h.insert("x-private", "1".parse().unwrap());
+        h.insert("te", "trailers".parse().unwrap());
+        h.insert("content-length", "5".parse().unwrap());
+        h.insert("x-kept", "1".parse().unwrap());
+        strip_request_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 1);
+        assert!(h.contains_key("x-kept"));
+    }
+}
