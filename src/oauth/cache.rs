@@ -243,8 +243,8 @@ impl TokenSlot {
         let slot = self.clone();
         let task = async move {
             let started = Instant::now();
-            let result = slot.obtain().await;
-            let outcome = slot.complete(result, started);
+            let (result, sent) = slot.obtain().await;
+            let outcome = slot.complete(result, started, sent);
             // The token is stored before the in-flight marker goes away, so a
             // request that finds no fetch running will find the token.
             *slot.inflight.lock().unwrap_or_else(|p| p.into_inner()) = None;
@@ -260,12 +260,13 @@ impl TokenSlot {
 
     /// Renews with the refresh token when there is one; if the identity
     /// service refuses it, falls back to the configured grant once.
-    async fn obtain(&self) -> Result<TokenResponse, FetchError> {
+    /// Also returns when the last request was sent.
+    async fn obtain(&self) -> (Result<TokenResponse, FetchError>, Instant) {
         let refresh = lock(&self.refresh_token).clone();
         if let Some(token) = refresh {
             match self.attempt(&Step::Refresh(&token)).await {
-                Ok(response) => return Ok(response),
-                Err(e) if e.is_rejection() => {
+                (Ok(response), sent) => return (Ok(response), sent),
+                (Err(e), _) if e.is_rejection() => {
                     *lock(&self.refresh_token) = None;
                     metrics::TOKEN_REFRESH_FALLBACK
                         .with_label_values(&[self.client.name.as_str()])
@@ -277,15 +278,18 @@ impl TokenSlot {
                         "refresh token refused; falling back to the configured grant"
                     );
                 }
-                Err(e) => return Err(e),
+                failed => return failed,
             }
         }
         self.attempt(&Step::Primary).await
     }
 
-    /// One request to the identity service, counted by grant and outcome.
-    async fn attempt(&self, step: &Step<'_>) -> Result<TokenResponse, FetchError> {
-        let result = self.endpoint.request(step, &self.scopes).await;
+    /// One request to the identity service, counted by grant and outcome;
+    /// returns when it was sent (after the rate ceiling let it go).
+    async fn attempt(&self, step: &Step<'_>) -> (Result<TokenResponse, FetchError>, Instant) {
+        self.endpoint.pace().await;
+        let sent = Instant::now();
+        let result = self.endpoint.send(step, &self.scopes).await;
         let outcome = match &result {
             Ok(_) => "success",
             Err(e) => e.outcome(),
@@ -297,10 +301,17 @@ impl TokenSlot {
                 outcome,
             ])
             .inc();
-        result
+        (result, sent)
     }
 
-    fn complete(&self, result: Result<TokenResponse, FetchError>, started: Instant) -> FetchResult {
+    /// `started`: when the fetch began (for the duration metric); `sent`:
+    /// when its request left, from which the token's lifetime counts.
+    fn complete(
+        &self,
+        result: Result<TokenResponse, FetchError>,
+        started: Instant,
+        sent: Instant,
+    ) -> FetchResult {
         let name = self.client.name.as_str();
         let elapsed = started.elapsed();
         metrics::TOKEN_FETCH_DURATION
@@ -313,7 +324,7 @@ impl TokenSlot {
                 let token = Arc::new(AccessToken::new(
                     &response,
                     self.client.refresh_before,
-                    started,
+                    sent,
                 ));
                 self.current.store(Some(token.clone()));
                 if self.client.refresh_token {

@@ -51,13 +51,22 @@ impl TokenEndpoint {
         })
     }
 
-    /// Sends one token request: the grant `step` for `scopes`, with the
-    /// client's authentication.
+    /// Paces, then sends: for one-off use (the `token` command).
     pub async fn request(
         &self,
         step: &Step<'_>,
         scopes: &[String],
     ) -> Result<TokenResponse, FetchError> {
+        self.pace().await;
+        self.send(step, scopes).await
+    }
+
+    /// Waits for the token URL's rate ceiling, if there is one. Separate
+    /// from [`TokenEndpoint::send`] so the cache can date a token from when
+    /// its request left, not from when it joined the queue: dated from the
+    /// queue, tokens fetched together under the ceiling all come due
+    /// together again.
+    pub async fn pace(&self) {
         if let Some(ceiling) = &self.ceiling {
             let waited = ceiling.acquire().await;
             if !waited.is_zero() {
@@ -68,6 +77,15 @@ impl TokenEndpoint {
                 );
             }
         }
+    }
+
+    /// Sends one token request now: the grant `step` for `scopes`, with
+    /// the client's authentication.
+    pub async fn send(
+        &self,
+        step: &Step<'_>,
+        scopes: &[String],
+    ) -> Result<TokenResponse, FetchError> {
         let mut form = grant::form(&self.client, step, scopes)?;
         let authorization = client_auth::apply(&self.client, &mut form)?;
         let body = form_urlencoded::Serializer::new(String::new())

@@ -97,3 +97,51 @@ async fn retry_after_on_a_429_is_honoured() {
         "no request before the identity service's Retry-After"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_queued_behind_the_ceiling_do_not_come_due_together() {
+    // Eight tokens from one URL at 1/s: the last leaves 7 s after the
+    // first. Dated from when they joined the queue, all eight came due
+    // together 16 s later, the ceiling let one renewal a second through,
+    // and the last ones outlived their usable time (the 1,000-client bench
+    // found this). Dated from when each request left, renewals keep the
+    // spacing the ceiling gave them.
+    let idp = Idp::start().await;
+    idp.state.set_token_lifetime(Duration::from_secs(20));
+    let upstream = Upstream::start().await;
+    let mut config = ProxyConfig::new(&idp, &upstream);
+    config.server_extra = "  token_requests_per_second: 1\n".into();
+    config.startup_token_wait = "1s";
+    config.routes = Some(
+        (0..8)
+            .map(|i| {
+                format!(
+                    "  - name: r{i}\n    match: {{ path_prefix: \"/r{i}/\" }}\n    upstream: \"{}\"\n    client: oic\n    access: {{ allow_any: true }}\n    scopes: [\"https://oic{i}.test:443urn:opc:resource:consumer::all\"]\n",
+                    upstream.url()
+                )
+            })
+            .collect(),
+    );
+    let proxy = Proxy::start(&config).await;
+    assert!(
+        idp.state
+            .wait_for_requests(8, Duration::from_secs(15))
+            .await
+    );
+    let ready = || async { get_status(proxy.admin_url("/readyz")).await == 200 };
+    assert!(eventually(Duration::from_secs(5), ready).await);
+    // Through the first round of renewals (due 15-23 s after the first
+    // fetch) and past every first token's expiry.
+    let until = tokio::time::Instant::now() + Duration::from_secs(18);
+    while tokio::time::Instant::now() < until {
+        assert_eq!(
+            get_status(proxy.admin_url("/readyz")).await,
+            200,
+            "a token outlived its usable time; {} token requests so far\n{}",
+            idp.state.request_count(),
+            proxy.output()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(idp.state.request_count() >= 16, "every token renewed once");
+}
