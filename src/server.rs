@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use pingora::apps::http_app::HttpServer;
+use pingora::listeners::{L4BufferSettings, ListenerConfig};
 use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::{ExecutionPhase, RunArgs, Server, ShutdownWatch};
 use pingora::services::background::{background_service, BackgroundService};
@@ -161,7 +162,10 @@ pub fn run(config: Config, source: PathBuf) -> Result<(), String> {
         "bearer-proxy",
     );
     for addr in &settings.listen {
-        proxy.add_tcp(&addr.to_string());
+        proxy.add_listener(
+            ListenerConfig::tcp(addr.to_string())
+                .l4_buffer(L4BufferSettings::default().read(PLAIN_READ_BUFFER)),
+        );
     }
     for listener in &settings.tls_listen {
         proxy.add_tls_with_settings(
@@ -195,6 +199,14 @@ pub fn run(config: Config, source: PathBuf) -> Result<(), String> {
     tracing::info!("bearer-proxy stopped");
     Ok(())
 }
+
+/// Read buffer of a plain-HTTP client connection. pingora's default is
+/// 64 KiB, allocated for every connection, idle or not: 10,000 idle
+/// keep-alive clients held 1 GiB. Request heads are read into pingora's own
+/// 4 KiB buffer anyway, so a small one costs nothing measurable (see
+/// docs/benchmarks.md). TLS listeners keep the default: the TLS layer reads
+/// whole records and gains from it.
+const PLAIN_READ_BUFFER: usize = 4 * 1024;
 
 /// The process holds client secrets, private keys and tokens in memory: no
 /// core dumps, and other processes of the same user cannot ptrace it.

@@ -2,7 +2,11 @@
 //! and count, unambiguous framing, declared body length; and hop-by-hop
 //! headers kept off responses.
 
-use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
+use http::header::{
+    CONNECTION, CONTENT_LENGTH, PROXY_AUTHENTICATE, PROXY_AUTHORIZATION, TE, TRAILER,
+    TRANSFER_ENCODING, UPGRADE,
+};
+use http::HeaderName;
 use pingora::http::{RequestHeader, ResponseHeader};
 
 use super::respond::ErrorReply;
@@ -93,33 +97,50 @@ pub fn check_declared_length(req: &RequestHeader, limit: Option<u64>) -> Option<
 /// upstream nominated in `Connection` stay between the upstream and us.
 /// Framing (`Transfer-Encoding`) is pingora's to manage.
 pub fn strip_hop_by_hop(resp: &mut ResponseHeader) {
-    let nominated: Vec<String> = resp
-        .headers
-        .get_all(http::header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|t| t.trim().to_ascii_lowercase())
-        .filter(|t| !t.is_empty() && t != "close" && t != "keep-alive" && t != "transfer-encoding")
-        .collect();
-    for name in nominated {
-        resp.remove_header(&name);
-    }
-    for name in [
-        "keep-alive",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "proxy-connection",
-        "te",
-        "trailer",
-    ] {
-        resp.remove_header(name);
+    // Every answer passes here, so names are pre-built: a `&str` name is
+    // parsed again on each lookup.
+    if resp.headers.contains_key(CONNECTION) {
+        let nominated: Vec<String> = resp
+            .headers
+            .get_all(CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(|t| t.trim().to_ascii_lowercase())
+            .filter(|t| {
+                !t.is_empty() && t != "close" && t != "keep-alive" && t != "transfer-encoding"
+            })
+            .collect();
+        for name in nominated {
+            resp.remove_header(&name);
+        }
     }
     // A protocol switch needs its Upgrade header; anything else does not.
-    if resp.status != http::StatusCode::SWITCHING_PROTOCOLS {
-        resp.remove_header("upgrade");
+    let drop_upgrade = resp.status != http::StatusCode::SWITCHING_PROTOCOLS;
+    // Comparing the few names present is cheaper than seven removals.
+    let present = resp
+        .headers
+        .keys()
+        .any(|k| HOP_BY_HOP.contains(k) || (drop_upgrade && k == UPGRADE));
+    if !present {
+        return;
+    }
+    for name in &HOP_BY_HOP {
+        resp.remove_header(name);
+    }
+    if drop_upgrade {
+        resp.remove_header(&UPGRADE);
     }
 }
+
+static HOP_BY_HOP: [HeaderName; 6] = [
+    HeaderName::from_static("keep-alive"),
+    PROXY_AUTHENTICATE,
+    PROXY_AUTHORIZATION,
+    HeaderName::from_static("proxy-connection"),
+    TE,
+    TRAILER,
+];
 
 #[cfg(test)]
 mod tests {

@@ -67,6 +67,7 @@ impl Snapshot {
 
     fn with_cache(config: Config, cache: Arc<TokenCache>) -> Result<Self, String> {
         let mut routes = Vec::with_capacity(config.routes.len());
+        let mut cas = crate::upstream::CaLists::default();
         for r in &config.routes {
             let slot = cache
                 .slot_for(r)
@@ -78,7 +79,7 @@ impl Snapshot {
                 max_body_bytes: r.max_body_bytes,
                 access: r.access.clone(),
                 slot,
-                upstream: Upstream::new(r, &config.server),
+                upstream: Upstream::new(r, &config.server, &mut cas),
                 host_header,
                 upstream_duration: metrics::UPSTREAM_DURATION.with_label_values(&[&r.name]),
             });
@@ -117,6 +118,29 @@ pub struct UpstreamHeaders<'a> {
     pub strip: Option<&'a http::HeaderName>,
 }
 
+static X_FORWARDED_FOR: http::HeaderName = http::HeaderName::from_static("x-forwarded-for");
+
+thread_local! {
+    /// The last client address as a header value: clients usually send many
+    /// requests (or sit behind one gateway), so this saves formatting it.
+    static LAST_CLIENT_IP: std::cell::RefCell<Option<(IpAddr, HeaderValue)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+fn ip_header(ip: IpAddr) -> HeaderValue {
+    LAST_CLIENT_IP.with(|last| {
+        let mut last = last.borrow_mut();
+        match &*last {
+            Some((seen, value)) if *seen == ip => value.clone(),
+            _ => {
+                let value = HeaderValue::try_from(ip.to_string()).expect("an address is ASCII");
+                *last = Some((ip, value.clone()));
+                value
+            }
+        }
+    })
+}
+
 /// Replaces `Host` and `Authorization` (never appends: the client's own
 /// credentials must not reach the upstream), and sets the forwarding
 /// headers. Runs again on a retry, so it only inserts.
@@ -124,26 +148,30 @@ pub fn rewrite_upstream_headers(
     req: &mut RequestHeader,
     h: &UpstreamHeaders<'_>,
 ) -> pingora::Result<()> {
+    // Names as `&'static str`: pingora copies a `HeaderName` it has no
+    // title-cased form for, but borrows a static string.
     if let Some(original) = h.original_host {
         req.insert_header("x-forwarded-host", original)?;
     }
     req.insert_header(HOST, h.host.clone())?;
     match h.authorization {
-        Some(auth) => req.insert_header(AUTHORIZATION, auth.clone())?,
+        Some(auth) => req.insert_header("authorization", auth.clone())?,
         None => {
             req.remove_header(&AUTHORIZATION);
         }
     }
     if let Some(ip) = h.client_ip {
-        let forwarded_for = match req
+        match req
             .headers
-            .get("x-forwarded-for")
+            .get(&X_FORWARDED_FOR)
             .and_then(|v| v.to_str().ok())
         {
-            Some(prior) if !prior.trim().is_empty() => format!("{prior}, {ip}"),
-            _ => ip.to_string(),
-        };
-        req.insert_header("x-forwarded-for", forwarded_for)?;
+            Some(prior) if !prior.trim().is_empty() => {
+                let value = format!("{prior}, {ip}");
+                req.insert_header("x-forwarded-for", value)?
+            }
+            _ => req.insert_header("x-forwarded-for", ip_header(ip))?,
+        }
     }
     req.insert_header(
         "x-forwarded-proto",

@@ -1,14 +1,16 @@
 //! `X-Request-Id`: kept when the client sent a sane one, created otherwise.
 
-use http::{HeaderMap, HeaderValue};
+use http::{HeaderMap, HeaderName, HeaderValue};
 
 pub const HEADER: &str = "x-request-id";
+/// For lookups: a `&str` name is parsed again on every lookup.
+static NAME: HeaderName = HeaderName::from_static(HEADER);
 
 /// The client's id if it is 1–128 characters of `[A-Za-z0-9._:-]` (so it is
 /// safe to log and echo), else a new UUID.
 pub fn from_headers(headers: &HeaderMap) -> HeaderValue {
     headers
-        .get(HEADER)
+        .get(&NAME)
         .filter(|v| {
             let b = v.as_bytes();
             !b.is_empty()
