@@ -10,78 +10,15 @@
 #                  from the cache (the bundled emulator is the identity service)
 #
 # usage: benches/load/compare.sh            (ROUNDS=3 DURATION=10 CONNS=64 THREADS="1 2")
+#        PERF_DIR=/tmp/prof benches/load/compare.sh   also records a `perf` profile of
+#        each proxy in round 1 (flat reports in PERF_DIR/*.txt; needs perf)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-10}
 CONNS=${CONNS:-64}
 THREADS=${THREADS:-"1 2"}
-BASE=${BASE_PORT:-18400}
-UP=$((BASE + 43)) NGX=$((BASE + 1)) FLR=$((BASE + 2)) BPX=$((BASE + 3)) ADM=$((BASE + 4)) IDP=$((BASE + 5))
-
-need() { command -v "$1" >/dev/null 2>&1; }
-if ! need wrk || ! need nginx || ! need openssl; then
-    sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo
-    $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq wrk nginx-light openssl >/dev/null
-fi
-.ci/install-deps
-cargo build --release --quiet --bin bearer-proxy --example pingora_floor
-BP=$PWD/target/release/bearer-proxy
-FLOOR=$PWD/target/release/examples/pingora_floor
-NGINX=$(command -v nginx)
-
-work=$(mktemp -d)
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill -INT "$p" 2>/dev/null || true; done
-    for conf in "$work"/*.conf; do
-        [ -f "$conf" ] && "$NGINX" -p "$work" -c "$conf" -e "$work/error.log" -s stop 2>/dev/null || true
-    done
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
-# A throw-away CA and an upstream certificate for localhost / 127.0.0.1.
-(
-    cd "$work"
-    openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj /CN=bench-ca 2>/dev/null
-    openssl req -newkey rsa:2048 -nodes -keyout up.key -out up.csr -subj /CN=localhost 2>/dev/null
-    printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' > up.ext
-    openssl x509 -req -in up.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out up.pem -days 2 -extfile up.ext 2>/dev/null
-)
-
-nginx_conf() { # name workers body
-    cat > "$work/$1.conf" <<EOF
-worker_processes $2;
-pid $work/$1.pid;
-events { worker_connections 8192; }
-http {
-    access_log off;
-    $3
-}
-EOF
-    "$NGINX" -p "$work" -c "$work/$1.conf" -e "$work/error.log"
-}
-
-wait_port() {
-    for _ in $(seq 1 200); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-        sleep 0.05
-    done
-    echo "nothing listens on $1" >&2
-    return 1
-}
-
-# The upstream: one worker, HTTPS, keep-alive, a small 200.
-nginx_conf upstream 1 "server { listen 127.0.0.1:$UP ssl; ssl_certificate $work/up.pem; ssl_certificate_key $work/up.key; keepalive_requests 10000000; location / { return 200 \"ok\n\"; } }"
-wait_port "$UP"
-
-# The identity service for bearer-proxy.
-"$BP" emulator --listen "127.0.0.1:$IDP" --client bench:bench-secret >/dev/null 2>&1 &
-pids+=($!)
-wait_port "$IDP"
-printf 'bench:%s\n' "$(printf '%s' bench-key | sha256sum | cut -d' ' -f1)" > "$work/keys"
+. benches/load/common.sh
 
 # Sum of one /proc figure over processes: `proc_sum stat '$14 + $15' pids…`
 # is user+system CPU ticks, `proc_sum status '/VmHWM/ {print $2}' …` peak kB.
@@ -108,7 +45,19 @@ run_one() { # system threads round url pids...
     shift 4
     local before after out
     before=$(cpu_ticks "$@")
+    local perf_pid=""
+    if [ -n "${PERF_DIR:-}" ] && [ "$r" = 1 ] && [ "$#" -gt 0 ]; then
+        # A CPU profile of the proxy under the same load (first round only).
+        mkdir -p "$PERF_DIR"
+        perf record -q -F 1999 -g -o "$PERF_DIR/$sys-$t.data" -p "$(IFS=,; echo "$*")" -- sleep "$DURATION" >/dev/null 2>&1 &
+        perf_pid=$!
+    fi
     out=$(wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency -H "X-API-Key: bench-key" "$url")
+    if [ -n "$perf_pid" ]; then
+        wait "$perf_pid" || true
+        perf report -i "$PERF_DIR/$sys-$t.data" --no-children --percent-limit 0.7 --stdio -g none 2>/dev/null \
+            | grep -v '^$' > "$PERF_DIR/$sys-$t.txt" || true
+    fi
     after=$(cpu_ticks "$@")
     local rps p50 p99 reqs cpu100k peak
     rps=$(awk '/^Requests\/sec/ {print $2}' <<< "$out")
@@ -133,33 +82,18 @@ for t in $THREADS; do
     nginx_conf "proxy$t" "$t" "upstream oic { server 127.0.0.1:$UP; keepalive 256; keepalive_requests 10000000; }
         server { listen 127.0.0.1:$NGX; keepalive_requests 10000000; location / {
             proxy_pass https://oic; proxy_http_version 1.1; proxy_set_header Connection \"\";
-            proxy_set_header Host localhost; proxy_set_header Authorization \"Bearer nginx-fixed-token\";
+            proxy_set_header Host localhost; proxy_set_header Authorization \"Bearer $BENCH_TOKEN\";
             proxy_ssl_server_name on; proxy_ssl_name localhost; proxy_ssl_verify on;
             proxy_ssl_trusted_certificate $work/ca.pem; proxy_ssl_session_reuse on; } }"
     wait_port "$NGX"
     ngx_pids=("$(cat "$work/proxy$t.pid")" $(pgrep -P "$(cat "$work/proxy$t.pid")"))
 
-    "$FLOOR" --listen "127.0.0.1:$FLR" --upstream "127.0.0.1:$UP" --sni localhost --ca "$work/ca.pem" --threads "$t" >/dev/null 2>&1 &
+    "$FLOOR" --listen "127.0.0.1:$FLR" --upstream "127.0.0.1:$UP" --sni localhost --ca "$work/ca.pem" --authorization-file "$work/authorization" --threads "$t" >/dev/null 2>&1 &
     floor_pid=$!
     pids+=("$floor_pid")
     wait_port "$FLR"
 
-    cat > "$work/bp$t.yaml" <<EOF
-server: { listen: ["127.0.0.1:$BPX"], threads: $t }
-admin: { listen: "127.0.0.1:$ADM" }
-clients:
-  bench:
-    token_url: "http://127.0.0.1:$IDP/oauth2/v1/token"
-    client_id: bench
-    client_secret: bench-secret
-    scopes: ["https://localhost:443urn:opc:resource:consumer::all"]
-routes:
-  - name: oic
-    upstream: "https://localhost:$UP"
-    upstream_ca_file: ca.pem
-    client: bench
-    access: { api_keys_file: keys }
-EOF
+    bp_config "$t" "$work/bp$t.yaml"
     "$BP" --log-level warn run -c "$work/bp$t.yaml" >"$work/bp$t.log" 2>&1 &
     bp_pid=$!
     pids+=("$bp_pid")

@@ -4,7 +4,8 @@
 //! bearer-proxy; no routing, access check, token cache, metrics or logs.
 //!
 //!   pingora_floor --listen 127.0.0.1:18081 --upstream 127.0.0.1:18443 \
-//!                 --sni localhost --ca ca.pem --threads 1
+//!                 --sni localhost --ca ca.pem --threads 1 \
+//!                 [--authorization-file value.txt]
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -21,6 +22,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 struct Floor {
     peer: HttpPeer,
+    authorization: http::HeaderValue,
 }
 
 #[async_trait]
@@ -43,7 +45,7 @@ impl pingora::proxy::ProxyHttp for Floor {
         _ctx: &mut (),
     ) -> Result<()> {
         req.insert_header("host", self.peer.sni.as_str())?;
-        req.insert_header("authorization", "Bearer floor-fixed-token")?;
+        req.insert_header("authorization", self.authorization.clone())?;
         Ok(())
     }
 }
@@ -63,6 +65,12 @@ fn main() {
         .parse()
         .expect("IP:port");
     let sni = arg("--sni").unwrap_or_else(|| "localhost".into());
+    // The same token bytes bearer-proxy sends, so the upstream requests
+    // are alike.
+    let authorization = arg("--authorization-file")
+        .map(|f| std::fs::read_to_string(f).expect("authorization file"))
+        .unwrap_or_else(|| "Bearer floor-fixed-token".into());
+    let authorization = http::HeaderValue::try_from(authorization.trim()).expect("header value");
     let threads: usize = arg("--threads").map_or(1, |t| t.parse().expect("number"));
     let mut peer = HttpPeer::new(upstream, true, sni);
     if let Some(ca) = arg("--ca") {
@@ -87,7 +95,13 @@ fn main() {
     let mut server =
         Server::new_with_opt_and_conf(None::<pingora::server::configuration::Opt>, conf);
     server.bootstrap();
-    let mut proxy = pingora::proxy::http_proxy_service(&server.configuration, Floor { peer });
+    let mut proxy = pingora::proxy::http_proxy_service(
+        &server.configuration,
+        Floor {
+            peer,
+            authorization,
+        },
+    );
     proxy.add_tcp(&listen);
     server.add_service(proxy);
     server.run_forever();

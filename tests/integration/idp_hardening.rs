@@ -7,6 +7,18 @@ use bearer_proxy::emulator::Mode;
 
 use crate::support::*;
 
+/// `n` routes `/r<i>/`, each with its own scope: `n` tokens from one URL.
+fn routes_with_own_scopes(n: usize, upstream: &Upstream) -> String {
+    (0..n)
+        .map(|i| {
+            format!(
+                "  - name: r{i}\n    match: {{ path_prefix: \"/r{i}/\" }}\n    upstream: \"{}\"\n    client: oic\n    access: {{ allow_any: true }}\n    scopes: [\"https://oic{i}.test:443urn:opc:resource:consumer::all\"]\n",
+                upstream.url()
+            )
+        })
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn token_requests_to_one_url_never_exceed_the_rate_ceiling() {
     let idp = Idp::start().await;
@@ -15,16 +27,7 @@ async fn token_requests_to_one_url_never_exceed_the_rate_ceiling() {
     config.server_extra = "  token_requests_per_second: 4\n".into();
     // Twelve routes with their own scopes: twelve tokens from one URL, all
     // wanted at once at start-up.
-    config.routes = Some(
-        (0..12)
-            .map(|i| {
-                format!(
-                    "  - name: r{i}\n    match: {{ path_prefix: \"/r{i}/\" }}\n    upstream: \"{}\"\n    client: oic\n    access: {{ allow_any: true }}\n    scopes: [\"https://oic{i}.test:443urn:opc:resource:consumer::all\"]\n",
-                    upstream.url()
-                )
-            })
-            .collect(),
-    );
+    config.routes = Some(routes_with_own_scopes(12, &upstream));
     let proxy = Proxy::start(&config).await;
     assert!(
         idp.state
@@ -112,16 +115,7 @@ async fn tokens_queued_behind_the_ceiling_do_not_come_due_together() {
     let mut config = ProxyConfig::new(&idp, &upstream);
     config.server_extra = "  token_requests_per_second: 1\n".into();
     config.startup_token_wait = "1s";
-    config.routes = Some(
-        (0..8)
-            .map(|i| {
-                format!(
-                    "  - name: r{i}\n    match: {{ path_prefix: \"/r{i}/\" }}\n    upstream: \"{}\"\n    client: oic\n    access: {{ allow_any: true }}\n    scopes: [\"https://oic{i}.test:443urn:opc:resource:consumer::all\"]\n",
-                    upstream.url()
-                )
-            })
-            .collect(),
-    );
+    config.routes = Some(routes_with_own_scopes(8, &upstream));
     let proxy = Proxy::start(&config).await;
     assert!(
         idp.state

@@ -15,12 +15,7 @@ async fn a_revoked_token_is_renewed_and_the_request_replayed_once() {
     upstream.state.revoke(&old);
 
     let body = vec![7u8; 10_000];
-    let r = client()
-        .post(proxy.url("/ic/api/x"))
-        .body(body.clone())
-        .send()
-        .await
-        .unwrap();
+    let r = send_body(&proxy, http::Method::POST, "/ic/api/x", body.clone()).await;
     assert_eq!(r.status(), 200, "the client never sees the 401");
     let echo: serde_json::Value = r.json().await.unwrap();
     assert_eq!(
@@ -65,6 +60,21 @@ async fn a_second_401_goes_back_to_the_client_without_a_loop() {
             .await,
         1.0
     );
+}
+
+/// Sends `body` to the proxy with `method`.
+async fn send_body(
+    proxy: &Proxy,
+    method: http::Method,
+    path: &str,
+    body: Vec<u8>,
+) -> reqwest::Response {
+    client()
+        .request(method, proxy.url(path))
+        .body(body)
+        .send()
+        .await
+        .unwrap()
 }
 
 /// Starts a proxy, warms its token up and revokes it at the upstream.
@@ -199,12 +209,7 @@ async fn a_body_refused_before_it_was_read_is_read_to_the_end_and_replayed() {
     let proxy = revoked(ProxyConfig::new(&idp, &upstream), &upstream).await;
     upstream.state.refuse_after(0);
     let body = vec![9u8; 900_000];
-    let r = client()
-        .post(proxy.url("/early"))
-        .body(body.clone())
-        .send()
-        .await
-        .unwrap();
+    let r = send_body(&proxy, http::Method::POST, "/early", body.clone()).await;
     assert_replayed(r, &body, &upstream).await;
     assert_eq!(upstream.state.requests()[1].body_len, 0, "refused unread");
 }
@@ -214,12 +219,13 @@ async fn a_replayed_request_streams_a_large_answer_back() {
     let idp = Idp::start().await;
     let upstream = Upstream::start().await;
     let proxy = revoked(ProxyConfig::new(&idp, &upstream), &upstream).await;
-    let r = client()
-        .post(proxy.url("/__bytes/5000000"))
-        .body(vec![1u8; 200_000])
-        .send()
-        .await
-        .unwrap();
+    let r = send_body(
+        &proxy,
+        http::Method::POST,
+        "/__bytes/5000000",
+        vec![1u8; 200_000],
+    )
+    .await;
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["content-length"], "5000000");
     assert_eq!(r.bytes().await.unwrap().len(), 5_000_000);
@@ -239,12 +245,7 @@ async fn a_replayed_request_over_https_is_verified_like_the_first() {
     ));
     let proxy = revoked(config, &upstream).await;
     let body = vec![3u8; 150_000];
-    let r = client()
-        .put(proxy.url("/secure"))
-        .body(body.clone())
-        .send()
-        .await
-        .unwrap();
+    let r = send_body(&proxy, http::Method::PUT, "/secure", body.clone()).await;
     assert_replayed(r, &body, &upstream).await;
     assert_eq!(
         upstream.state.last().unwrap().header("host"),
@@ -257,12 +258,13 @@ async fn a_second_401_to_a_large_replay_goes_back_to_the_client() {
     let idp = Idp::start().await;
     let upstream = Upstream::start().await;
     let proxy = Proxy::start(&ProxyConfig::new(&idp, &upstream)).await;
-    let r = client()
-        .post(proxy.url("/__status/401"))
-        .body(vec![1u8; 200_000])
-        .send()
-        .await
-        .unwrap();
+    let r = send_body(
+        &proxy,
+        http::Method::POST,
+        "/__status/401",
+        vec![1u8; 200_000],
+    )
+    .await;
     assert_eq!(r.status(), 401);
     assert_eq!(
         upstream.state.request_count(),
@@ -294,12 +296,7 @@ async fn a_body_over_the_replay_limit_gets_the_401_but_the_token_is_still_renewe
         assert_eq!(status, 200);
         upstream.state.revoke(&upstream.last_authorization());
         let before = upstream.state.request_count();
-        let r = client()
-            .post(proxy.url("/big"))
-            .body(vec![1u8; size])
-            .send()
-            .await
-            .unwrap();
+        let r = send_body(&proxy, http::Method::POST, "/big", vec![1u8; size]).await;
         assert_eq!(r.status(), 401, "{size}");
         assert_eq!(upstream.state.request_count(), before + 1, "not replayed");
         assert_eq!(
@@ -317,12 +314,7 @@ async fn a_large_replay_without_a_token_answers_token_unavailable() {
     let upstream = Upstream::start().await;
     let proxy = revoked(ProxyConfig::new(&idp, &upstream), &upstream).await;
     idp.state.set_mode(bearer_proxy::emulator::Mode::Down);
-    let r = client()
-        .post(proxy.url("/x"))
-        .body(vec![1u8; 200_000])
-        .send()
-        .await
-        .unwrap();
+    let r = send_body(&proxy, http::Method::POST, "/x", vec![1u8; 200_000]).await;
     assert_eq!(r.status(), 503);
     let body: serde_json::Value = r.json().await.unwrap();
     assert_eq!(body["error"], "token_unavailable");

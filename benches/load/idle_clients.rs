@@ -1,0 +1,82 @@
+//! Opens many keep-alive client connections to a proxy, sends one request on
+//! each (so every connection has been through a full request), then holds
+//! them idle until standard input closes. Used by `benches/load/scale.sh`
+//! to measure the proxy's resident memory per idle connection.
+//!
+//!   idle_clients --addr 127.0.0.1:18403 --connections 10000 \
+//!                --header "X-API-Key: bench-key" < fifo
+
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+fn arg(name: &str) -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
+}
+
+/// One request on a fresh connection; the stream stays open for reuse.
+async fn open(addr: &str, request: &[u8]) -> std::io::Result<TcpStream> {
+    let mut stream = TcpStream::connect(addr).await?;
+    stream.write_all(request).await?;
+    let mut seen = Vec::with_capacity(1024);
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = tokio::time::timeout(Duration::from_secs(30), stream.read(&mut buf))
+            .await
+            .map_err(|_| std::io::Error::other("no answer in 30 s"))??;
+        if n == 0 {
+            return Err(std::io::Error::other("closed before answering"));
+        }
+        seen.extend_from_slice(&buf[..n]);
+        if let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&seen[..end]).to_ascii_lowercase();
+            if !head.starts_with("http/1.1 200") {
+                return Err(std::io::Error::other(format!(
+                    "answer: {}",
+                    head.lines().next().unwrap_or_default()
+                )));
+            }
+            let length: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0);
+            if seen.len() >= end + 4 + length {
+                return Ok(stream);
+            }
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let addr = arg("--addr").expect("--addr");
+    let count: usize = arg("--connections").map_or(10_000, |n| n.parse().expect("number"));
+    let header = arg("--header").map_or(String::new(), |h| format!("{h}\r\n"));
+    let request = format!("GET /ic/api/idle HTTP/1.1\r\nHost: bench\r\n{header}\r\n").into_bytes();
+    let mut held = Vec::with_capacity(count);
+    // In batches, so the listener's accept queue is not overrun.
+    for batch in (0..count).collect::<Vec<_>>().chunks(500) {
+        let opened =
+            futures_util::future::join_all(batch.iter().map(|_| open(&addr, &request))).await;
+        for stream in opened {
+            match stream {
+                Ok(s) => held.push(s),
+                Err(e) => {
+                    eprintln!("connection {} failed: {e}", held.len());
+                    std::process::exit(1);
+                }
+            }
+        }
+    }
+    println!("ready {}", held.len());
+    // Hold until told to stop.
+    let mut stdin = tokio::io::stdin();
+    let mut sink = [0u8; 64];
+    while stdin.read(&mut sink).await.map(|n| n > 0).unwrap_or(false) {}
+    drop(held);
+}

@@ -1,0 +1,157 @@
+#!/usr/bin/env bash
+# The scale targets of the performance issue, on loopback, bounded in time:
+#   routes   throughput with 10,000 routes against 1 route (alternating rounds)
+#   idle     resident memory of bearer-proxy holding 10,000 idle keep-alive
+#            client connections
+#   renewal  1,000 clients with 60 s tokens: CPU of the renewals and the
+#            identity-service requests per second (never above the ceiling)
+#
+# usage: benches/load/scale.sh [routes] [idle] [renewal]
+#        (ROUNDS=3 DURATION=10 CONNS=64 IDLE=10000 CLIENTS=1000 CEILING=30 RENEWAL_SECONDS=120)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-10}
+CONNS=${CONNS:-64}
+IDLE=${IDLE:-10000}
+CLIENTS=${CLIENTS:-1000}
+CEILING=${CEILING:-30}
+RENEWAL_SECONDS=${RENEWAL_SECONDS:-120}
+PARTS=${*:-routes idle renewal}
+. benches/load/common.sh
+cargo build --release --quiet --example idle_clients
+IDLE_CLIENTS=$PWD/target/release/examples/idle_clients
+TCK=$(getconf CLK_TCK)
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
+
+start_bp() { # config [seconds to wait] → sets bp_pid, waits for the listener
+    if (exec 3<>"/dev/tcp/127.0.0.1/$BPX") 2>/dev/null; then
+        echo "something already listens on $BPX (a proxy left over?)" >&2
+        exit 1
+    fi
+    "$BP" --log-level warn run -c "$1" >"$1.log" 2>&1 &
+    bp_pid=$!
+    pids+=("$bp_pid")
+    wait_port "$BPX" "${2:-10}"
+}
+stop_bp() {
+    kill -TERM "$bp_pid" 2>/dev/null || true
+    wait "$bp_pid" 2>/dev/null || true
+}
+
+if [[ " $PARTS " == *" routes "* ]]; then
+    echo "== routes: 1 against 10,000 (wrk -t1 -c$CONNS, ${DURATION}s, $ROUNDS rounds, 1 worker thread)"
+    bp_config 1 "$work/one.yaml"
+    {
+        sed '/^routes:/,$d' "$work/one.yaml"
+        echo "routes:"
+        # 9,999 other prefixes, then the one the load hits: the table is
+        # searched, not walked.
+        for i in $(seq 0 9999); do
+            printf '  - name: r%d\n    match: { path_prefix: "/svc%d/" }\n    upstream: "https://localhost:%d"\n    upstream_ca_file: ca.pem\n    client: bench\n    access: { api_keys_file: keys }\n' "$i" "$i" "$UP"
+        done
+    } > "$work/many.yaml"
+    for r in $(seq 1 "$ROUNDS"); do
+        for setting in one many; do
+            start_bp "$work/$setting.yaml"
+            path=/ic/api/x
+            [ "$setting" = many ] && path=/svc5000/ic/api/x
+            out=$(wrk -t1 -c"$CONNS" -d"${DURATION}s" -H "X-API-Key: bench-key" "http://127.0.0.1:$BPX$path")
+            if grep -q Non-2xx <<< "$out"; then
+                echo "non-2xx answers from the $setting-route proxy; figures would be wrong" >&2
+                exit 1
+            fi
+            rps=$(awk '/^Requests\/sec/ {print $2}' <<< "$out")
+            echo "$r $setting $rps" >> "$work/routes"
+            printf '  round %s  %-5s %10s req/s\n' "$r" "$setting" "$rps"
+            stop_bp
+        done
+    done
+    awk '$2 == "one" { o[$1] = $3 } $2 == "many" { m[$1] = $3 }
+         END { for (r in o) { n++; x[n] = m[r] / o[r] } for (i = 2; i <= n; i++) { v = x[i]; for (j = i - 1; j > 0 && x[j] > v; j--) x[j + 1] = x[j]; x[j + 1] = v }
+               printf "  10,000 routes / 1 route throughput: median %.3f (%.3f..%.3f)\n", (n % 2 ? x[(n + 1) / 2] : (x[n / 2] + x[n / 2 + 1]) / 2), x[1], x[n] }' "$work/routes"
+fi
+
+if [[ " $PARTS " == *" idle "* ]]; then
+    echo "== idle: $IDLE keep-alive client connections, each after one request"
+    ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+    bp_config 2 "$work/idle.yaml"
+    start_bp "$work/idle.yaml"
+    # Warm the worker threads and the upstream pool first.
+    wrk -t1 -c64 -d2s -H "X-API-Key: bench-key" "http://127.0.0.1:$BPX/ic/api/x" >/dev/null
+    before=$(rss_kb "$bp_pid")
+    mkfifo "$work/hold"
+    "$IDLE_CLIENTS" --addr "127.0.0.1:$BPX" --connections "$IDLE" --header "X-API-Key: bench-key" < "$work/hold" > "$work/idle.out" &
+    idle_pid=$!
+    exec 7>"$work/hold"
+    until grep -q ready "$work/idle.out" 2>/dev/null; do
+        kill -0 "$idle_pid" 2>/dev/null || { echo "idle_clients failed" >&2; exit 1; }
+        sleep 0.2
+    done
+    held=$(awk '/ready/ {print $2}' "$work/idle.out")
+    sleep 2
+    during=$(rss_kb "$bp_pid")
+    exec 7>&-
+    wait "$idle_pid" || true
+    printf '  RSS before %.1f MiB, holding %s idle connections %.1f MiB (%.1f KiB per connection)\n' \
+        "$(awk -v k="$before" 'BEGIN { print k / 1024 }')" "$held" "$(awk -v k="$during" 'BEGIN { print k / 1024 }')" \
+        "$(awk -v a="$before" -v b="$during" -v n="$held" 'BEGIN { print (b - a) / n }')"
+    stop_bp
+fi
+
+if [[ " $PARTS " == *" renewal "* ]]; then
+    echo "== renewal: $CLIENTS clients, 60 s tokens, ceiling $CEILING/s, ${RENEWAL_SECONDS}s measured after warm-up"
+    kill -INT "${pids[0]}" 2>/dev/null || true # the emulator from common.sh issues 1 h tokens
+    wait "${pids[0]}" 2>/dev/null || true
+    sleep 0.2
+    args=()
+    for i in $(seq 1 "$CLIENTS"); do args+=(--client "c$i:s$i"); done
+    "$BP" emulator --listen "127.0.0.1:$IDP" --token-lifetime 60s "${args[@]}" >/dev/null 2>&1 &
+    pids+=($!)
+    wait_port "$IDP"
+    {
+        printf 'server: { listen: ["127.0.0.1:%s"], threads: 1, token_requests_per_second: %s, startup_token_wait: 120s }\n' "$BPX" "$CEILING"
+        printf 'admin: { listen: "127.0.0.1:%s" }\nclients:\n' "$ADM"
+        for i in $(seq 1 "$CLIENTS"); do
+            printf '  c%d:\n    token_url: "http://127.0.0.1:%s/oauth2/v1/token"\n    client_id: c%d\n    client_secret: s%d\n    scopes: ["https://localhost:443urn:opc:resource:consumer::all"]\n' "$i" "$IDP" "$i" "$i"
+        done
+        echo "routes:"
+        for i in $(seq 1 "$CLIENTS"); do
+            printf '  - name: r%d\n    match: { path_prefix: "/c%d/" }\n    upstream: "https://localhost:%s"\n    upstream_ca_file: ca.pem\n    client: c%d\n    access: { api_keys_file: keys }\n' "$i" "$i" "$UP" "$i"
+        done
+    } > "$work/renewal.yaml"
+    # The listener opens once every first token is had (or after 120 s).
+    start_bp "$work/renewal.yaml" 150
+    fetches() { # all token requests the proxy has sent so far
+        exec 8<>"/dev/tcp/127.0.0.1/$ADM"
+        printf 'GET /metrics HTTP/1.0\r\nHost: x\r\nConnection: close\r\n\r\n' >&8
+        awk '/^bearer_proxy_token_fetch_total/ { s += $NF } END { printf "%d", s }' <&8
+        exec 8<&-
+    }
+    # CPU over a window with nothing else touching the proxy.
+    start=$(fetches)
+    t0=$(cpu_ticks "$bp_pid")
+    sleep "$RENEWAL_SECONDS"
+    t1=$(cpu_ticks "$bp_pid")
+    end=$(fetches)
+    printf '  first tokens: %s requests; then %s renewals in %ss (%.1f/s)\n' \
+        "$start" "$((end - start))" "$RENEWAL_SECONDS" "$(awk -v n=$((end - start)) -v s="$RENEWAL_SECONDS" 'BEGIN { print n / s }')"
+    printf '  proxy CPU during renewals: %.2f %% of one core\n' \
+        "$(awk -v d=$((t1 - t0)) -v tck="$TCK" -v s="$RENEWAL_SECONDS" 'BEGIN { print d / tck / s * 100 }')"
+    # Then the request rate, polled (polling /metrics costs CPU itself):
+    # requests between polls over the time between them.
+    prev=$(fetches) prev_t=$(date +%s.%N) max=0
+    for _ in $(seq 1 30); do
+        sleep 1
+        now=$(fetches) now_t=$(date +%s.%N)
+        max=$(awk -v m="$max" -v n=$((now - prev)) -v a="$prev_t" -v b="$now_t" 'BEGIN { r = n / (b - a); print (r > m ? r : m) }')
+        prev=$now prev_t=$now_t
+    done
+    printf '  identity-service requests: highest rate between 1-second polls %.1f/s (ceiling %s/s)\n' "$max" "$CEILING"
+    ready=$(exec 8<>"/dev/tcp/127.0.0.1/$ADM"; printf 'GET /readyz HTTP/1.0\r\nHost: x\r\nConnection: close\r\n\r\n' >&8; cat <&8)
+    printf '  /readyz at the end: %s; clients without a usable token: %s\n' "$(head -1 <<< "$ready" | tr -d '\r')" "$(grep -o '"c[0-9]*"' <<< "$ready" | wc -l)"
+    echo "  warnings logged: $(grep -c WARN "$work/renewal.yaml.log" || true)"
+    grep WARN "$work/renewal.yaml.log" | head -3 | cut -c1-240 || true
+    stop_bp
+fi
