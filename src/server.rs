@@ -2,6 +2,7 @@
 //! listener(s), the admin listener and the background service that warms
 //! the token cache, renews tokens and re-resolves upstream addresses.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -22,6 +23,7 @@ use crate::config::Config;
 use crate::oauth::refresher;
 use crate::proxy::{BearerProxy, Snapshot};
 use crate::reload::{Fixed, Reloader};
+use crate::upstream::{self, Upstream};
 use crate::{metrics, tls};
 
 /// How often host-name upstreams are looked up again (cloud endpoints move).
@@ -84,29 +86,45 @@ impl BackgroundService for Background {
         let mut shutdown = shutdown;
         loop {
             tokio::select! {
-                _ = tokio::time::sleep(RESOLVE_INTERVAL) => resolve_all(&current.load_full()).await,
+                _ = tokio::time::sleep(RESOLVE_INTERVAL) => {
+                    resolve_all(&current.load_full()).await;
+                }
                 _ = shutdown.changed() => return,
             }
         }
     }
 }
 
-/// Looks up every host-name upstream of `snapshot` (again).
-pub async fn resolve_all(snapshot: &Snapshot) {
+/// Looks up every host-name upstream of `snapshot` (again): once per
+/// distinct host and port, however many routes lead there. Returns the
+/// number of lookups made.
+pub async fn resolve_all(snapshot: &Snapshot) -> usize {
+    let mut by_target: HashMap<(&str, u16), Vec<&Upstream>> = HashMap::new();
     for route in snapshot
         .routes
         .iter()
         .filter(|r| r.upstream.needs_resolution())
     {
-        if let Err(e) = route.upstream.resolve().await {
-            tracing::error!(
-                route = route.name.as_str(),
-                host = route.upstream.target.host.as_str(),
+        let t = &route.upstream.target;
+        by_target
+            .entry((t.host.as_str(), t.port))
+            .or_default()
+            .push(&route.upstream);
+    }
+    let lookups = by_target.len();
+    for ((host, port), upstreams) in by_target {
+        match upstream::lookup(host, port).await {
+            Ok(addr) => upstreams.iter().for_each(|u| u.use_address(addr)),
+            Err(e) => tracing::error!(
+                host,
+                port,
+                routes = upstreams.len(),
                 error = %e,
                 "cannot resolve upstream host"
-            );
+            ),
         }
     }
+    lookups
 }
 
 /// Runs the proxy until SIGTERM/SIGINT. Returns once in-flight requests
@@ -243,4 +261,38 @@ fn spawn_drain_watcher(server: &Server, grace: Duration) {
             Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn routes_to_one_host_share_one_lookup() {
+        let route = |name: &str, upstream: &str| {
+            format!("  - name: {name}\n    match: {{ path_prefix: \"/{name}/\" }}\n    upstream: \"{upstream}\"\n    client: c\n    access: {{ allow_any: true }}\n")
+        };
+        let yaml = format!(
+            "clients:\n  c:\n    token_url: \"http://127.0.0.1:9/oauth2/v1/token\"\n    client_id: x\n    client_secret: y\n    scopes: [\"https://oic.example.com:443urn:opc:resource:consumer::all\"]\nroutes:\n{}{}{}{}",
+            route("a", "http://localhost:18001"),
+            route("b", "http://localhost:18001"),
+            route("c", "http://localhost:18002"),
+            route("d", "http://127.0.0.1:18003"),
+        );
+        let config = crate::config::load_str(&yaml, std::path::Path::new("."), &|_| None).unwrap();
+        let snapshot = Snapshot::new(config).unwrap();
+        assert_eq!(resolve_all(&snapshot).await, 2, "one per host and port");
+        let addr = |i: usize| {
+            let peer = snapshot.routes[i]
+                .upstream
+                .peer
+                .load_full()
+                .expect("resolved");
+            peer._address.as_inet().copied().unwrap()
+        };
+        assert_eq!(addr(0), "127.0.0.1:18001".parse().unwrap());
+        assert_eq!(addr(1), "127.0.0.1:18001".parse().unwrap());
+        assert_eq!(addr(2), "127.0.0.1:18002".parse().unwrap());
+        assert_eq!(addr(3), "127.0.0.1:18003".parse().unwrap());
+    }
 }

@@ -13,7 +13,8 @@ if ! need wrk || ! need nginx || ! need openssl; then
 fi
 .ci/install-deps
 cargo build --release --quiet --bin bearer-proxy --example pingora_floor
-BP=$PWD/target/release/bearer-proxy
+# BP_BIN=path runs another build of bearer-proxy (an A/B comparison).
+BP=${BP_BIN:-$PWD/target/release/bearer-proxy}
 FLOOR=$PWD/target/release/examples/pingora_floor
 NGINX=$(command -v nginx)
 

@@ -9,16 +9,18 @@
 #   bearer-proxy   the real binary: one route, API-key access check, token
 #                  from the cache (the bundled emulator is the identity service)
 #
-# usage: benches/load/compare.sh            (ROUNDS=3 DURATION=10 CONNS=64 THREADS="1 2")
+# usage: benches/load/compare.sh            (ROUNDS=3 DURATION=6 CONNS=64 THREADS="1 2")
 #        PERF_DIR=/tmp/prof benches/load/compare.sh   also records a `perf` profile of
 #        each proxy in round 1 (flat reports in PERF_DIR/*.txt; needs perf)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROUNDS=${ROUNDS:-3}
-DURATION=${DURATION:-10}
+DURATION=${DURATION:-6}
 CONNS=${CONNS:-64}
 THREADS=${THREADS:-"1 2"}
+started=$SECONDS
 . benches/load/common.sh
+built=$SECONDS
 
 # Sum of one /proc figure over processes: `proc_sum stat '$14 + $15' pids…`
 # is user+system CPU ticks, `proc_sum status '/VmHWM/ {print $2}' …` peak kB.
@@ -100,7 +102,8 @@ for t in $THREADS; do
     wait_port "$BPX"
 
     for r in $(seq 1 "$ROUNDS"); do
-        run_one direct "$t" "$r" "https://127.0.0.1:$UP/"
+        # The reference does not depend on the proxies' settings: once each.
+        if [ "$r" = 1 ]; then run_one direct "$t" "$r" "https://127.0.0.1:$UP/"; fi
         run_one nginx "$t" "$r" "http://127.0.0.1:$NGX/ic/api/x" "${ngx_pids[@]}"
         run_one pingora-floor "$t" "$r" "http://127.0.0.1:$FLR/ic/api/x" "$floor_pid"
         run_one bearer-proxy "$t" "$r" "http://127.0.0.1:$BPX/ic/api/x" "$bp_pid"
@@ -138,3 +141,6 @@ for t in $THREADS; do
                   printf "threads=%s bearer/%s: throughput %s  p99 %s  cpu/request %s\n", t, other, stats(tp, n), stats(lat, n), stats(cp, n) }' "$results"
     done
 done
+
+echo
+echo "== took $((SECONDS - started)) s: $((built - started)) s set-up and build, $((SECONDS - built)) s measuring"

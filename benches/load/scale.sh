@@ -7,7 +7,7 @@
 #            identity-service requests per second (never above the ceiling)
 #
 # usage: benches/load/scale.sh [routes] [idle] [renewal]
-#        (ROUNDS=3 DURATION=10 CONNS=64 IDLE=10000 CLIENTS=1000 CEILING=30 RENEWAL_SECONDS=120)
+#        (ROUNDS=3 DURATION=10 CONNS=64 IDLE=10000 CLIENTS=1000 CEILING=30 RENEWAL_SECONDS=120 LIFETIME=60s)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROUNDS=${ROUNDS:-3}
@@ -17,6 +17,8 @@ IDLE=${IDLE:-10000}
 CLIENTS=${CLIENTS:-1000}
 CEILING=${CEILING:-30}
 RENEWAL_SECONDS=${RENEWAL_SECONDS:-120}
+# LIFETIME=1h gives the same proxy without renewals: its fixed idle cost.
+LIFETIME=${LIFETIME:-60s}
 PARTS=${*:-routes idle renewal}
 . benches/load/common.sh
 cargo build --release --quiet --example idle_clients
@@ -101,13 +103,13 @@ if [[ " $PARTS " == *" idle "* ]]; then
 fi
 
 if [[ " $PARTS " == *" renewal "* ]]; then
-    echo "== renewal: $CLIENTS clients, 60 s tokens, ceiling $CEILING/s, ${RENEWAL_SECONDS}s measured after warm-up"
+    echo "== renewal: $CLIENTS clients, $LIFETIME tokens, ceiling $CEILING/s, ${RENEWAL_SECONDS}s measured after warm-up"
     kill -INT "${pids[0]}" 2>/dev/null || true # the emulator from common.sh issues 1 h tokens
     wait "${pids[0]}" 2>/dev/null || true
     sleep 0.2
     args=()
     for i in $(seq 1 "$CLIENTS"); do args+=(--client "c$i:s$i"); done
-    "$BP" emulator --listen "127.0.0.1:$IDP" --token-lifetime 60s "${args[@]}" >/dev/null 2>&1 &
+    "$BP" emulator --listen "127.0.0.1:$IDP" --token-lifetime "$LIFETIME" "${args[@]}" >/dev/null 2>&1 &
     pids+=($!)
     wait_port "$IDP"
     {
