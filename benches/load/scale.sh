@@ -73,6 +73,19 @@ if [[ " $PARTS " == *" routes "* ]]; then
     awk '$2 == "one" { o[$1] = $3 } $2 == "many" { m[$1] = $3 }
          END { for (r in o) { n++; x[n] = m[r] / o[r] } for (i = 2; i <= n; i++) { v = x[i]; for (j = i - 1; j > 0 && x[j] > v; j--) x[j + 1] = x[j]; x[j + 1] = v }
                printf "  10,000 routes / 1 route throughput: median %.3f (%.3f..%.3f)\n", (n % 2 ? x[(n + 1) / 2] : (x[n / 2] + x[n / 2 + 1]) / 2), x[1], x[n] }' "$work/routes"
+    # Start-up and idle cost of the 10,000 routes (upstream names are
+    # looked up again every 30 s, so the window holds two rounds).
+    started=$(date +%s.%N)
+    start_bp "$work/many.yaml" 60
+    listening=$(date +%s.%N)
+    sleep 2
+    t0=$(cpu_ticks "$bp_pid")
+    sleep 60
+    t1=$(cpu_ticks "$bp_pid")
+    stop_bp
+    printf '  10,000 routes: listening after %.2f s; idle CPU %.2f %% of one core over 60 s\n' \
+        "$(awk -v a="$started" -v b="$listening" 'BEGIN { print b - a }')" \
+        "$(awk -v d=$((t1 - t0)) -v tck="$TCK" 'BEGIN { print d / tck / 60 * 100 }')"
 fi
 
 if [[ " $PARTS " == *" idle "* ]]; then
