@@ -55,6 +55,7 @@ pub struct Fixed {
     pub listen: Vec<SocketAddr>,
     pub tls_listen: Vec<SocketAddr>,
     pub threads: usize,
+    pub work_stealing: bool,
     pub admin_listen: SocketAddr,
 }
 
@@ -98,6 +99,7 @@ impl Reloader {
             listen: config.server.listen.clone(),
             tls_listen: config.server.tls_listen.iter().map(|t| t.address).collect(),
             threads: config.server.threads,
+            work_stealing: config.server.work_stealing,
             admin_listen: config.admin.listen,
         };
         let mut needs_restart = Vec::new();
@@ -109,6 +111,9 @@ impl Reloader {
         }
         if now_fixed.threads != self.fixed.threads {
             needs_restart.push("server.threads".to_string());
+        }
+        if now_fixed.work_stealing != self.fixed.work_stealing {
+            needs_restart.push("server.work_stealing".to_string());
         }
         if now_fixed.admin_listen != self.fixed.admin_listen {
             needs_restart.push("admin.listen".to_string());

@@ -149,12 +149,14 @@ pub fn run(config: Config, source: PathBuf) -> Result<(), String> {
             listen: settings.listen.clone(),
             tls_listen: settings.tls_listen.iter().map(|t| t.address).collect(),
             threads: settings.threads,
+            work_stealing: settings.work_stealing,
             admin_listen,
         },
     ));
 
     let conf = ServerConf {
         threads: settings.threads,
+        work_stealing: settings.work_stealing,
         daemon: false,
         grace_period_seconds: Some(settings.shutdown_grace.as_secs_f64().ceil() as u64),
         graceful_shutdown_timeout_seconds: Some(1),

@@ -1,11 +1,11 @@
 //! The framework's floor for the load comparison: a minimal pingora 0.9
 //! proxy that forwards everything to one HTTPS upstream and adds a fixed
-//! Authorization header. Same pingora version, TLS stack and allocator as
-//! bearer-proxy; no routing, access check, token cache, metrics or logs.
+//! Authorization header. Same pingora version, TLS stack, allocator and
+//! runtime layout (no work stealing unless asked) as bearer-proxy; no routing, access check, token cache, metrics or logs.
 //!
 //!   pingora_floor --listen 127.0.0.1:18081 --upstream 127.0.0.1:18443 \
 //!                 --sni localhost --ca ca.pem --threads 1 \
-//!                 [--authorization-file value.txt]
+//!                 [--authorization-file value.txt] [--work-stealing true]
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -72,6 +72,8 @@ fn main() {
         .unwrap_or_else(|| "Bearer floor-fixed-token".into());
     let authorization = http::HeaderValue::try_from(authorization.trim()).expect("header value");
     let threads: usize = arg("--threads").map_or(1, |t| t.parse().expect("number"));
+    // The same runtime layout as bearer-proxy's default (server.work_stealing).
+    let work_stealing: bool = arg("--work-stealing").is_some_and(|v| v == "true");
     let mut peer = HttpPeer::new(upstream, true, sni);
     if let Some(ca) = arg("--ca") {
         use rustls::pki_types::pem::PemObject;
@@ -86,6 +88,7 @@ fn main() {
     }
     let conf = ServerConf {
         threads,
+        work_stealing,
         daemon: false,
         // pingora's default is a 300 s drain on SIGTERM.
         grace_period_seconds: Some(0),

@@ -41,6 +41,10 @@ pub struct ServerSettings {
     pub listen: Vec<SocketAddr>,
     pub tls_listen: Vec<TlsListener>,
     pub threads: usize,
+    /// One shared multi-thread runtime (true) or one runtime per worker
+    /// thread (false, the default: measurably cheaper per request for a
+    /// proxy's many short exchanges; see docs/benchmarks.md).
+    pub work_stealing: bool,
     /// Longest wait for the upstream between two reads or writes.
     pub upstream_timeout: Duration,
     pub upstream_connect_timeout: Duration,

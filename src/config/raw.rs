@@ -28,6 +28,7 @@ pub struct RawServer {
     #[serde(default)]
     pub tls_listen: Vec<RawTlsListener>,
     pub threads: Option<usize>,
+    pub work_stealing: Option<bool>,
     #[serde(default, with = "humantime_serde")]
     pub upstream_timeout: Option<Duration>,
     #[serde(default, with = "humantime_serde")]

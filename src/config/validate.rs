@@ -344,6 +344,7 @@ impl Validator<'_> {
             token_requests_per_second,
             listen,
             threads,
+            work_stealing: raw.work_stealing.unwrap_or(false),
             upstream_timeout,
             upstream_connect_timeout,
             shutdown_grace,

@@ -79,6 +79,7 @@ fn config_errors_name_the_yaml_path_and_exit_2() {
         ("unreadable ca_file", &GOOD.replace("    client_id: \"abc\"", "    client_id: \"abc\"\n    ca_file: /nonexistent/ca.pem"), true, "clients.oic-prod.ca_file: cannot read /nonexistent/ca.pem"),
         ("no scope", &GOOD.replace("    scopes: [\"https://oic.example.com:443urn:opc:resource:consumer::all\"]\n", ""), true, "routes[0].scopes: no scope to request"),
         ("not yaml", "clients: [unclosed", true, "<file>: not valid YAML"),
+        ("work_stealing not a bool", &GOOD.replace("  listen: [\"127.0.0.1:18080\"]\n", "  listen: [\"127.0.0.1:18080\"]\n  work_stealing: sometimes\n"), true, "server.work_stealing"),
     ];
     for (name, yaml, with_env, expected) in cases {
         let (code, _stdout, stderr) = check(yaml, *with_env);

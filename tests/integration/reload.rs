@@ -57,6 +57,24 @@ async fn a_valid_reload_adds_routes_and_keeps_unchanged_tokens() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_only_settings_are_reported_not_applied() {
+    let idp = Idp::start().await;
+    let upstream = Upstream::start().await;
+    let mut config = ProxyConfig::new(&idp, &upstream);
+    let proxy = Proxy::start(&config).await;
+    config.server_extra = "  work_stealing: true\n".into();
+    proxy.rewrite(&config);
+    let (status, body) = proxy.admin_reload().await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["report"]["needs_restart"],
+        serde_json::json!(["server.work_stealing"]),
+        "{body}"
+    );
+    assert_eq!(get_status(proxy.url("/x")).await, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_invalid_reload_is_refused_with_paths_and_the_old_config_keeps_serving() {
     let idp = Idp::start().await;
     let upstream = Upstream::start().await;
