@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Interleaved A/B of two bearer-proxy builds or settings under the same load:
+# both run side by side, and rounds alternate A B A B … so the VM's drift
+# hits both alike. Prints req/s and CPU per 100k requests per round and the
+# median B/A ratios.
+#
+# usage: B_SERVER="work_stealing: true" benches/load/ab.sh
+#        A_BIN=/tmp/old-bearer-proxy benches/load/ab.sh
+#        (A_BIN/B_BIN default to the release build; A_SERVER/B_SERVER are
+#        extra `server:` settings; THREADS=2 ROUNDS=5 DURATION=6 CONNS=64)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+THREADS=${THREADS:-2}
+ROUNDS=${ROUNDS:-5}
+DURATION=${DURATION:-6}
+CONNS=${CONNS:-64}
+. benches/load/common.sh
+A_BIN=${A_BIN:-$BP}
+B_BIN=${B_BIN:-$BP}
+TCK=$(getconf CLK_TCK)
+
+# bp_config writes `server: { listen: [...], threads: N }`; B listens ten
+# ports higher.
+with_server() { # extra-settings offset file
+    local extra=${1:+, $1}
+    sed -e "s/^server: { \(.*\) }$/server: { \1$extra }/" \
+        -e "s/127.0.0.1:$BPX/127.0.0.1:$((BPX + $2))/" \
+        -e "s/127.0.0.1:$ADM/127.0.0.1:$((ADM + $2))/" "$work/base.yaml" > "$3"
+}
+bp_config "$THREADS" "$work/base.yaml"
+with_server "${A_SERVER:-}" 0 "$work/a.yaml"
+with_server "${B_SERVER:-}" 10 "$work/b.yaml"
+"$A_BIN" --log-level warn run -c "$work/a.yaml" > "$work/a.log" 2>&1 &
+a=$!
+pids+=("$a")
+"$B_BIN" --log-level warn run -c "$work/b.yaml" > "$work/b.log" 2>&1 &
+b=$!
+pids+=("$b")
+wait_port "$BPX"
+wait_port "$((BPX + 10))"
+
+one() { # pid port → "req/s cpu-seconds-per-100k"
+    local t0 t1 out rps n
+    t0=$(awk '{print $14 + $15}' "/proc/$1/stat")
+    out=$(wrk -t1 -c"$CONNS" -d"${DURATION}s" -H "X-API-Key: bench-key" "http://127.0.0.1:$2/ic/api/x")
+    t1=$(awk '{print $14 + $15}' "/proc/$1/stat")
+    if grep -q Non-2xx <<< "$out"; then echo "non-2xx answers; figures would be wrong" >&2; exit 1; fi
+    rps=$(awk '/^Requests\/sec/ {print $2}' <<< "$out")
+    n=$(awk '/requests in/ {print $1}' <<< "$out")
+    echo "$rps $(awk -v d=$((t1 - t0)) -v n="$n" -v t="$TCK" 'BEGIN { printf "%.3f", d / t / n * 100000 }')"
+}
+echo "== A: ${A_BIN} ${A_SERVER:-}; B: ${B_BIN} ${B_SERVER:-}; $THREADS thread(s), wrk -t1 -c$CONNS, ${DURATION}s rounds"
+: > "$work/ab"
+for r in $(seq 1 "$ROUNDS"); do
+    read -r ar ac <<< "$(one "$a" "$BPX")"
+    read -r br bc <<< "$(one "$b" "$((BPX + 10))")"
+    echo "$ar $ac $br $bc" >> "$work/ab"
+    printf '  round %s  A %10s req/s %7s s/100k   B %10s req/s %7s s/100k\n' "$r" "$ar" "$ac" "$br" "$bc"
+done
+awk 'function median(a, n,   i, j, x) { for (i = 2; i <= n; i++) { x = a[i]; for (j = i - 1; j > 0 && a[j] > x; j--) a[j + 1] = a[j]; a[j + 1] = x } return (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2 }
+     { n++; t[n] = $3 / $1; c[n] = $4 / $2 }
+     END { printf "  B/A median: throughput %.3f, CPU per request %.3f (%d rounds)\n", median(t, n), median(c, n), n }' "$work/ab"
