@@ -3,8 +3,8 @@
 # both run side by side, and rounds alternate A B A B … so the VM's drift
 # hits both alike. Prints req/s and CPU per 100k requests per round and the
 # median B/A ratios. On the 2-core VM, B gains 4–7 % from going second
-# (A/A-like pairs show it), so run both orders: the geometric mean of B/A
-# and 1 / (A/B swapped) cancels it.
+# (the same pair run in both orders shows it), so run both orders: the
+# geometric mean of B/A and 1 / (B/A with A and B swapped) cancels it.
 #
 # usage: B_SERVER="work_stealing: true" benches/load/ab.sh
 #        A_BIN=/tmp/old-bearer-proxy benches/load/ab.sh
