@@ -271,16 +271,13 @@ mod tests {
 
     #[tokio::test]
     async fn routes_to_one_host_share_one_lookup() {
-        let route = |name: &str, upstream: &str| {
-            format!("  - name: {name}\n    match: {{ path_prefix: \"/{name}/\" }}\n    upstream: \"{upstream}\"\n    client: c\n    access: {{ allow_any: true }}\n")
-        };
-        let yaml = format!(
-            "clients:\n  c:\n    token_url: \"http://127.0.0.1:9/oauth2/v1/token\"\n    client_id: x\n    client_secret: y\n    scopes: [\"https://oic.example.com:443urn:opc:resource:consumer::all\"]\nroutes:\n{}{}{}{}",
-            route("a", "http://localhost:18001"),
-            route("b", "http://localhost:18001"),
-            route("c", "http://localhost:18002"),
-            route("d", "http://127.0.0.1:18003"),
-        );
+        use crate::config::testing::{route, with_routes};
+        let yaml = with_routes(&[
+            route("a", "http://localhost:18001", ""),
+            route("b", "http://localhost:18001", ""),
+            route("c", "http://localhost:18002", ""),
+            route("d", "http://127.0.0.1:18003", ""),
+        ]);
         let config = crate::config::load_str(&yaml, std::path::Path::new("."), &|_| None).unwrap();
         let snapshot = Snapshot::new(config).unwrap();
         assert_eq!(resolve_all(&snapshot).await, 2, "one per host and port");

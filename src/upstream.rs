@@ -87,24 +87,7 @@ impl Upstream {
             self.set_address(addr);
         }
     }
-}
 
-/// The address to use for `host:port`. Routes that share an upstream host
-/// share one lookup (see `server::resolve_all`): with 1,000 routes to one
-/// host, a lookup per route every 30 s was 33 `getaddrinfo` calls a second.
-pub async fn lookup(host: &str, port: u16) -> std::io::Result<SocketAddr> {
-    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port)).await?.collect();
-    // Prefer IPv4: loopback names often resolve to ::1 first while
-    // servers listen on 127.0.0.1 only.
-    addrs
-        .iter()
-        .find(|a| a.is_ipv4())
-        .or(addrs.first())
-        .copied()
-        .ok_or_else(|| std::io::Error::other("no address"))
-}
-
-impl Upstream {
     /// An HTTP client for requests sent outside pingora (a 401 replay of a
     /// body longer than pingora's retry buffer), with the same trust, host
     /// name check, time-outs and resolved address as the pingora peer.
@@ -147,6 +130,21 @@ impl Upstream {
     }
 }
 
+/// The address to use for `host:port`. Routes that share an upstream host
+/// share one lookup (see `server::resolve_all`): with 1,000 routes to one
+/// host, a lookup per route every 30 s was 33 `getaddrinfo` calls a second.
+pub async fn lookup(host: &str, port: u16) -> std::io::Result<SocketAddr> {
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port)).await?.collect();
+    // Prefer IPv4: loopback names often resolve to ::1 first while
+    // servers listen on 127.0.0.1 only.
+    addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or(addrs.first())
+        .copied()
+        .ok_or_else(|| std::io::Error::other("no address"))
+}
+
 /// System roots plus the route's CA file, in pingora's per-peer CA form.
 /// Certificates that pingora's parser would reject are left out rather than
 /// allowed to panic a connection.
@@ -171,16 +169,13 @@ mod tests {
     #[test]
     fn routes_with_the_same_trust_share_one_ca_list() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
-        let route = |name: &str, ca: &str| {
-            format!("  - name: {name}\n    match: {{ path_prefix: \"/{name}/\" }}\n    upstream: \"https://oic.example.com\"\n{ca}    client: c\n    access: {{ allow_any: true }}\n")
-        };
+        use crate::config::testing::{route, with_routes};
         let with_ca = "    upstream_ca_file: client-cert.pem\n";
-        let yaml = format!(
-            "clients:\n  c:\n    token_url: \"https://idcs.example.com/oauth2/v1/token\"\n    client_id: x\n    client_secret: y\n    scopes: [\"https://oic.example.com:443urn:opc:resource:consumer::all\"]\nroutes:\n{}{}{}",
-            route("a", with_ca),
-            route("b", with_ca),
-            route("c", ""),
-        );
+        let yaml = with_routes(&[
+            route("a", "https://oic.example.com", with_ca),
+            route("b", "https://oic.example.com", with_ca),
+            route("c", "https://oic.example.com", ""),
+        ]);
         let config = crate::config::load_str(&yaml, &dir, &|_| None).unwrap();
         let mut cas = CaLists::default();
         let built: Vec<Upstream> = config

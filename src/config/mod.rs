@@ -7,6 +7,8 @@ pub mod env;
 pub mod error;
 pub mod raw;
 pub mod secret;
+#[cfg(test)]
+pub mod testing;
 pub mod validate;
 
 use std::net::SocketAddr;

@@ -1,12 +1,12 @@
 //! Checks on what clients send, before anything is forwarded: header size
 //! and count, unambiguous framing, declared body length; and hop-by-hop
-//! headers kept off responses.
+//! headers kept off responses (and off the proxy's own replays).
 
 use http::header::{
     CONNECTION, CONTENT_LENGTH, PROXY_AUTHENTICATE, PROXY_AUTHORIZATION, TE, TRAILER,
     TRANSFER_ENCODING, UPGRADE,
 };
-use http::HeaderName;
+use http::{HeaderMap, HeaderName};
 use pingora::http::{RequestHeader, ResponseHeader};
 
 use super::respond::ErrorReply;
@@ -81,16 +81,31 @@ pub fn raw_head_has_both_framings(raw: &[u8]) -> bool {
 
 /// 413 when the declared `Content-Length` is over the route's limit.
 pub fn check_declared_length(req: &RequestHeader, limit: Option<u64>) -> Option<ErrorReply> {
-    let limit = limit?;
-    let declared = req
-        .headers
+    (declared_length(req)? > limit?).then(ErrorReply::body_too_large)
+}
+
+/// The body length the request's `Content-Length` declares, if readable.
+pub fn declared_length(req: &RequestHeader) -> Option<u64> {
+    req.headers
         .get(CONTENT_LENGTH)?
         .to_str()
         .ok()?
         .trim()
         .parse::<u64>()
-        .ok()?;
-    (declared > limit).then(ErrorReply::body_too_large)
+        .ok()
+}
+
+/// The header names a `Connection` header nominates as hop-by-hop,
+/// lower-cased.
+fn connection_nominated(headers: &HeaderMap) -> Vec<String> {
+    headers
+        .get_all(CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|t| t.trim().to_ascii_lowercase())
+        .filter(|t| !t.is_empty())
+        .collect()
 }
 
 /// Hop-by-hop response headers (RFC 9110 §7.6.1) and any header the
@@ -100,19 +115,10 @@ pub fn strip_hop_by_hop(resp: &mut ResponseHeader) {
     // Every answer passes here, so names are pre-built: a `&str` name is
     // parsed again on each lookup.
     if resp.headers.contains_key(CONNECTION) {
-        let nominated: Vec<String> = resp
-            .headers
-            .get_all(CONNECTION)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .map(|t| t.trim().to_ascii_lowercase())
-            .filter(|t| {
-                !t.is_empty() && t != "close" && t != "keep-alive" && t != "transfer-encoding"
-            })
-            .collect();
-        for name in nominated {
-            resp.remove_header(&name);
+        for name in connection_nominated(&resp.headers) {
+            if name != "close" && name != "keep-alive" && name != "transfer-encoding" {
+                resp.remove_header(&name);
+            }
         }
     }
     // A protocol switch needs its Upgrade header; anything else does not.
@@ -133,6 +139,22 @@ pub fn strip_hop_by_hop(resp: &mut ResponseHeader) {
     }
 }
 
+/// A request head as the proxy's own replay sends it: without what pingora
+/// strips before forwarding — the hop-by-hop headers, those named in
+/// `Connection` — and without framing, which the replay's client sets.
+pub fn strip_request_hop_by_hop(headers: &mut HeaderMap) {
+    for name in connection_nominated(headers) {
+        headers.remove(name.as_str());
+    }
+    for name in &HOP_BY_HOP {
+        headers.remove(name);
+    }
+    for name in [CONNECTION, UPGRADE, TRANSFER_ENCODING, CONTENT_LENGTH] {
+        headers.remove(name);
+    }
+    headers.remove("http2-settings");
+}
+
 static HOP_BY_HOP: [HeaderName; 6] = [
     HeaderName::from_static("keep-alive"),
     PROXY_AUTHENTICATE,
@@ -145,6 +167,19 @@ static HOP_BY_HOP: [HeaderName; 6] = [
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hop_by_hop_and_framing_headers_are_not_replayed() {
+        let mut h = HeaderMap::new();
+        h.insert("connection", "x-private".parse().unwrap());
+        h.insert("x-private", "1".parse().unwrap());
+        h.insert("te", "trailers".parse().unwrap());
+        h.insert("content-length", "5".parse().unwrap());
+        h.insert("x-kept", "1".parse().unwrap());
+        strip_request_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 1);
+        assert!(h.contains_key("x-kept"));
+    }
 
     #[test]
     fn finds_both_framings_in_a_raw_head() {

@@ -437,16 +437,10 @@ impl ProxyHttp for BearerProxy {
         if let Some(sent) = &ctx.authorization {
             route.slot.invalidate(sent);
         }
-        let declared = session
-            .req_header()
-            .headers
-            .get(http::header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok());
         ctx.replay = replay::plan(
             &ctx.body_copy,
             snapshot.limits.max_replay_body_bytes,
-            declared,
+            limits::declared_length(session.req_header()),
             session.as_ref().retry_buffer_truncated(),
         );
         if ctx.replay == Replay::No {
@@ -457,14 +451,13 @@ impl ProxyHttp for BearerProxy {
             );
             return Ok(());
         }
-        if ctx.replay == Replay::ByProxy {
+        match ctx.replay {
             // Passed on after all if the body turns out too long.
-            ctx.refusal = Some(Box::new(upstream_response.clone()));
-        }
-        if ctx.replay == Replay::ByPingora {
+            Replay::ByProxy => ctx.refusal = Some(Box::new(upstream_response.clone())),
             // pingora resends the body from the start through
             // request_body_filter, which counts it again.
-            ctx.body_bytes = 0;
+            Replay::ByPingora => ctx.body_bytes = 0,
+            Replay::No => {}
         }
         metrics::UPSTREAM_UNAUTHORIZED_RETRIES
             .with_label_values(&[route.name.as_str()])

@@ -8,7 +8,7 @@
 //! with the new token and streams the answer back to the caller.
 
 use bytes::{Bytes, BytesMut};
-use http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
+use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::HeaderMap;
 use pingora::http::ResponseHeader;
 use pingora::proxy::{FailToProxy, Session};
@@ -150,7 +150,7 @@ async fn send(
     super::rewrite_for_upstream(session, &mut head, ctx, route, Some(&token))
         .map_err(|_| ErrorReply::new(500, "internal_error", "could not build the replay"))?;
     let mut headers = head.headers.clone();
-    strip_request_hop_by_hop(&mut headers);
+    super::limits::strip_request_hop_by_hop(&mut headers);
     let path = head
         .uri
         .path_and_query()
@@ -268,38 +268,6 @@ fn response_head(
     Ok(head)
 }
 
-/// What pingora strips from a request before forwarding it: the hop-by-hop
-/// headers (RFC 9110 §7.6.1), those named in `Connection`, and the
-/// framing, which the replay's own client sets.
-fn strip_request_hop_by_hop(headers: &mut HeaderMap) {
-    let nominated: Vec<String> = headers
-        .get_all(CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|t| t.trim().to_ascii_lowercase())
-        .filter(|t| !t.is_empty())
-        .collect();
-    for name in nominated {
-        headers.remove(name.as_str());
-    }
-    for name in [
-        "connection",
-        "keep-alive",
-        "proxy-connection",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
-        "http2-settings",
-        "content-length",
-    ] {
-        headers.remove(name);
-    }
-}
-
 /// The upstream's 401 head, kept when the replay was planned, goes to the
 /// client after all (its body was never read).
 async fn pass_refusal_on(session: &mut Session, ctx: &mut RequestCtx) -> FailToProxy {
@@ -389,18 +357,5 @@ mod tests {
         assert_eq!(plan(&copy_of(&[10], 50), 50, Some(51), false), Replay::No);
         let empty = BodyCopy::default();
         assert_eq!(plan(&empty, 0, Some(0), false), Replay::ByPingora);
-    }
-
-    #[test]
-    fn hop_by_hop_and_framing_headers_are_not_replayed() {
-        let mut h = HeaderMap::new();
-        h.insert("connection", "x-private".parse().unwrap());
-        h.insert("x-private", "1".parse().unwrap());
-        h.insert("te", "trailers".parse().unwrap());
-        h.insert("content-length", "5".parse().unwrap());
-        h.insert("x-kept", "1".parse().unwrap());
-        strip_request_hop_by_hop(&mut h);
-        assert_eq!(h.len(), 1);
-        assert!(h.contains_key("x-kept"));
     }
 }

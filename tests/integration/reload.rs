@@ -57,7 +57,7 @@ async fn a_valid_reload_adds_routes_and_keeps_unchanged_tokens() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn restart_only_settings_are_reported_not_applied() {
+async fn restart_only_settings_are_reported_as_needing_a_restart() {
     let idp = Idp::start().await;
     let upstream = Upstream::start().await;
     let mut config = ProxyConfig::new(&idp, &upstream);

@@ -85,6 +85,14 @@ async fn revoked(config: ProxyConfig<'_>, upstream: &Upstream) -> Proxy {
     proxy
 }
 
+/// A default proxy whose warmed-up token the upstream has revoked.
+async fn revoked_default() -> (Idp, Upstream, Proxy) {
+    let idp = Idp::start().await;
+    let upstream = Upstream::start().await;
+    let proxy = revoked(ProxyConfig::new(&idp, &upstream), &upstream).await;
+    (idp, upstream, proxy)
+}
+
 /// Asserts the echo's answer names `body`, and the upstream saw warm-up,
 /// refused and replayed requests, the last with a new token.
 async fn assert_replayed(r: reqwest::Response, body: &[u8], upstream: &Upstream) {
@@ -107,9 +115,7 @@ async fn assert_replayed(r: reqwest::Response, body: &[u8], upstream: &Upstream)
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_body_beyond_pingoras_retry_buffer_is_replayed_by_the_proxy() {
-    let idp = Idp::start().await;
-    let upstream = Upstream::start().await;
-    let proxy = revoked(ProxyConfig::new(&idp, &upstream), &upstream).await;
+    let (idp, upstream, proxy) = revoked_default().await;
     let body: Vec<u8> = (0..700_000u32).map(|i| (i % 251) as u8).collect();
     let r = client()
         .post(proxy.url("/ic/api/big?x=1"))
@@ -174,9 +180,7 @@ async fn refused_mid_body(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_chunked_body_refused_mid_stream_is_read_to_the_end_and_replayed() {
-    let idp = Idp::start().await;
-    let upstream = Upstream::start().await;
-    let proxy = revoked(ProxyConfig::new(&idp, &upstream), &upstream).await;
+    let (_idp, upstream, proxy) = revoked_default().await;
     // More than pingora's 64 KiB retry buffer before the 401 arrives.
     let r = refused_mid_body(&proxy, &upstream, 100_000, 200_000).await;
     assert_replayed(r, &vec![5u8; 300_000], &upstream).await;
@@ -204,9 +208,7 @@ async fn a_chunked_body_that_outgrows_the_replay_limit_gets_the_upstreams_401() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_body_refused_before_it_was_read_is_read_to_the_end_and_replayed() {
-    let idp = Idp::start().await;
-    let upstream = Upstream::start().await;
-    let proxy = revoked(ProxyConfig::new(&idp, &upstream), &upstream).await;
+    let (_idp, upstream, proxy) = revoked_default().await;
     upstream.state.refuse_after(0);
     let body = vec![9u8; 900_000];
     let r = send_body(&proxy, http::Method::POST, "/early", body.clone()).await;
@@ -216,9 +218,7 @@ async fn a_body_refused_before_it_was_read_is_read_to_the_end_and_replayed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replayed_request_streams_a_large_answer_back() {
-    let idp = Idp::start().await;
-    let upstream = Upstream::start().await;
-    let proxy = revoked(ProxyConfig::new(&idp, &upstream), &upstream).await;
+    let (_idp, upstream, proxy) = revoked_default().await;
     let r = send_body(
         &proxy,
         http::Method::POST,
@@ -310,9 +310,7 @@ async fn a_body_over_the_replay_limit_gets_the_401_but_the_token_is_still_renewe
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_large_replay_without_a_token_answers_token_unavailable() {
-    let idp = Idp::start().await;
-    let upstream = Upstream::start().await;
-    let proxy = revoked(ProxyConfig::new(&idp, &upstream), &upstream).await;
+    let (idp, upstream, proxy) = revoked_default().await;
     idp.state.set_mode(bearer_proxy::emulator::Mode::Down);
     let r = send_body(&proxy, http::Method::POST, "/x", vec![1u8; 200_000]).await;
     assert_eq!(r.status(), 503);
