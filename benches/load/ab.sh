@@ -43,9 +43,9 @@ wait_port "$((BPX + 10))"
 
 one() { # pid port → "req/s cpu-seconds-per-100k"
     local t0 t1 out rps n
-    t0=$(awk '{print $14 + $15}' "/proc/$1/stat")
+    t0=$(cpu_ticks "$1")
     out=$(wrk -t1 -c"$CONNS" -d"${DURATION}s" -H "X-API-Key: bench-key" "http://127.0.0.1:$2/ic/api/x")
-    t1=$(awk '{print $14 + $15}' "/proc/$1/stat")
+    t1=$(cpu_ticks "$1")
     if grep -q Non-2xx <<< "$out"; then echo "non-2xx answers; figures would be wrong" >&2; exit 1; fi
     rps=$(awk '/^Requests\/sec/ {print $2}' <<< "$out")
     n=$(awk '/requests in/ {print $1}' <<< "$out")
@@ -59,6 +59,6 @@ for r in $(seq 1 "$ROUNDS"); do
     echo "$ar $ac $br $bc" >> "$work/ab"
     printf '  round %s  A %10s req/s %7s s/100k   B %10s req/s %7s s/100k\n' "$r" "$ar" "$ac" "$br" "$bc"
 done
-awk 'function median(a, n,   i, j, x) { for (i = 2; i <= n; i++) { x = a[i]; for (j = i - 1; j > 0 && a[j] > x; j--) a[j + 1] = a[j]; a[j + 1] = x } return (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2 }
+awk "$AWK_STATS"'
      { n++; t[n] = $3 / $1; c[n] = $4 / $2 }
      END { printf "  B/A median: throughput %.3f, CPU per request %.3f (%d rounds)\n", median(t, n), median(c, n), n }' "$work/ab"

@@ -6,6 +6,23 @@ BASE=${BASE_PORT:-18400}
 UP=$((BASE + 43)) NGX=$((BASE + 1)) FLR=$((BASE + 2)) BPX=$((BASE + 3)) ADM=$((BASE + 4)) IDP=$((BASE + 5))
 
 need() { command -v "$1" >/dev/null 2>&1; }
+
+# User+system CPU ticks of the processes `pids…`, summed (gone ones count 0).
+cpu_ticks() {
+    local total=0 p
+    for p in "$@"; do
+        [ -r "/proc/$p/stat" ] && total=$((total + $(awk '{print $14 + $15}' "/proc/$p/stat")))
+    done
+    echo "$total"
+}
+
+# awk functions for the summaries, prepended to a program:
+# median(a, n) sorts a[1..n] and returns its median; spread(a, n) is
+# "median (min..max)".
+AWK_STATS='
+function median(a, n,   i, j, x) { for (i = 2; i <= n; i++) { x = a[i]; for (j = i - 1; j > 0 && a[j] > x; j--) a[j + 1] = a[j]; a[j + 1] = x } return (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2 }
+function spread(a, n,   m) { m = median(a, n); return sprintf("%.3f (%.3f..%.3f)", m, a[1], a[n]) }
+'
 if ! need wrk || ! need nginx || ! need openssl; then
     sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo
     $sudo apt-get update -qq

@@ -22,19 +22,14 @@ started=$SECONDS
 . benches/load/common.sh
 built=$SECONDS
 
-# Sum of one /proc figure over processes: `proc_sum stat '$14 + $15' pids…`
-# is user+system CPU ticks, `proc_sum status '/VmHWM/ {print $2}' …` peak kB.
-proc_sum() {
-    local file=$1 program=$2 total=0 p
-    shift 2
+# Peak resident kB of the processes `pids…`, summed.
+peak_kb() {
+    local total=0 p
     for p in "$@"; do
-        [ -r "/proc/$p/$file" ] || continue
-        total=$((total + $(awk "$program" "/proc/$p/$file")))
+        [ -r "/proc/$p/status" ] && total=$((total + $(awk '/VmHWM/ {print $2}' "/proc/$p/status")))
     done
     echo "$total"
 }
-cpu_ticks() { proc_sum stat '{print $14 + $15}' "$@"; }
-peak_kb() { proc_sum status '/VmHWM/ {print $2}' "$@"; }
 to_ms() { # wrk latency like 1.23ms / 456.00us / 1.02s
     awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /ms$/) n = n; else if (v ~ /s$/) n *= 1000; printf "%.3f", n }'
 }
@@ -122,8 +117,7 @@ echo "== medians over $ROUNDS rounds (peak RSS: the largest seen)"
 printf '%-8s %-14s %12s %9s %9s %12s %10s\n' threads system "req/s" "p50 ms" "p99 ms" "cpu s/100k" "peak MiB"
 for t in $THREADS; do
     for sys in direct nginx pingora-floor bearer-proxy; do
-        awk -v t="$t" -v s="$sys" '$1 == t && $3 == s' "$results" | awk -v t="$t" -v s="$sys" '
-            function median(a, n,   i, j, x) { for (i = 2; i <= n; i++) { x = a[i]; for (j = i - 1; j > 0 && a[j] > x; j--) a[j + 1] = a[j]; a[j + 1] = x } return (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2 }
+        awk -v t="$t" -v s="$sys" '$1 == t && $3 == s' "$results" | awk -v t="$t" -v s="$sys" "$AWK_STATS"'
             { n++; rps[n] = $4; p50[n] = $5; p99[n] = $6; cpu[n] = $7; if ($8 != "-" && $8 > peak) peak = $8 }
             END { printf "%-8s %-14s %12.0f %9.3f %9.3f %12s %10s\n", t, s, median(rps, n), median(p50, n), median(p99, n), (cpu[1] == "-" ? "-" : sprintf("%.3f", median(cpu, n))), (peak == "" ? "-" : peak) }'
     done
@@ -133,12 +127,11 @@ echo
 echo "== ratios from paired rounds: median (min..max)"
 for t in $THREADS; do
     for pair in "nginx" "pingora-floor"; do
-        awk -v t="$t" -v other="$pair" '
+        awk -v t="$t" -v other="$pair" "$AWK_STATS"'
             $1 == t && $3 == "bearer-proxy" { b[$2] = $4; b99[$2] = $6; bc[$2] = $7 }
             $1 == t && $3 == other { o[$2] = $4; o99[$2] = $6; oc[$2] = $7 }
-            function stats(a, n,   i, j, x, s) { for (i = 2; i <= n; i++) { x = a[i]; for (j = i - 1; j > 0 && a[j] > x; j--) a[j + 1] = a[j]; a[j + 1] = x } s = (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2; return sprintf("%.3f (%.3f..%.3f)", s, a[1], a[n]) }
             END { for (r in b) if (r in o) { n++; tp[n] = b[r] / o[r]; lat[n] = b99[r] / o99[r]; cp[n] = bc[r] / oc[r] }
-                  printf "threads=%s bearer/%s: throughput %s  p99 %s  cpu/request %s\n", t, other, stats(tp, n), stats(lat, n), stats(cp, n) }' "$results"
+                  printf "threads=%s bearer/%s: throughput %s  p99 %s  cpu/request %s\n", t, other, spread(tp, n), spread(lat, n), spread(cp, n) }' "$results"
     done
 done
 

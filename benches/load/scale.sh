@@ -24,7 +24,6 @@ PARTS=${*:-routes idle renewal}
 cargo build --release --quiet --example idle_clients
 IDLE_CLIENTS=$PWD/target/release/examples/idle_clients
 TCK=$(getconf CLK_TCK)
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 
 start_bp() { # config [seconds to wait] → sets bp_pid, waits for the listener
@@ -70,9 +69,9 @@ if [[ " $PARTS " == *" routes "* ]]; then
             stop_bp
         done
     done
-    awk '$2 == "one" { o[$1] = $3 } $2 == "many" { m[$1] = $3 }
-         END { for (r in o) { n++; x[n] = m[r] / o[r] } for (i = 2; i <= n; i++) { v = x[i]; for (j = i - 1; j > 0 && x[j] > v; j--) x[j + 1] = x[j]; x[j + 1] = v }
-               printf "  10,000 routes / 1 route throughput: median %.3f (%.3f..%.3f)\n", (n % 2 ? x[(n + 1) / 2] : (x[n / 2] + x[n / 2 + 1]) / 2), x[1], x[n] }' "$work/routes"
+    awk "$AWK_STATS"'$2 == "one" { o[$1] = $3 } $2 == "many" { m[$1] = $3 }
+         END { for (r in o) { n++; x[n] = m[r] / o[r] }
+               printf "  10,000 routes / 1 route throughput: median %s\n", spread(x, n) }' "$work/routes"
     # Start-up and idle cost of the 10,000 routes (upstream names are
     # looked up again every 30 s, so the window holds two rounds).
     started=$(date +%s.%N)
