@@ -271,13 +271,17 @@ mod tests {
 
     #[tokio::test]
     async fn routes_to_one_host_share_one_lookup() {
-        use crate::config::testing::{route, with_routes};
-        let yaml = with_routes(&[
-            route("a", "http://localhost:18001", ""),
-            route("b", "http://localhost:18001", ""),
-            route("c", "http://localhost:18002", ""),
-            route("d", "http://127.0.0.1:18003", ""),
-        ]);
+        use crate::config::raw::{RawConfig, RawRoute};
+        let mut raw = RawConfig::example();
+        for (name, upstream) in [
+            ("a", "http://localhost:18001"),
+            ("b", "http://localhost:18001"),
+            ("c", "http://localhost:18002"),
+            ("d", "http://127.0.0.1:18003"),
+        ] {
+            raw = raw.with_route(RawRoute::open(name, &format!("/{name}/"), upstream, "c"));
+        }
+        let yaml = raw.to_yaml();
         let config = crate::config::load_str(&yaml, std::path::Path::new("."), &|_| None).unwrap();
         let snapshot = Snapshot::new(config).unwrap();
         assert_eq!(resolve_all(&snapshot).await, 2, "one per host and port");

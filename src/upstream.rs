@@ -169,14 +169,15 @@ mod tests {
     #[test]
     fn routes_with_the_same_trust_share_one_ca_list() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
-        use crate::config::testing::{route, with_routes};
-        let with_ca = "    upstream_ca_file: client-cert.pem\n";
-        let yaml = with_routes(&[
-            route("a", "https://oic.example.com", with_ca),
-            route("b", "https://oic.example.com", with_ca),
-            route("c", "https://oic.example.com", ""),
-        ]);
-        let config = crate::config::load_str(&yaml, &dir, &|_| None).unwrap();
+        use crate::config::raw::{RawConfig, RawRoute};
+        let mut raw = RawConfig::example();
+        for (name, ca) in [("a", true), ("b", true), ("c", false)] {
+            let mut route =
+                RawRoute::open(name, &format!("/{name}/"), "https://oic.example.com", "c");
+            route.upstream_ca_file = ca.then(|| "client-cert.pem".into());
+            raw = raw.with_route(route);
+        }
+        let config = crate::config::load_str(&raw.to_yaml(), &dir, &|_| None).unwrap();
         let mut cas = CaLists::default();
         let built: Vec<Upstream> = config
             .routes

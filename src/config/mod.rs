@@ -3,13 +3,13 @@
 //! ([`validate`]). Nothing downstream re-checks a setting or handles a
 //! "maybe": a [`Config`] that exists is usable.
 
-pub mod env;
-pub mod error;
+mod builder;
+pub mod defaults;
+mod env;
+mod error;
 pub mod raw;
-pub mod secret;
-#[cfg(test)]
-pub mod testing;
-pub mod validate;
+mod secret;
+mod validate;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

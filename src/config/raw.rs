@@ -1,14 +1,16 @@
 //! The file format, and nothing else: serde structs that mirror the YAML.
 //! Every struct denies unknown keys so a typo is an error, not a silent
-//! default. Meaning and cross-checks live in `validate.rs`.
+//! default. Meaning and cross-checks live in `validate/`; defaults in
+//! `defaults.rs`. `Serialize` is for [`super::builder`], which writes test
+//! and example configurations from these types instead of by hand.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
     #[serde(default)]
@@ -21,7 +23,7 @@ pub struct RawConfig {
     pub routes: Vec<RawRoute>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawServer {
     pub listen: Option<Vec<String>>,
@@ -47,7 +49,7 @@ pub struct RawServer {
     pub client_read_timeout: Option<Duration>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawTlsListener {
     pub address: Option<String>,
@@ -56,13 +58,13 @@ pub struct RawTlsListener {
     pub client_ca_file: Option<PathBuf>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawAdmin {
     pub listen: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Issuer {
     /// OCI IAM identity domains and IDCS: `/oauth2/v1/token`.
@@ -73,7 +75,7 @@ pub enum Issuer {
     Oam,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ClientAuthMethod {
     #[default]
@@ -83,7 +85,7 @@ pub enum ClientAuthMethod {
     PrivateKeyJwt,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum GrantKind {
     #[default]
@@ -94,7 +96,7 @@ pub enum GrantKind {
     JwtBearer,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawClient {
     #[serde(default)]
@@ -129,7 +131,7 @@ pub struct RawClient {
     pub retry: RawRetry,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawSigningKey {
     pub key_file: Option<PathBuf>,
@@ -141,14 +143,14 @@ pub struct RawSigningKey {
 }
 
 /// `audience: "https://identity.oraclecloud.com/"` or a list of them.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum Audience {
     One(String),
     Many(Vec<String>),
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawRetry {
     #[serde(default, with = "humantime_serde")]
@@ -157,7 +159,7 @@ pub struct RawRetry {
     pub max: Option<Duration>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawRoute {
     pub name: Option<String>,
@@ -172,7 +174,7 @@ pub struct RawRoute {
     pub max_body_bytes: Option<u64>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawAccess {
     #[serde(default)]
@@ -186,7 +188,7 @@ pub struct RawAccess {
     pub client_cert_subjects: Vec<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawMatch {
     pub host: Option<String>,

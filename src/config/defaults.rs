@@ -1,0 +1,58 @@
+//! Every default of the file format, named, in one place: the README's
+//! reference table and the validator read the same values.
+
+use std::time::Duration;
+
+/// `server.listen`: loopback, so a first run exposes nothing.
+pub const LISTEN: &str = "127.0.0.1:8080";
+/// `admin.listen`: loopback; the admin endpoints have no authentication.
+pub const ADMIN_LISTEN: &str = "127.0.0.1:9090";
+/// `server.threads`.
+pub const THREADS: usize = 2;
+/// `server.work_stealing`: one runtime per worker measured cheaper (docs/benchmarks.md).
+pub const WORK_STEALING: bool = false;
+/// `server.upstream_timeout`: longest wait between two reads or writes.
+pub const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(60);
+/// `server.upstream_connect_timeout`.
+pub const UPSTREAM_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// `server.shutdown_grace`.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// `server.startup_token_wait`.
+pub const STARTUP_TOKEN_WAIT: Duration = Duration::from_secs(15);
+/// `server.token_requests_per_second`: half of the identity domains' free-tier 10/s.
+pub const TOKEN_REQUESTS_PER_SECOND: f64 = 5.0;
+/// `server.max_request_header_bytes`.
+pub const MAX_REQUEST_HEADER_BYTES: usize = 32 * 1024;
+/// `server.max_request_headers`.
+pub const MAX_REQUEST_HEADERS: usize = 100;
+/// `server.max_replay_body_bytes`.
+pub const MAX_REPLAY_BODY_BYTES: u64 = 1024 * 1024;
+/// `server.client_idle_timeout`.
+pub const CLIENT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// `server.client_read_timeout`.
+pub const CLIENT_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// `clients.*.refresh_before`.
+pub const REFRESH_BEFORE: Duration = Duration::from_secs(120);
+/// `clients.*.connect_timeout`.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// `clients.*.request_timeout`.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+/// `clients.*.retry.initial`.
+pub const RETRY_INITIAL: Duration = Duration::from_secs(1);
+/// `clients.*.retry.max`.
+pub const RETRY_MAX: Duration = Duration::from_secs(60);
+/// `clients.*.signing_key.audience`: the audience Oracle's samples put in assertions.
+pub const AUDIENCE: &str = "https://identity.oraclecloud.com/";
+/// `clients.*.signing_key.lifetime`.
+pub const ASSERTION_LIFETIME: Duration = Duration::from_secs(300);
+
+/// `routes[*].match.path_prefix`.
+pub const PATH_PREFIX: &str = "/";
+/// `routes[*].access.api_key_header`.
+pub const API_KEY_HEADER: &str = "x-api-key";
+
+/// Token path of an identity domain, added to a `token_url` given as a host.
+pub const IDENTITY_DOMAIN_TOKEN_PATH: &str = "/oauth2/v1/token";
+/// Token path of Oracle Access Manager.
+pub const OAM_TOKEN_PATH: &str = "/oauth2/rest/token";
