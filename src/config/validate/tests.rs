@@ -146,14 +146,6 @@ fn file_level_errors() {
 #[test]
 fn server_errors() {
     let server = |change: fn(&mut RawServer)| with(|r| change(&mut r.server));
-    let cert = Some(fixtures().join("client-cert.pem"));
-    let tls = |t: RawTlsListener| with(move |r| r.server.tls_listen = vec![t]);
-    let listener = |address: &str, cert_file, key_file| RawTlsListener {
-        address: Some(address.into()),
-        cert_file,
-        key_file,
-        client_ca_file: None,
-    };
     assert_errors(vec![
         (
             "bad listen address",
@@ -205,6 +197,20 @@ fn server_errors() {
             with(|r| r.admin.listen = Some("nowhere".into())),
             "admin.listen: \"nowhere\" is not an IP:port address",
         ),
+    ]);
+}
+
+#[test]
+fn tls_listener_errors() {
+    let cert = Some(fixtures().join("client-cert.pem"));
+    let tls = |t: RawTlsListener| with(move |r| r.server.tls_listen = vec![t]);
+    let listener = |address: &str, cert_file, key_file| RawTlsListener {
+        address: Some(address.into()),
+        cert_file,
+        key_file,
+        client_ca_file: None,
+    };
+    assert_errors(vec![
         (
             "tls: missing key",
             tls(listener("127.0.0.1:8443", cert.clone(), None)),
@@ -325,7 +331,6 @@ fn signing_key_errors() {
 
 #[test]
 fn route_errors() {
-    let second = |r: RawRoute| with(|raw| raw.routes.push(r));
     assert_errors(vec![
         (
             "unknown client",
@@ -385,6 +390,13 @@ fn route_errors() {
             route(|r| r.max_body_bytes = Some(0)),
             "routes[0].max_body_bytes: must be greater than zero",
         ),
+    ]);
+}
+
+#[test]
+fn route_scope_and_uniqueness_errors() {
+    let second = |r: RawRoute| with(|raw| raw.routes.push(r));
+    assert_errors(vec![
         (
             "no scope",
             with(|raw| raw.clients.get_mut("oic-prod").unwrap().scopes.clear()),
