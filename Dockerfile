@@ -10,7 +10,8 @@ COPY src ./src
 COPY conf ./conf
 COPY benches ./benches
 COPY tests ./tests
-RUN cargo build --release --locked --bin bearer-proxy
+# The shipped proxy links none of the bundled emulator's web stack.
+RUN cargo build --release --locked --no-default-features --bin bearer-proxy
 
 FROM debian:bookworm-slim
 RUN apt-get update \

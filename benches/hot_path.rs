@@ -8,9 +8,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use bearer_proxy::config::{self, HostPattern};
-use bearer_proxy::oauth::TokenCache;
-use bearer_proxy::proxy::{rewrite_upstream_headers, UpstreamHeaders};
-use bearer_proxy::route::RouteTable;
+use bearer_proxy::RouteTable;
+use bearer_proxy::TokenCache;
+use bearer_proxy::{rewrite_upstream_headers, UpstreamHeaders};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use http::HeaderValue;
 use pingora::http::RequestHeader;
@@ -62,7 +62,7 @@ fn route_lookup(c: &mut Criterion) {
 }
 
 fn cache_hit(c: &mut Criterion) {
-    bearer_proxy::tls::install_crypto_provider();
+    bearer_proxy::install_crypto_provider();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -133,7 +133,7 @@ fn header_rewrite(c: &mut Criterion) {
 /// current-thread runtime; a Basic-auth user is verified once beforehand,
 /// so the figure is the cached path every later request takes.
 fn access_check(c: &mut Criterion) {
-    use bearer_proxy::access::{api_key_line, AccessPolicy, ApiKeys, BasicUsers, Caller, Decision};
+    use bearer_proxy::{api_key_line, AccessPolicy, ApiKeys, BasicUsers, Caller, Decision};
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

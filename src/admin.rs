@@ -54,7 +54,7 @@ impl AdminApp {
         let cache = &snapshot.cache;
         match path {
             "/metrics" => {
-                let body = metrics::render();
+                let body = metrics::metrics().render();
                 Response::builder()
                     .status(StatusCode::OK)
                     .header("content-type", "text/plain; version=0.0.4")
@@ -128,6 +128,10 @@ impl AdminApp {
             Err(ReloadError::Failed(why)) => json_response(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 json!({"error": "reload_failed", "message": why}),
+            ),
+            Err(ReloadError::Snapshot(e)) => json_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                json!({"error": "reload_failed", "message": e.to_string()}),
             ),
         }
     }

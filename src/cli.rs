@@ -1,5 +1,7 @@
-//! Command line: `run`, `check`, `reload`, `token`, `demo`, `emulator`. Exit status 2 means the
-//! configuration is invalid; 1 means the proxy could not start.
+//! Command line: `run`, `check`, `reload`, `token`, and with the
+//! `emulator` feature `demo` and `emulator` (in `emulator::commands`).
+//! Exit status 2 means the configuration is invalid; 1 means the proxy
+//! could not start.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -66,6 +68,7 @@ pub enum Command {
         #[arg(short, long)]
         config: PathBuf,
     },
+    #[cfg(feature = "emulator")]
     /// Run only the bundled identity-service emulator (for benchmarks and
     /// local development): an identity-domain and OAM token endpoint.
     Emulator {
@@ -79,6 +82,7 @@ pub enum Command {
         #[arg(long, default_value = "3600s", value_parser = humantime::parse_duration)]
         token_lifetime: std::time::Duration,
     },
+    #[cfg(feature = "emulator")]
     /// Run the proxy against a bundled local identity-service emulator and
     /// echo upstream: no Oracle tenant needed.
     Demo {
@@ -109,12 +113,14 @@ pub fn main(cli: Cli) -> ExitCode {
             Ok(c) => run(c, config),
             Err(code) => code,
         },
-        Command::Demo { config } => demo(config.as_deref()),
+        #[cfg(feature = "emulator")]
+        Command::Demo { config } => crate::emulator::commands::demo(config.as_deref()),
+        #[cfg(feature = "emulator")]
         Command::Emulator {
             listen,
             clients,
             token_lifetime,
-        } => emulator(listen, &clients, token_lifetime),
+        } => crate::emulator::commands::emulator(listen, &clients, token_lifetime),
         Command::Reload { config } => match load(&config) {
             Ok(c) => crate::admin::request_reload(c.admin.listen),
             Err(code) => code,
@@ -149,7 +155,7 @@ fn load(path: &Path) -> Result<Config, ExitCode> {
     })
 }
 
-fn report(path: &Path, errors: &config::ConfigErrors) {
+pub(crate) fn report(path: &Path, errors: &config::ConfigErrors) {
     eprintln!(
         "error: {} is invalid ({} problem{}):",
         path.display(),
@@ -161,7 +167,7 @@ fn report(path: &Path, errors: &config::ConfigErrors) {
     }
 }
 
-fn run(config: Config, source: PathBuf) -> ExitCode {
+pub(crate) fn run(config: Config, source: PathBuf) -> ExitCode {
     match crate::server::run(config, source) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -222,133 +228,4 @@ pub fn describe(path: &Path, c: &Config) -> String {
         let _ = writeln!(out, "warning: {w}");
     }
     out
-}
-
-fn emulator(
-    listen: std::net::SocketAddr,
-    clients: &[String],
-    lifetime: std::time::Duration,
-) -> ExitCode {
-    let mut registered = Vec::new();
-    for c in clients {
-        match c.split_once(':') {
-            Some((id, secret)) if !id.is_empty() => {
-                registered.push((id.to_string(), secret.to_string()))
-            }
-            _ => {
-                eprintln!("error: --client {c:?}: expected client_id:secret");
-                return ExitCode::from(2);
-            }
-        }
-    }
-    let runtime = match crate::runtime::one_worker() {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    runtime.block_on(async move {
-        let listener = match tokio::net::TcpListener::bind(listen).await {
-            Ok(l) => l,
-            Err(e) => {
-                eprintln!("error: cannot listen on {listen}: {e}");
-                return ExitCode::FAILURE;
-            }
-        };
-        let (state, _server) = crate::emulator::start_idp(listener);
-        state.set_token_lifetime(lifetime);
-        for (id, secret) in &registered {
-            state.register_client(id, secret);
-        }
-        println!("identity-service emulator on http://{listen}/oauth2/v1/token (Ctrl-C stops it)");
-        let _ = tokio::signal::ctrl_c().await;
-        ExitCode::SUCCESS
-    })
-}
-
-fn demo(path: Option<&Path>) -> ExitCode {
-    let (label, source) = match path {
-        Some(p) => (p.display().to_string(), p.to_path_buf()),
-        None => {
-            // The bundled config names its key file relatively: materialise
-            // both, so paths resolve and a reload has a file to re-read.
-            let dir = std::env::temp_dir().join("bearer-proxy-demo");
-            let written = std::fs::create_dir_all(&dir)
-                .and_then(|_| std::fs::write(dir.join("demo-api-keys"), DEMO_API_KEYS))
-                .and_then(|_| std::fs::write(dir.join("demo.yaml"), DEMO_CONFIG));
-            if let Err(e) = written {
-                eprintln!("error: cannot prepare {}: {e}", dir.display());
-                return ExitCode::FAILURE;
-            }
-            ("bundled conf/demo.yaml".to_string(), dir.join("demo.yaml"))
-        }
-    };
-    let loaded = config::load_file(&source);
-    let config = match loaded {
-        Ok(c) => c,
-        Err(errors) => {
-            report(Path::new(&label), &errors);
-            return ExitCode::from(2);
-        }
-    };
-    let (Some(client), Some(route)) = (config.clients.first(), config.routes.first()) else {
-        eprintln!("error: the demo configuration needs a client and a route");
-        return ExitCode::from(2);
-    };
-    let socket = |host: Option<&str>, port: Option<u16>| -> Option<std::net::SocketAddr> {
-        format!("{}:{}", host?, port?).parse().ok()
-    };
-    let idp = socket(
-        client.token_url.host_str(),
-        client.token_url.port_or_known_default(),
-    );
-    let upstream = socket(
-        Some(route.upstream.host.as_str()),
-        Some(route.upstream.port),
-    );
-    let (Some(idp), Some(upstream)) = (idp, upstream) else {
-        eprintln!(
-            "error: the demo needs IP-literal loopback addresses for its token_url and upstream"
-        );
-        return ExitCode::from(2);
-    };
-    let clients = config
-        .clients
-        .iter()
-        .filter_map(|c| match &c.auth {
-            config::ClientAuth::SecretBasic { secret }
-            | config::ClientAuth::SecretPost { secret } => {
-                Some((c.client_id.clone(), secret.expose().to_string()))
-            }
-            config::ClientAuth::PrivateKeyJwt { .. } => None,
-        })
-        .collect();
-    if let Err(e) = crate::emulator::spawn_demo_backends(idp, upstream, clients) {
-        eprintln!("error: {e}");
-        return ExitCode::FAILURE;
-    }
-    let listen = config.server.listen[0];
-    let path = format!(
-        "{}integration/v1/flows/rest/HELLO/1.0/ping",
-        route.path_prefix.trim_end_matches('/').to_string() + "/"
-    );
-    println!(
-        "bearer-proxy demo ({label})\n\
-         \n  identity-service emulator  http://{idp}/oauth2/v1/token\
-         \n  echo upstream              http://{upstream}\
-         \n  proxy                      http://{listen}\
-         \n  admin                      http://{admin}/status  /metrics  /readyz\
-         \n\nTry (the client sends only its API key; the proxy checks it, drops it and adds the token):\
-         \n\n  curl -s -H 'X-API-Key: {key}' http://{listen}{path}\
-         \n\nThe echo upstream answers with what it received: an \"authorization\" header\
-         \nstarting \"Bearer eyJ\" and the token's decoded claims (sub \"{client_id}\", scope, exp),\
-         \nand no x-api-key. Without the key: 401 {{\"error\":\"access_denied\"}}. A path outside\
-         \n{prefix} answers 404 {{\"error\":\"no_route\"}}. Stop with Ctrl-C.\n",
-        key = DEMO_API_KEY,
-        admin = config.admin.listen,
-        prefix = route.path_prefix,
-        client_id = client.client_id,
-    );
-    run(config, source)
 }

@@ -32,11 +32,23 @@ impl TlsAccept for RecordSubject {
     }
 }
 
+/// A TLS listener's certificate, key or client CAs were refused when the
+/// listener was set up (they were read and checked at load already).
+#[derive(Debug, thiserror::Error)]
+#[error("TLS listener {address}: {what}: {cause}")]
+pub struct ListenerError {
+    pub address: std::net::SocketAddr,
+    pub what: &'static str,
+    pub cause: String,
+}
+
 /// pingora settings for one listener. With `client_cas`, clients must
 /// present a certificate issued by one of them.
-pub fn settings(listener: &TlsListener) -> Result<TlsSettings, String> {
-    let fail = |what: &str, e: &dyn std::fmt::Display| {
-        format!("TLS listener {}: {what}: {e}", listener.address)
+pub fn settings(listener: &TlsListener) -> Result<TlsSettings, ListenerError> {
+    let fail = |what: &'static str, e: &dyn std::fmt::Display| ListenerError {
+        address: listener.address,
+        what,
+        cause: e.to_string(),
     };
     let mut settings =
         TlsSettings::with_callbacks(Box::new(RecordSubject)).map_err(|e| fail("settings", &e))?;

@@ -3,42 +3,57 @@
 //!
 //! # Layout
 //!
-//! - [`cli`] — `run`, `check`, `token`, `demo`; [`token_cmd`] — the `token`
-//!   command; [`logging`] — tracing set-up.
-//! - [`config`] — YAML → raw structs → validated [`config::Config`]; the
-//!   [`config::Secret`] type that redacts itself.
-//! - [`route`] — host + longest-prefix route table (pure, benchmarked).
-//! - [`access`] — per-route access rules (API keys, Basic users, CIDRs,
+//! - [`cli`] — `run`, `check`, `token`, `reload`, `demo`, `emulator`;
+//!   `token_cmd` — the `token` command; `logging` — tracing set-up.
+//! - [`config`] — YAML → raw structs → validated [`config::Config`]
+//!   (`config::validate`, one file per section; every default in
+//!   [`config::defaults`]; `Secret`, which redacts itself).
+//! - `route_table` — host + longest-prefix route table (pure, benchmarked).
+//! - `access` — per-route access rules (API keys, Basic users, CIDRs,
 //!   client certificates).
-//! - [`oauth`] — token endpoint client, token cache with single-flight,
-//!   background refresher.
-//! - [`proxy`] — the pingora `ProxyHttp` hooks and JSON error responses.
-//! - [`upstream`] — upstream peers: background DNS, TLS trust;
-//!   [`downstream_tls`] — TLS listeners and client certificates.
-//! - [`server`] — assembles pingora services and runs them; [`reload`] —
+//! - `oauth` — token endpoint client, token slots with single-flight
+//!   fetches, the token cache, background renewal.
+//! - `proxy` — the pingora `ProxyHttp` hooks; the request-path
+//!   `Snapshot`, header rewrite, limits, typed refusals, 401 replay.
+//! - `upstream` — upstream peers: background DNS, TLS trust;
+//!   `downstream_tls` — TLS listeners and client certificates.
+//! - `server` — assembles pingora services and runs them; `reload` —
 //!   live configuration reload.
-//! - [`admin`] — `/metrics`, `/healthz`, `/readyz`, `/status`.
-//! - [`metrics`] — every metric, registered once.
-//! - [`emulator`] — the bundled identity-service emulator and echo upstream
-//!   used by the demo, the tests and the benchmarks.
-//! - [`scope`], [`tls`], [`clock`], [`runtime`] — small shared helpers.
+//! - `admin` — `/metrics`, `/healthz`, `/readyz`, `/status`, `/reload`.
+//! - `metrics` — every metric, one struct registered once.
+//! - [`emulator`] (feature `emulator`, on by default) — the bundled
+//!   identity-service emulator and echo upstream used by the demo, the
+//!   tests and the benchmarks.
+//! - `scope`, `tls`, `clock`, `runtime` — small shared helpers.
+//!
+//! Modules are private; the few items tests, benches and fuzz targets use
+//! are re-exported below.
 
-pub mod access;
-pub mod admin;
+mod access;
+mod admin;
 pub mod cli;
-pub mod clock;
+mod clock;
 pub mod config;
-pub mod downstream_tls;
+mod downstream_tls;
+#[cfg(feature = "emulator")]
 pub mod emulator;
-pub mod logging;
-pub mod metrics;
-pub mod oauth;
-pub mod proxy;
-pub mod reload;
-pub mod route;
-pub mod runtime;
-pub mod scope;
-pub mod server;
-pub mod tls;
-pub mod token_cmd;
-pub mod upstream;
+mod logging;
+mod metrics;
+mod oauth;
+mod proxy;
+mod reload;
+mod route_table;
+mod runtime;
+mod scope;
+mod server;
+mod tls;
+mod token_cmd;
+mod upstream;
+
+pub use access::{api_key_line, AccessPolicy, ApiKeys, BasicUsers, Caller, Decision};
+pub use clock::unix_now;
+pub use oauth::transport::classify;
+pub use oauth::TokenCache;
+pub use proxy::headers::{rewrite_upstream_headers, UpstreamHeaders};
+pub use route_table::RouteTable;
+pub use tls::install_crypto_provider;

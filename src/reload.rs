@@ -18,7 +18,7 @@ use tokio::runtime::Handle;
 use tokio::sync::watch;
 
 use crate::config::{self, ConfigErrors};
-use crate::oauth::{cache, refresher};
+use crate::oauth::{fetch_missing, refresher};
 use crate::proxy::Snapshot;
 
 #[derive(Debug, thiserror::Error)]
@@ -27,6 +27,8 @@ pub enum ReloadError {
     Invalid(ConfigErrors),
     #[error("reload failed; the running configuration is kept: {0}")]
     Failed(String),
+    #[error("reload failed; the running configuration is kept: {0}")]
+    Snapshot(#[from] crate::proxy::SnapshotError),
 }
 
 #[derive(Debug, Serialize)]
@@ -49,9 +51,9 @@ struct Refreshers {
     shutdown: watch::Receiver<bool>,
 }
 
-/// Settings fixed at start-up (listeners and threads).
+/// Settings that only a restart changes (listeners and threads).
 #[derive(Debug, Clone, PartialEq)]
-pub struct Fixed {
+pub struct RestartOnly {
     pub listen: Vec<SocketAddr>,
     pub tls_listen: Vec<SocketAddr>,
     pub threads: usize,
@@ -59,17 +61,47 @@ pub struct Fixed {
     pub admin_listen: SocketAddr,
 }
 
+impl RestartOnly {
+    pub fn of(config: &config::Config) -> Self {
+        RestartOnly {
+            listen: config.server.listen.clone(),
+            tls_listen: config.server.tls_listen.iter().map(|t| t.address).collect(),
+            threads: config.server.threads,
+            work_stealing: config.server.work_stealing,
+            admin_listen: config.admin.listen,
+        }
+    }
+
+    /// The YAML paths of the settings that differ in `new`.
+    fn changed_in(&self, new: &RestartOnly) -> Vec<String> {
+        [
+            ("server.listen", self.listen != new.listen),
+            ("server.tls_listen", self.tls_listen != new.tls_listen),
+            ("server.threads", self.threads != new.threads),
+            (
+                "server.work_stealing",
+                self.work_stealing != new.work_stealing,
+            ),
+            ("admin.listen", self.admin_listen != new.admin_listen),
+        ]
+        .into_iter()
+        .filter(|(_, changed)| *changed)
+        .map(|(path, _)| path.to_string())
+        .collect()
+    }
+}
+
 pub struct Reloader {
     path: PathBuf,
     current: Arc<ArcSwap<Snapshot>>,
-    fixed: Fixed,
+    fixed: RestartOnly,
     refreshers: OnceLock<Refreshers>,
     /// One reload at a time.
     serial: tokio::sync::Mutex<()>,
 }
 
 impl Reloader {
-    pub fn new(path: PathBuf, current: Arc<ArcSwap<Snapshot>>, fixed: Fixed) -> Self {
+    pub fn new(path: PathBuf, current: Arc<ArcSwap<Snapshot>>, fixed: RestartOnly) -> Self {
         Reloader {
             path,
             current,
@@ -95,56 +127,18 @@ impl Reloader {
             .await
             .map_err(|e| ReloadError::Failed(e.to_string()))?
             .map_err(ReloadError::Invalid)?;
-        let now_fixed = Fixed {
-            listen: config.server.listen.clone(),
-            tls_listen: config.server.tls_listen.iter().map(|t| t.address).collect(),
-            threads: config.server.threads,
-            work_stealing: config.server.work_stealing,
-            admin_listen: config.admin.listen,
-        };
-        let mut needs_restart = Vec::new();
-        if now_fixed.listen != self.fixed.listen {
-            needs_restart.push("server.listen".to_string());
-        }
-        if now_fixed.tls_listen != self.fixed.tls_listen {
-            needs_restart.push("server.tls_listen".to_string());
-        }
-        if now_fixed.threads != self.fixed.threads {
-            needs_restart.push("server.threads".to_string());
-        }
-        if now_fixed.work_stealing != self.fixed.work_stealing {
-            needs_restart.push("server.work_stealing".to_string());
-        }
-        if now_fixed.admin_listen != self.fixed.admin_listen {
-            needs_restart.push("admin.listen".to_string());
-        }
+        let needs_restart = self.fixed.changed_in(&RestartOnly::of(&config));
         let warnings = config.warnings.clone();
         let wait = config.server.startup_token_wait;
         let old = self.current.load_full();
-        let new = Arc::new(Snapshot::rebuild(config, &old).map_err(ReloadError::Failed)?);
-
-        crate::server::resolve_all(&new).await;
-        let added: Vec<_> = new
+        let new = Arc::new(Snapshot::rebuild(config, &old)?);
+        let added = self.swap_in(&old, new.clone(), wait, refreshers).await;
+        let removed = old
             .cache
             .slots()
-            .filter(|s| !old.cache.holds(s))
-            .cloned()
-            .collect();
-        if !cache::warm_up(added.clone(), wait).await {
-            tracing::warn!("reload: some new clients have no token yet; their routes answer 503 until it arrives");
-        }
-        {
-            let _enter = refreshers.handle.enter();
-            for slot in &added {
-                refresher::spawn(slot.clone(), refreshers.shutdown.clone());
-            }
-        }
-        self.current.store(new.clone());
-        let mut removed = 0;
-        for slot in old.cache.slots().filter(|s| !new.cache.holds(s)) {
-            slot.retire();
-            removed += 1;
-        }
+            .filter(|s| !new.cache.holds(s))
+            .inspect(|slot| slot.retire())
+            .count();
         let report = ReloadReport {
             routes: new.routes.len(),
             token_slots: new.cache.slots().count(),
@@ -170,6 +164,36 @@ impl Reloader {
         Ok(report)
     }
 
+    /// Resolves the new snapshot's upstreams, fetches the tokens of its new
+    /// slots and starts their renewal, then makes it current. Returns the
+    /// new slots.
+    async fn swap_in(
+        &self,
+        old: &Snapshot,
+        new: Arc<Snapshot>,
+        wait: std::time::Duration,
+        refreshers: &Refreshers,
+    ) -> Vec<Arc<crate::oauth::TokenSlot>> {
+        crate::server::resolve_all(&new).await;
+        let added: Vec<_> = new
+            .cache
+            .slots()
+            .filter(|s| !old.cache.holds(s))
+            .cloned()
+            .collect();
+        if !fetch_missing(added.clone(), wait).await {
+            tracing::warn!("reload: some new clients have no token yet; their routes answer 503 until it arrives");
+        }
+        {
+            let _enter = refreshers.handle.enter();
+            for slot in &added {
+                refresher::spawn(slot.clone(), refreshers.shutdown.clone());
+            }
+        }
+        self.current.store(new);
+        added
+    }
+
     /// Reloads and logs the outcome (for SIGHUP, where nobody waits for an answer).
     pub async fn reload_and_log(&self) {
         if let Err(e) = self.reload().await {
@@ -179,7 +203,7 @@ impl Reloader {
                         tracing::error!(problem = %problem, "reload rejected: invalid configuration");
                     }
                 }
-                ReloadError::Failed(why) => tracing::error!(error = why.as_str(), "reload failed"),
+                other => tracing::error!(error = %other, "reload failed"),
             }
         }
     }

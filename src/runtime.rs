@@ -2,10 +2,15 @@
 //! `reload`, `emulator`, the demo's backends) run on.
 
 /// A runtime with one worker thread and timers and I/O enabled.
-pub fn one_worker() -> Result<tokio::runtime::Runtime, String> {
+pub fn one_worker() -> Result<tokio::runtime::Runtime, RuntimeError> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
         .build()
-        .map_err(|e| format!("cannot start runtime: {e}"))
+        .map_err(RuntimeError)
 }
+
+/// The operating system refused the runtime's threads or I/O driver.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot start runtime: {0}")]
+pub struct RuntimeError(#[source] std::io::Error);

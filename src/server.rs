@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use pingora::apps::http_app::HttpServer;
 use pingora::listeners::{L4BufferSettings, ListenerConfig};
+use pingora::proxy::HttpProxy;
 use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::{ExecutionPhase, RunArgs, Server, ShutdownWatch};
 use pingora::services::background::{background_service, BackgroundService};
@@ -19,11 +20,11 @@ use pingora::services::listening::Service;
 use pingora::services::ServiceReadyNotifier;
 
 use crate::admin::AdminApp;
-use crate::config::Config;
+use crate::config::{Config, ServerSettings};
 use crate::oauth::refresher;
 use crate::proxy::{BearerProxy, Snapshot};
-use crate::reload::{Fixed, Reloader};
-use crate::upstream::{self, Upstream};
+use crate::reload::{Reloader, RestartOnly};
+use crate::upstream::{self, UpstreamPeer};
 use crate::{metrics, tls};
 
 /// How often host-name upstreams are looked up again (cloud endpoints move).
@@ -99,7 +100,7 @@ impl BackgroundService for Background {
 /// distinct host and port, however many routes lead there. Returns the
 /// number of lookups made.
 pub async fn resolve_all(snapshot: &Snapshot) -> usize {
-    let mut by_target: HashMap<(&str, u16), Vec<&Upstream>> = HashMap::new();
+    let mut by_target: HashMap<(&str, u16), Vec<&UpstreamPeer>> = HashMap::new();
     for route in snapshot
         .routes
         .iter()
@@ -127,44 +128,34 @@ pub async fn resolve_all(snapshot: &Snapshot) -> usize {
     lookups
 }
 
+/// Why the proxy could not start with a valid configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Snapshot(#[from] crate::proxy::SnapshotError),
+    #[error(transparent)]
+    TlsListener(#[from] crate::downstream_tls::ListenerError),
+}
+
 /// Runs the proxy until SIGTERM/SIGINT. Returns once in-flight requests
 /// have drained (or `shutdown_grace` has passed). `source` is the file a
 /// reload re-reads.
-pub fn run(config: Config, source: PathBuf) -> Result<(), String> {
+pub fn run(config: Config, source: PathBuf) -> Result<(), StartError> {
     forbid_core_dumps();
     tls::install_crypto_provider();
-    metrics::init();
+    // Registers every family now, so `/metrics` lists them from the start.
+    let _ = metrics::metrics();
     for w in &config.warnings {
         tracing::warn!("{w}");
     }
     let settings = config.server.clone();
     let admin_listen = config.admin.listen;
+    let restart_only = RestartOnly::of(&config);
     let snapshot = Arc::new(Snapshot::new(config)?);
     let routes = snapshot.routes.len();
     let current = Arc::new(ArcSwap::new(snapshot));
-    let reloader = Arc::new(Reloader::new(
-        source,
-        current.clone(),
-        Fixed {
-            listen: settings.listen.clone(),
-            tls_listen: settings.tls_listen.iter().map(|t| t.address).collect(),
-            threads: settings.threads,
-            work_stealing: settings.work_stealing,
-            admin_listen,
-        },
-    ));
-
-    let conf = ServerConf {
-        threads: settings.threads,
-        work_stealing: settings.work_stealing,
-        daemon: false,
-        grace_period_seconds: Some(settings.shutdown_grace.as_secs_f64().ceil() as u64),
-        graceful_shutdown_timeout_seconds: Some(1),
-        ..ServerConf::default()
-    };
-    let mut server = Server::new_with_opt_and_conf(None::<Opt>, conf);
-    server.bootstrap();
-
+    let reloader = Arc::new(Reloader::new(source, current.clone(), restart_only));
+    let mut server = pingora_server(&settings);
     let background = server.add_service(background_service(
         "token-refresher",
         Background {
@@ -173,36 +164,12 @@ pub fn run(config: Config, source: PathBuf) -> Result<(), String> {
             startup_token_wait: settings.startup_token_wait,
         },
     ));
-
-    let mut proxy = pingora::proxy::http_proxy_service_with_name(
-        &server.configuration,
-        BearerProxy {
-            current: current.clone(),
-        },
-        "bearer-proxy",
-    );
-    for addr in &settings.listen {
-        proxy.add_listener(
-            ListenerConfig::tcp(addr.to_string())
-                .l4_buffer(L4BufferSettings::default().read(PLAIN_READ_BUFFER)),
-        );
-    }
-    for listener in &settings.tls_listen {
-        proxy.add_tls_with_settings(
-            &listener.address.to_string(),
-            None,
-            crate::downstream_tls::settings(listener)?,
-        );
-    }
+    let proxy = proxy_service(&server, &settings, current.clone())?;
     let proxy = server.add_service(proxy);
     proxy.add_dependency(&background);
-
     let mut admin = Service::new(
         "admin".to_string(),
-        HttpServer::new_app(AdminApp {
-            current: current.clone(),
-            reloader,
-        }),
+        HttpServer::new_app(AdminApp { current, reloader }),
     );
     admin.add_tcp(&admin_listen.to_string());
     server.add_service(admin);
@@ -218,6 +185,48 @@ pub fn run(config: Config, source: PathBuf) -> Result<(), String> {
     server.run(RunArgs::default());
     tracing::info!("bearer-proxy stopped");
     Ok(())
+}
+
+/// pingora's server with our own settings (never its `-c` file).
+fn pingora_server(settings: &ServerSettings) -> Server {
+    let conf = ServerConf {
+        threads: settings.threads,
+        work_stealing: settings.work_stealing,
+        daemon: false,
+        grace_period_seconds: Some(settings.shutdown_grace.as_secs_f64().ceil() as u64),
+        graceful_shutdown_timeout_seconds: Some(1),
+        ..ServerConf::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(None::<Opt>, conf);
+    server.bootstrap();
+    server
+}
+
+/// The proxy service on every plain and TLS listener.
+fn proxy_service(
+    server: &Server,
+    settings: &ServerSettings,
+    current: Arc<ArcSwap<Snapshot>>,
+) -> Result<Service<HttpProxy<BearerProxy>>, StartError> {
+    let mut proxy = pingora::proxy::http_proxy_service_with_name(
+        &server.configuration,
+        BearerProxy { current },
+        "bearer-proxy",
+    );
+    for addr in &settings.listen {
+        proxy.add_listener(
+            ListenerConfig::tcp(addr.to_string())
+                .l4_buffer(L4BufferSettings::default().read(PLAIN_READ_BUFFER)),
+        );
+    }
+    for listener in &settings.tls_listen {
+        proxy.add_tls_with_settings(
+            &listener.address.to_string(),
+            None,
+            crate::downstream_tls::settings(listener)?,
+        );
+    }
+    Ok(proxy)
 }
 
 /// Read buffer of a plain-HTTP client connection. pingora's default is
@@ -253,10 +262,13 @@ fn spawn_drain_watcher(server: &Server, grace: Duration) {
         match phases.blocking_recv() {
             Ok(ExecutionPhase::ShutdownGracePeriod) => {
                 let deadline = Instant::now() + grace;
-                while metrics::IN_FLIGHT.get() > 0 && Instant::now() < deadline {
+                while metrics::metrics().in_flight.get() > 0 && Instant::now() < deadline {
                     std::thread::sleep(Duration::from_millis(20));
                 }
-                tracing::info!(in_flight = metrics::IN_FLIGHT.get(), "drained; exiting");
+                tracing::info!(
+                    in_flight = metrics::metrics().in_flight.get(),
+                    "drained; exiting"
+                );
                 std::process::exit(0);
             }
             Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}

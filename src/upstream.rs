@@ -16,7 +16,7 @@ use crate::config::{RouteConfig, ServerSettings, UpstreamTarget};
 
 /// A route's upstream with its current peer. `peer` is empty until the host
 /// name first resolves.
-pub struct Upstream {
+pub struct UpstreamPeer {
     pub target: UpstreamTarget,
     pub peer: ArcSwapOption<HttpPeer>,
     template: HttpPeer,
@@ -41,7 +41,7 @@ impl CaLists {
     }
 }
 
-impl Upstream {
+impl UpstreamPeer {
     pub fn new(route: &RouteConfig, server: &ServerSettings, cas: &mut CaLists) -> Self {
         let target = route.upstream.clone();
         let unspecified = SocketAddr::from(([0, 0, 0, 0], target.port));
@@ -57,7 +57,7 @@ impl Upstream {
         if target.tls && !route.upstream_ca.is_empty() {
             o.ca = Some(cas.get(&route.upstream_ca));
         }
-        let upstream = Upstream {
+        let upstream = UpstreamPeer {
             peer: ArcSwapOption::empty(),
             template,
             target,
@@ -92,13 +92,13 @@ impl Upstream {
     /// body longer than pingora's retry buffer), with the same trust, host
     /// name check, time-outs and resolved address as the pingora peer.
     /// Environment proxy settings are ignored, as pingora ignores them.
-    pub fn direct_client(&self) -> Result<reqwest::Client, String> {
+    pub fn direct_client(&self) -> Result<reqwest::Client, DirectClientError> {
         let addr = self
             .peer
             .load()
             .as_ref()
             .and_then(|p| p._address.as_inet().copied())
-            .ok_or_else(|| format!("upstream host {} has not resolved yet", self.target.host))?;
+            .ok_or_else(|| DirectClientError::Unresolved(self.target.host.clone()))?;
         let mut direct = self.direct.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((at, client)) = direct.as_ref() {
             if *at == addr {
@@ -124,10 +124,19 @@ impl Upstream {
         }
         let client = builder
             .build()
-            .map_err(|e| format!("cannot build a client for {}: {e}", self.target.host))?;
+            .map_err(|e| DirectClientError::Build(self.target.host.clone(), e))?;
         *direct = Some((addr, client.clone()));
         Ok(client)
     }
+}
+
+/// Why the proxy's own client for an upstream is not to be had.
+#[derive(Debug, thiserror::Error)]
+pub enum DirectClientError {
+    #[error("upstream host {0} has not resolved yet")]
+    Unresolved(String),
+    #[error("cannot build a client for {0}: {1}")]
+    Build(String, #[source] reqwest::Error),
 }
 
 /// The address to use for `host:port`. Routes that share an upstream host
@@ -179,10 +188,10 @@ mod tests {
         }
         let config = crate::config::load_str(&raw.to_yaml(), &dir, &|_| None).unwrap();
         let mut cas = CaLists::default();
-        let built: Vec<Upstream> = config
+        let built: Vec<UpstreamPeer> = config
             .routes
             .iter()
-            .map(|r| Upstream::new(r, &config.server, &mut cas))
+            .map(|r| UpstreamPeer::new(r, &config.server, &mut cas))
             .collect();
         let a = built[0].template.options.ca.clone().unwrap();
         let b = built[1].template.options.ca.clone().unwrap();

@@ -58,7 +58,7 @@ fn arg(name: &str) -> Option<String> {
 }
 
 fn main() {
-    bearer_proxy::tls::install_crypto_provider();
+    bearer_proxy::install_crypto_provider();
     let listen = arg("--listen").expect("--listen");
     let upstream: SocketAddr = arg("--upstream")
         .expect("--upstream")

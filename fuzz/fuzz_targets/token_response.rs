@@ -2,7 +2,7 @@
 //! classified error, never a panic.
 #![no_main]
 
-use bearer_proxy::oauth::transport::classify;
+use bearer_proxy::classify;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -33,7 +33,7 @@ pub struct Config {
     /// Routes in file order.
     pub routes: Vec<RouteConfig>,
     /// Lookup over `routes`; indices point into it.
-    pub route_table: crate::route::RouteTable,
+    pub route_table: crate::route_table::RouteTable,
     /// Non-fatal findings (unused clients, …) shown by `check` and logged by `run`.
     pub warnings: Vec<String>,
 }

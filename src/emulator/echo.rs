@@ -111,29 +111,16 @@ pub fn router(state: Arc<EchoState>) -> Router {
 static CHUNK: [u8; 64 * 1024] = [b'x'; 64 * 1024];
 
 async fn echo(State(state): State<Arc<EchoState>>, req: Request) -> Response {
-    let (parts, mut body) = req.into_parts();
+    let (parts, body) = req.into_parts();
     let revoked = state.is_revoked(&parts.headers);
     let stop_at = if revoked {
         state.refuse_after.load(Ordering::Relaxed)
     } else {
         u64::MAX
     };
-    let mut hasher = Sha256::new();
-    let mut len = 0u64;
-    while len < stop_at {
-        let Some(frame) = body.frame().await else {
-            break;
-        };
-        match frame {
-            Ok(f) => {
-                if let Some(data) = f.data_ref() {
-                    hasher.update(data);
-                    len += data.len() as u64;
-                }
-            }
-            Err(_) => return StatusCode::BAD_REQUEST.into_response(),
-        }
-    }
+    let Some((len, digest)) = read_body(body, stop_at).await else {
+        return StatusCode::BAD_REQUEST.into_response();
+    };
     let path = parts
         .uri
         .path_and_query()
@@ -141,10 +128,10 @@ async fn echo(State(state): State<Arc<EchoState>>, req: Request) -> Response {
         .unwrap_or_else(|| "/".into());
     let recorded = Recorded {
         method: parts.method.to_string(),
-        path: path.clone(),
+        path,
         headers: parts.headers.clone(),
         body_len: len,
-        body_sha256: hex(&hasher.finalize()),
+        body_sha256: digest,
     };
     let description = describe(&recorded);
     state
@@ -161,13 +148,35 @@ async fn echo(State(state): State<Arc<EchoState>>, req: Request) -> Response {
         )
             .into_response();
     }
+    special_answer(parts.uri.path(), description).await
+}
 
-    if let Some(n) = parts
-        .uri
-        .path()
-        .strip_prefix("/__bytes/")
-        .and_then(|n| n.parse::<usize>().ok())
-    {
+/// Reads up to `stop_at` bytes of the body: (length, hex SHA-256), or
+/// `None` when the body broke off.
+async fn read_body(mut body: Body, stop_at: u64) -> Option<(u64, String)> {
+    let mut hasher = Sha256::new();
+    let mut len = 0u64;
+    while len < stop_at {
+        let Some(frame) = body.frame().await else {
+            break;
+        };
+        if let Some(data) = frame.ok()?.data_ref() {
+            hasher.update(data);
+            len += data.len() as u64;
+        }
+    }
+    Some((len, hex(&hasher.finalize())))
+}
+
+/// The test paths: `/__bytes/N` (N bytes), `/__sleep/MS`, `/__hop`
+/// (hop-by-hop headers), `/__status/CODE`; anything else echoes.
+async fn special_answer(path: &str, description: Value) -> Response {
+    let number = |prefix: &str| {
+        path.strip_prefix(prefix)
+            .and_then(|n| n.parse::<u64>().ok())
+    };
+    if let Some(n) = number("/__bytes/") {
+        let n = n as usize;
         let chunks = (0..n.div_ceil(CHUNK.len())).map(move |i| {
             let size = CHUNK.len().min(n - i * CHUNK.len());
             Ok::<_, Infallible>(Bytes::from_static(&CHUNK[..size]))
@@ -178,15 +187,10 @@ async fn echo(State(state): State<Arc<EchoState>>, req: Request) -> Response {
         )
             .into_response();
     }
-    if let Some(ms) = parts
-        .uri
-        .path()
-        .strip_prefix("/__sleep/")
-        .and_then(|n| n.parse::<u64>().ok())
-    {
+    if let Some(ms) = number("/__sleep/") {
         tokio::time::sleep(std::time::Duration::from_millis(ms.min(600_000))).await;
     }
-    if parts.uri.path() == "/__hop" {
+    if path == "/__hop" {
         return (
             [
                 ("connection", "x-secret-hop"),
@@ -200,16 +204,13 @@ async fn echo(State(state): State<Arc<EchoState>>, req: Request) -> Response {
         )
             .into_response();
     }
-    if let Some(code) = parts
-        .uri
-        .path()
-        .strip_prefix("/__status/")
-        .and_then(|c| c.parse::<u16>().ok())
-        .and_then(|c| StatusCode::from_u16(c).ok())
-    {
-        return (code, Json(description)).into_response();
+    let status = number("/__status/")
+        .and_then(|c| u16::try_from(c).ok())
+        .and_then(|c| StatusCode::from_u16(c).ok());
+    match status {
+        Some(code) => (code, Json(description)).into_response(),
+        None => Json(description).into_response(),
     }
-    Json(description).into_response()
 }
 
 fn describe(r: &Recorded) -> Value {

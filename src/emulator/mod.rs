@@ -2,6 +2,7 @@
 //! ([`idp`]) and an echo upstream ([`echo`]). One implementation serves
 //! the demo, the integration tests and the benchmarks.
 
+pub(crate) mod commands;
 pub mod echo;
 pub mod idp;
 pub mod serve;
@@ -44,6 +45,19 @@ pub fn start_echo(
     (state, handle)
 }
 
+/// Why the demo's backends did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    #[error(transparent)]
+    Runtime(#[from] crate::runtime::RuntimeError),
+    #[error("cannot listen on {0}: {1}")]
+    Listen(SocketAddr, #[source] std::io::Error),
+    #[error("cannot start demo thread: {0}")]
+    Thread(#[source] std::io::Error),
+    #[error("demo backends stopped unexpectedly")]
+    Stopped,
+}
+
 /// The demo's backends, running on their own thread until the process ends.
 pub struct DemoBackends {
     pub idp: SocketAddr,
@@ -57,7 +71,7 @@ pub fn spawn_demo_backends(
     idp: SocketAddr,
     upstream: SocketAddr,
     clients: Vec<(String, String)>,
-) -> Result<DemoBackends, String> {
+) -> Result<DemoBackends, DemoError> {
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     std::thread::Builder::new()
         .name("demo-backends".into())
@@ -65,7 +79,7 @@ pub fn spawn_demo_backends(
             let runtime = match crate::runtime::one_worker() {
                 Ok(r) => r,
                 Err(e) => {
-                    let _ = ready_tx.send(Err(e));
+                    let _ = ready_tx.send(Err(DemoError::Runtime(e)));
                     return;
                 }
             };
@@ -73,7 +87,7 @@ pub fn spawn_demo_backends(
                 let bind = |addr: SocketAddr| async move {
                     TcpListener::bind(addr)
                         .await
-                        .map_err(|e| format!("cannot listen on {addr}: {e}"))
+                        .map_err(|e| DemoError::Listen(addr, e))
                 };
                 let (idp_listener, echo_listener) = match (bind(idp).await, bind(upstream).await) {
                     (Ok(a), Ok(b)) => (a, b),
@@ -91,9 +105,7 @@ pub fn spawn_demo_backends(
                 std::future::pending::<()>().await;
             });
         })
-        .map_err(|e| format!("cannot start demo thread: {e}"))?;
-    ready_rx
-        .recv()
-        .map_err(|_| "demo backends stopped unexpectedly".to_string())??;
+        .map_err(DemoError::Thread)?;
+    ready_rx.recv().map_err(|_| DemoError::Stopped)??;
     Ok(DemoBackends { idp, upstream })
 }

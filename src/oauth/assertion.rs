@@ -9,7 +9,11 @@ use crate::config::SigningKey;
 
 /// Signs an assertion from `issuer` about `subject`, valid for the key's
 /// configured lifetime, with a unique `jti`.
-pub fn mint(key: &SigningKey, issuer: &str, subject: &str) -> Result<String, String> {
+pub fn mint(
+    key: &SigningKey,
+    issuer: &str,
+    subject: &str,
+) -> Result<String, jsonwebtoken::errors::Error> {
     let mut header = Header::new(Algorithm::RS256);
     header.typ = Some("JWT".into());
     header.kid = key.kid.clone();
@@ -28,5 +32,5 @@ pub fn mint(key: &SigningKey, issuer: &str, subject: &str) -> Result<String, Str
         "exp": now + key.lifetime.as_secs(),
         "jti": uuid::Uuid::new_v4().to_string(),
     });
-    jsonwebtoken::encode(&header, &claims, &key.key).map_err(|e| e.to_string())
+    jsonwebtoken::encode(&header, &claims, &key.key)
 }

@@ -1,40 +1,25 @@
-//! The shared token cache: one slot per (client, scopes).
-//!
-//! The request path reads a slot's token through an `ArcSwap` — no lock, no
-//! I/O. Only when a slot holds no usable token does a request start a fetch,
-//! and concurrent misses share that one fetch (single-flight). Fetches run
-//! on the token runtime (the refresher's), so the identity-service
-//! connection pool lives in one place.
+//! The token cache: one [`TokenSlot`] per distinct (client, scopes) that
+//! some route uses, rebuilt on reload keeping the slots of unchanged clients.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
-use arc_swap::ArcSwapOption;
-use http::HeaderValue;
-use prometheus::IntCounter;
-use serde::Serialize;
 use tokio::runtime::Handle;
-use tokio::sync::watch;
 
-use super::error::FetchError;
-use super::grant::{self, Step};
-use super::rate::{RateCeiling, RateCeilings};
-use super::token::{AccessToken, TokenResponse};
-use super::transport::TokenEndpoint;
-use crate::config::{ClientConfig, Config, RouteConfig, Secret};
-use crate::metrics;
+use super::rate::RateCeilings;
+use super::slot::TokenSlot;
+use super::transport::TransportError;
+use crate::config::{Config, RouteConfig};
 
-/// Why a request got no token.
-#[derive(Debug, Clone)]
-pub struct Unavailable {
+/// A slot could not be made: its client's HTTP client failed to build.
+#[derive(Debug, thiserror::Error)]
+#[error("client {client}: {source}")]
+pub struct CacheError {
     pub client: String,
-    pub error: FetchError,
-    /// When trying again makes sense.
-    pub retry_after: Duration,
+    #[source]
+    pub source: TransportError,
 }
-
-type FetchResult = Result<Arc<AccessToken>, FetchError>;
 
 /// Identifies a slot: the client and its sorted, de-duplicated scopes.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -55,464 +40,6 @@ impl SlotKey {
     }
 }
 
-#[derive(Debug, Default)]
-struct SlotState {
-    consecutive_failures: u32,
-    retry_not_before: Option<Instant>,
-    last_error: Option<FetchError>,
-    last_fetch_unix: Option<f64>,
-    last_outcome: Option<&'static str>,
-    successes: u64,
-    failures: u64,
-}
-
-/// Counters resolved once per slot, so a cache hit touches no label map.
-struct SlotMetrics {
-    hit: IntCounter,
-    miss: IntCounter,
-    coalesced: IntCounter,
-}
-
-pub struct TokenSlot {
-    pub client: Arc<ClientConfig>,
-    /// Scopes in configured order, as sent to the identity service.
-    pub scopes: Vec<String>,
-    endpoint: TokenEndpoint,
-    current: ArcSwapOption<AccessToken>,
-    /// The newest refresh token (they may be single use).
-    refresh_token: Mutex<Option<Secret>>,
-    inflight: Mutex<Option<watch::Receiver<Option<FetchResult>>>>,
-    state: Mutex<SlotState>,
-    /// Bumped after every fetch so the refresher re-plans.
-    changed: watch::Sender<u64>,
-    /// The client's fingerprint when the slot was made (reloads reuse a
-    /// slot only for an identical client).
-    fingerprint: [u8; 32],
-    /// Set when a reload dropped the slot: its refresher stops.
-    retired: std::sync::atomic::AtomicBool,
-    metrics: SlotMetrics,
-    runtime: Arc<OnceLock<Handle>>,
-}
-
-impl TokenSlot {
-    fn new(
-        client: Arc<ClientConfig>,
-        scopes: Vec<String>,
-        runtime: Arc<OnceLock<Handle>>,
-        ceiling: Arc<RateCeiling>,
-    ) -> Result<Self, String> {
-        let endpoint = TokenEndpoint::new(client.clone(), Some(ceiling))?;
-        let fingerprint = client.fingerprint();
-        let name = client.name.as_str();
-        Ok(TokenSlot {
-            metrics: SlotMetrics {
-                hit: metrics::TOKEN_CACHE_TOTAL.with_label_values(&[name, "hit"]),
-                miss: metrics::TOKEN_CACHE_TOTAL.with_label_values(&[name, "miss"]),
-                coalesced: metrics::TOKEN_CACHE_TOTAL.with_label_values(&[name, "coalesced"]),
-            },
-            client,
-            scopes,
-            endpoint,
-            current: ArcSwapOption::empty(),
-            refresh_token: Mutex::new(None),
-            inflight: Mutex::new(None),
-            state: Mutex::new(SlotState::default()),
-            changed: watch::channel(0).0,
-            fingerprint,
-            retired: std::sync::atomic::AtomicBool::new(false),
-            runtime,
-        })
-    }
-
-    fn usable(&self, now: Instant) -> Option<HeaderValue> {
-        let guard = self.current.load();
-        guard
-            .as_ref()
-            .filter(|t| t.is_usable(now))
-            .map(|t| t.header().clone())
-    }
-
-    /// The `Authorization` value for a request: from the cache when a
-    /// usable token is there, else from a (shared) fetch.
-    pub async fn authorization(self: &Arc<Self>) -> Result<HeaderValue, Unavailable> {
-        if let Some(h) = self.cached_authorization() {
-            return Ok(h);
-        }
-        let now = Instant::now();
-        if let Some(unavailable) = self.backing_off(now) {
-            return Err(unavailable);
-        }
-        let mut rx = {
-            let mut inflight = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some(h) = self.usable(now) {
-                self.metrics.hit.inc();
-                return Ok(h);
-            }
-            match inflight.as_ref() {
-                Some(rx) => {
-                    self.metrics.coalesced.inc();
-                    rx.clone()
-                }
-                None => {
-                    self.metrics.miss.inc();
-                    self.start_fetch(&mut inflight)
-                }
-            }
-        };
-        match wait(&mut rx).await {
-            Ok(token) => Ok(token.header().clone()),
-            Err(error) => Err(self.unavailable(error, Instant::now())),
-        }
-    }
-
-    /// The fast path: a usable cached token, or `None`. Lock-free.
-    pub fn cached_authorization(&self) -> Option<HeaderValue> {
-        let h = self.usable(Instant::now())?;
-        self.metrics.hit.inc();
-        Some(h)
-    }
-
-    /// Drops the cached token if it is still the one that was sent as
-    /// `sent`: after an upstream 401, only the first request to notice
-    /// purges it; later ones find a new token already there (no purge
-    /// storm, one fetch).
-    pub fn invalidate(&self, sent: &HeaderValue) -> bool {
-        let current = self.current.load_full();
-        match current {
-            Some(token) if token.header() == sent => {
-                let previous = self.current.compare_and_swap(&Some(token.clone()), None);
-                let purged = previous.as_ref().is_some_and(|p| Arc::ptr_eq(p, &token));
-                if purged {
-                    tracing::info!(
-                        client = self.client.name.as_str(),
-                        "token refused by the upstream; fetching a new one"
-                    );
-                }
-                purged
-            }
-            _ => false,
-        }
-    }
-
-    /// After a failure, requests fail fast until the backoff has passed
-    /// instead of each sending its own request to the identity service.
-    fn backing_off(&self, now: Instant) -> Option<Unavailable> {
-        let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        let not_before = state.retry_not_before?;
-        let error = state.last_error.clone()?;
-        (now < not_before).then(|| Unavailable {
-            client: self.client.name.clone(),
-            error,
-            retry_after: not_before - now,
-        })
-    }
-
-    fn unavailable(&self, error: FetchError, now: Instant) -> Unavailable {
-        let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        let retry_after = state
-            .retry_not_before
-            .map(|t| t.saturating_duration_since(now))
-            .unwrap_or(Duration::from_secs(1));
-        Unavailable {
-            client: self.client.name.clone(),
-            error,
-            retry_after,
-        }
-    }
-
-    /// Fetches now unless a fetch is already running; either way waits for
-    /// its result. Used by the refresher and at start-up.
-    pub async fn refresh(self: &Arc<Self>) -> FetchResult {
-        let mut rx = {
-            let mut inflight = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
-            match inflight.as_ref() {
-                Some(rx) => rx.clone(),
-                None => self.start_fetch(&mut inflight),
-            }
-        };
-        wait(&mut rx).await
-    }
-
-    /// Spawns the fetch; the caller holds the `inflight` lock.
-    fn start_fetch(
-        self: &Arc<Self>,
-        inflight: &mut Option<watch::Receiver<Option<FetchResult>>>,
-    ) -> watch::Receiver<Option<FetchResult>> {
-        let (tx, rx) = watch::channel(None);
-        *inflight = Some(rx.clone());
-        let slot = self.clone();
-        let task = async move {
-            let started = Instant::now();
-            let (result, sent) = slot.obtain().await;
-            let outcome = slot.complete(result, started, sent);
-            // The token is stored before the in-flight marker goes away, so a
-            // request that finds no fetch running will find the token.
-            *slot.inflight.lock().unwrap_or_else(|p| p.into_inner()) = None;
-            let _ = tx.send(Some(outcome));
-            slot.changed.send_modify(|g| *g += 1);
-        };
-        match self.runtime.get() {
-            Some(handle) => drop(handle.spawn(task)),
-            None => drop(tokio::spawn(task)),
-        }
-        rx
-    }
-
-    /// Renews with the refresh token when there is one; if the identity
-    /// service refuses it, falls back to the configured grant once.
-    /// Also returns when the last request was sent.
-    async fn obtain(&self) -> (Result<TokenResponse, FetchError>, Instant) {
-        let refresh = lock(&self.refresh_token).clone();
-        if let Some(token) = refresh {
-            match self.attempt(&Step::Refresh(&token)).await {
-                (Ok(response), sent) => return (Ok(response), sent),
-                (Err(e), _) if e.is_rejection() => {
-                    *lock(&self.refresh_token) = None;
-                    metrics::TOKEN_REFRESH_FALLBACK
-                        .with_label_values(&[self.client.name.as_str()])
-                        .inc();
-                    tracing::warn!(
-                        client = self.client.name.as_str(),
-                        idp_error = e.idp().map(|i| i.code.as_str()),
-                        grant = grant::kind_label(self.client.grant.kind()),
-                        "refresh token refused; falling back to the configured grant"
-                    );
-                }
-                failed => return failed,
-            }
-        }
-        self.attempt(&Step::Primary).await
-    }
-
-    /// One request to the identity service, counted by grant and outcome;
-    /// returns when it was sent (after the rate ceiling let it go).
-    async fn attempt(&self, step: &Step<'_>) -> (Result<TokenResponse, FetchError>, Instant) {
-        self.endpoint.pace().await;
-        let sent = Instant::now();
-        let result = self.endpoint.send(step, &self.scopes).await;
-        let outcome = match &result {
-            Ok(_) => "success",
-            Err(e) => e.outcome(),
-        };
-        metrics::TOKEN_FETCH_TOTAL
-            .with_label_values(&[
-                self.client.name.as_str(),
-                grant::label(&self.client, step),
-                outcome,
-            ])
-            .inc();
-        (result, sent)
-    }
-
-    /// `started`: when the fetch began (for the duration metric); `sent`:
-    /// when its request left, from which the token's lifetime counts.
-    fn complete(
-        &self,
-        result: Result<TokenResponse, FetchError>,
-        started: Instant,
-        sent: Instant,
-    ) -> FetchResult {
-        let name = self.client.name.as_str();
-        let elapsed = started.elapsed();
-        metrics::TOKEN_FETCH_DURATION
-            .with_label_values(&[name])
-            .observe(elapsed.as_secs_f64());
-        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        state.last_fetch_unix = Some(crate::clock::unix_now());
-        match result {
-            Ok(response) => {
-                let token = Arc::new(AccessToken::new(
-                    &response,
-                    self.client.refresh_before,
-                    sent,
-                ));
-                self.current.store(Some(token.clone()));
-                if self.client.refresh_token {
-                    if let Some(refresh) = response.refresh_token {
-                        *lock(&self.refresh_token) = Some(refresh);
-                    }
-                }
-                metrics::TOKEN_EXPIRY
-                    .with_label_values(&[name])
-                    .set(token.expires_at_unix);
-                state.consecutive_failures = 0;
-                state.retry_not_before = None;
-                state.last_error = None;
-                state.last_outcome = Some("success");
-                state.successes += 1;
-                if let Some(claimed) = response.clamped_from {
-                    tracing::warn!(
-                        client = name,
-                        claimed_expires_in_s = claimed,
-                        "identity service claimed a token lifetime over a day; treating it as one day"
-                    );
-                }
-                tracing::info!(
-                    client = name,
-                    expires_in_s = token.lifetime.as_secs(),
-                    fetch_ms = elapsed.as_millis() as u64,
-                    "token obtained"
-                );
-                Ok(token)
-            }
-            Err(error) => {
-                let outcome = error.outcome();
-                state.consecutive_failures = state.consecutive_failures.saturating_add(1);
-                let mut delay = backoff(
-                    self.client.retry.initial,
-                    self.client.retry.max,
-                    state.consecutive_failures,
-                );
-                match &error {
-                    FetchError::RateLimited {
-                        retry_after: Some(ra),
-                    } => delay = delay.max(*ra),
-                    FetchError::Rejected { .. } => delay = delay.max(REJECTION_MEMORY),
-                    _ => {}
-                }
-                state.retry_not_before = Some(Instant::now() + delay);
-                state.last_error = Some(error.clone());
-                state.last_outcome = Some(outcome);
-                state.failures += 1;
-                let still_valid = self
-                    .current
-                    .load()
-                    .as_ref()
-                    .is_some_and(|t| t.is_usable(Instant::now()));
-                let idp = error.idp();
-                tracing::warn!(
-                    client = name,
-                    outcome,
-                    error = %error,
-                    idp_error = idp.map(|i| i.code.as_str()),
-                    idp_description = idp.and_then(|i| i.description.as_deref()),
-                    ecid = idp.and_then(|i| i.ecid.as_deref()),
-                    retry_in_ms = delay.as_millis() as u64,
-                    serving_cached_token = still_valid,
-                    "token fetch failed"
-                );
-                Err(error)
-            }
-        }
-    }
-
-    /// When the refresher should act next: renewal time, or the end of the
-    /// backoff after a failure, or now when the slot is empty.
-    pub fn next_action(&self, now: Instant) -> Instant {
-        let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(t) = state.retry_not_before {
-            return t;
-        }
-        drop(state);
-        match self.current.load().as_ref() {
-            Some(token) => token.renew_at,
-            None => now,
-        }
-    }
-
-    /// Stops the slot's background renewal (a reload dropped it).
-    pub fn retire(&self) {
-        self.retired
-            .store(true, std::sync::atomic::Ordering::SeqCst);
-        self.changed.send_modify(|g| *g += 1);
-    }
-
-    pub fn is_retired(&self) -> bool {
-        self.retired.load(std::sync::atomic::Ordering::SeqCst)
-    }
-
-    pub fn subscribe(&self) -> watch::Receiver<u64> {
-        self.changed.subscribe()
-    }
-
-    pub fn has_usable_token(&self) -> bool {
-        self.usable(Instant::now()).is_some()
-    }
-
-    pub fn status(&self) -> SlotStatus {
-        let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        let now = Instant::now();
-        let token = self.current.load();
-        SlotStatus {
-            client: self.client.name.clone(),
-            scopes: self.scopes.clone(),
-            token_valid: token.as_ref().is_some_and(|t| t.is_usable(now)),
-            token_expires_at: token
-                .as_ref()
-                .map(|t| crate::clock::rfc3339(t.expires_at_unix)),
-            token_fetched_at: token
-                .as_ref()
-                .map(|t| crate::clock::rfc3339(t.fetched_at_unix)),
-            last_fetch_at: state.last_fetch_unix.map(crate::clock::rfc3339),
-            last_outcome: state.last_outcome,
-            fetch_successes: state.successes,
-            fetch_failures: state.failures,
-            consecutive_failures: state.consecutive_failures,
-            last_error: state.last_error.as_ref().map(|e| e.to_string()),
-            last_idp_error: state
-                .last_error
-                .as_ref()
-                .and_then(|e| e.idp())
-                .map(|i| i.code.clone()),
-            last_ecid: state
-                .last_error
-                .as_ref()
-                .and_then(|e| e.idp())
-                .and_then(|i| i.ecid.clone()),
-        }
-    }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-async fn wait(rx: &mut watch::Receiver<Option<FetchResult>>) -> FetchResult {
-    match rx.wait_for(Option::is_some).await {
-        Ok(value) => value.clone().expect("waited for Some"),
-        // The fetch task was dropped: its runtime is shutting down.
-        Err(_) => Err(FetchError::Unreachable(
-            "token fetch cancelled by shutdown".into(),
-        )),
-    }
-}
-
-/// Exponential backoff with full jitter (uniform over the capped window),
-/// so clients that failed together do not retry together; never below
-/// 50 ms.
-pub fn backoff(initial: Duration, max: Duration, failures: u32) -> Duration {
-    let exp = initial.saturating_mul(1u32 << failures.saturating_sub(1).min(20));
-    let capped = exp.min(max);
-    capped
-        .mul_f64(rand::random::<f64>())
-        .max(MIN_BACKOFF.min(capped))
-}
-
-const MIN_BACKOFF: Duration = Duration::from_millis(50);
-
-/// A credential or scope rejection is remembered at least this long:
-/// requests fail fast instead of asking the identity service again, since
-/// the answer will not change until the configuration does.
-pub const REJECTION_MEMORY: Duration = Duration::from_secs(10);
-
-/// What `/status` shows for one slot. Never holds a token.
-#[derive(Debug, Serialize)]
-pub struct SlotStatus {
-    pub client: String,
-    pub scopes: Vec<String>,
-    pub token_valid: bool,
-    pub token_expires_at: Option<String>,
-    pub token_fetched_at: Option<String>,
-    pub last_fetch_at: Option<String>,
-    pub last_outcome: Option<&'static str>,
-    pub fetch_successes: u64,
-    pub fetch_failures: u64,
-    pub consecutive_failures: u32,
-    pub last_error: Option<String>,
-    pub last_idp_error: Option<String>,
-    pub last_ecid: Option<String>,
-}
-
 /// All slots of a configuration.
 pub struct TokenCache {
     slots: HashMap<SlotKey, Arc<TokenSlot>>,
@@ -523,17 +50,17 @@ pub struct TokenCache {
 
 impl TokenCache {
     /// One slot per distinct (client, scopes) used by a route.
-    pub fn new(config: &Config) -> Result<Self, String> {
+    pub fn new(config: &Config) -> Result<Self, CacheError> {
         Self::build(config, None)
     }
 
     /// The cache for a reloaded configuration: slots whose client is
     /// unchanged (same fingerprint) are carried over with their tokens.
-    pub fn rebuild(config: &Config, previous: &TokenCache) -> Result<Self, String> {
+    pub fn rebuild(config: &Config, previous: &TokenCache) -> Result<Self, CacheError> {
         Self::build(config, Some(previous))
     }
 
-    fn build(config: &Config, previous: Option<&TokenCache>) -> Result<Self, String> {
+    fn build(config: &Config, previous: Option<&TokenCache>) -> Result<Self, CacheError> {
         let runtime = previous.map_or_else(|| Arc::new(OnceLock::new()), |p| p.runtime.clone());
         let ceilings = previous.map_or_else(Arc::default, |p| p.ceilings.clone());
         let mut slots = HashMap::new();
@@ -552,7 +79,11 @@ impl TokenCache {
                     &route.client.token_url,
                     config.server.token_requests_per_second,
                 );
-                let slot = TokenSlot::new(route.client.clone(), scopes, runtime.clone(), ceiling)?;
+                let slot = TokenSlot::new(route.client.clone(), scopes, runtime.clone(), ceiling)
+                    .map_err(|source| CacheError {
+                    client: route.client.name.clone(),
+                    source,
+                })?;
                 entry.insert(Arc::new(slot));
             }
         }
@@ -596,13 +127,13 @@ impl TokenCache {
 
     /// Fetches every slot's first token, waiting at most `bound`.
     pub async fn warm_up(&self, bound: Duration) -> bool {
-        warm_up(self.slots.values().cloned().collect(), bound).await && self.is_ready()
+        fetch_missing(self.slots.values().cloned().collect(), bound).await && self.is_ready()
     }
 }
 
 /// Fetches the tokens of `slots` (those without one), waiting at most
 /// `bound`; true when all arrived in time.
-pub async fn warm_up(slots: Vec<Arc<TokenSlot>>, bound: Duration) -> bool {
+pub async fn fetch_missing(slots: Vec<Arc<TokenSlot>>, bound: Duration) -> bool {
     let missing: Vec<_> = slots
         .into_iter()
         .filter(|s| !s.has_usable_token())
@@ -625,17 +156,6 @@ async fn join_refreshes(slots: Vec<Arc<TokenSlot>>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn backoff_grows_and_caps() {
-        let i = Duration::from_secs(1);
-        let m = Duration::from_secs(60);
-        for n in 1..40 {
-            let d = backoff(i, m, n);
-            let full = (i * 2u32.pow((n - 1).min(20))).min(m);
-            assert!(d <= full && d >= Duration::from_millis(50), "n={n} d={d:?}");
-        }
-    }
 
     #[test]
     fn slot_keys_ignore_scope_order_and_duplicates() {

@@ -1,17 +1,21 @@
 //! Obtaining and keeping access tokens: the token endpoint client
 //! (`transport`, `client_auth`, `grant`), parsed tokens (`token`), error
-//! classification (`error`), the shared cache (`cache`) and background
-//! renewal (`refresher`).
+//! classification (`error`), one slot per client and scopes with its
+//! single-flight fetch (`slot`, `backoff`), the cache of slots (`cache`)
+//! and background renewal (`refresher`).
 
-pub mod assertion;
-pub mod cache;
-pub mod client_auth;
-pub mod error;
-pub mod grant;
-pub mod rate;
-pub mod refresher;
-pub mod token;
-pub mod transport;
+pub(crate) mod assertion;
+mod backoff;
+mod cache;
+mod client_auth;
+mod error;
+pub(crate) mod grant;
+mod rate;
+pub(crate) mod refresher;
+mod slot;
+pub(crate) mod token;
+pub(crate) mod transport;
 
-pub use cache::{TokenCache, TokenSlot, Unavailable};
-pub use error::{FetchError, IdpError};
+pub use cache::{fetch_missing, CacheError, TokenCache};
+pub use error::FetchError;
+pub use slot::{TokenSlot, Unavailable};

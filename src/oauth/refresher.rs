@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use tokio::sync::watch;
 
-use super::cache::TokenSlot;
+use super::slot::TokenSlot;
 
 /// Starts renewing `slot` on the current runtime until `shutdown` turns
 /// true or the slot is retired by a reload.

@@ -18,6 +18,11 @@ use crate::config::ClientConfig;
 /// Oracle Access Manager's identity-domain header.
 pub const OAM_DOMAIN_HEADER: &str = "x-oauth-identity-domain-name";
 
+/// The HTTP client for a token endpoint could not be built.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot build the HTTP client for the identity service: {0}")]
+pub struct TransportError(#[source] reqwest::Error);
+
 /// Token responses are small; anything bigger is not one.
 const MAX_BODY: usize = 256 * 1024;
 
@@ -33,7 +38,7 @@ impl TokenEndpoint {
     pub fn new(
         client: Arc<ClientConfig>,
         ceiling: Option<Arc<RateCeiling>>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, TransportError> {
         let http = reqwest::Client::builder()
             .tls_backend_preconfigured(crate::tls::client_config(&client.extra_roots))
             .connect_timeout(client.connect_timeout)
@@ -43,7 +48,7 @@ impl TokenEndpoint {
             .user_agent(concat!("bearer-proxy/", env!("CARGO_PKG_VERSION")))
             .pool_idle_timeout(Duration::from_secs(60))
             .build()
-            .map_err(|e| format!("cannot build HTTP client for {}: {e}", client.name))?;
+            .map_err(TransportError)?;
         Ok(TokenEndpoint {
             http,
             client,

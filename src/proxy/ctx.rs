@@ -7,7 +7,7 @@ use http::HeaderValue;
 
 use super::replay::{BodyCopy, Replay};
 use super::Snapshot;
-use crate::metrics;
+use crate::metrics::metrics;
 
 /// Counts a request as in flight for as long as its context lives, which is
 /// what graceful shutdown waits on.
@@ -15,14 +15,14 @@ pub struct InFlight;
 
 impl InFlight {
     fn enter() -> Self {
-        metrics::IN_FLIGHT.inc();
+        metrics().in_flight.inc();
         InFlight
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        metrics::IN_FLIGHT.dec();
+        metrics().in_flight.dec();
     }
 }
 
@@ -31,13 +31,13 @@ pub struct RequestCtx {
     /// change it mid-request.
     pub snapshot: Arc<Snapshot>,
     pub request_id: HeaderValue,
-    /// Index of the matched route in the snapshot.
+    /// Index of the matched route in the snapshot ([`Snapshot::route`]).
     pub route: Option<usize>,
     pub authorization: Option<HeaderValue>,
     pub started: Instant,
     pub upstream_started: Option<Instant>,
     /// Stable error code when the proxy answered the request itself.
-    pub error: Option<&'static str>,
+    pub error_code: Option<&'static str>,
     /// Who passed the access check (a key or user name; never a credential).
     pub caller: Option<String>,
     /// Subject of the verified client certificate, on mTLS listeners.
@@ -69,7 +69,7 @@ impl RequestCtx {
             authorization: None,
             started: Instant::now(),
             upstream_started: None,
-            error: None,
+            error_code: None,
             caller: None,
             cert_subject: None,
             downstream_tls: false,

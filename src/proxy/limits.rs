@@ -9,15 +9,27 @@ use http::header::{
 use http::{HeaderMap, HeaderName};
 use pingora::http::{RequestHeader, ResponseHeader};
 
-use super::respond::ErrorReply;
+use super::refusal::Refusal;
 use crate::config::Limits;
 
 /// Refuses request heads over the configured limits (431) and framing that
 /// two parsers could read differently (400) — the raw material of request
-/// smuggling.
-pub fn check_request_head(req: &RequestHeader, limits: &Limits) -> Option<ErrorReply> {
+/// smuggling. `raw_head` is the head as received, for what pingora has
+/// already normalised away.
+pub fn check_request_head(
+    req: &RequestHeader,
+    raw_head: impl FnOnce() -> Option<bytes::Bytes>,
+    limits: &Limits,
+) -> Result<(), Refusal> {
+    // pingora drops Content-Length only when Transfer-Encoding is there.
+    if req.headers.contains_key(TRANSFER_ENCODING)
+        && (req.headers.contains_key(CONTENT_LENGTH)
+            || raw_head().is_some_and(|raw| raw_head_has_both_framings(&raw)))
+    {
+        return Err(Refusal::AmbiguousFraming);
+    }
     if req.headers.len() > limits.max_request_headers {
-        return Some(headers_too_large(format!(
+        return Err(Refusal::HeadersTooLarge(format!(
             "more than {} request headers",
             limits.max_request_headers
         )));
@@ -31,40 +43,25 @@ pub fn check_request_head(req: &RequestHeader, limits: &Limits) -> Option<ErrorR
             .map(|(k, v)| k.as_str().len() + v.len() + 4)
             .sum::<usize>();
     if size > limits.max_request_header_bytes {
-        return Some(headers_too_large(format!(
+        return Err(Refusal::HeadersTooLarge(format!(
             "request headers larger than {} bytes",
             limits.max_request_header_bytes
         )));
     }
-    if req.headers.contains_key(TRANSFER_ENCODING) && req.headers.contains_key(CONTENT_LENGTH) {
-        return Some(ErrorReply::new(
-            400,
-            "bad_request",
-            "both Content-Length and Transfer-Encoding: the body's framing is ambiguous",
-        ));
-    }
     let mut lengths = req.headers.get_all(CONTENT_LENGTH).iter();
     if let Some(first) = lengths.next() {
         if lengths.any(|other| other != first) {
-            return Some(ErrorReply::new(
-                400,
-                "bad_request",
-                "conflicting Content-Length headers",
-            ));
+            return Err(Refusal::ConflictingLength);
         }
     }
-    None
-}
-
-fn headers_too_large(message: String) -> ErrorReply {
-    ErrorReply::new(431, "headers_too_large", message)
+    Ok(())
 }
 
 /// Both `Content-Length` and `Transfer-Encoding` in the request head as
 /// received. pingora drops the Content-Length of such a request before our
 /// hooks run (RFC 9112 lets an intermediary do that), so the raw head is
 /// where the attempt is still visible; we refuse it instead.
-pub fn raw_head_has_both_framings(raw: &[u8]) -> bool {
+fn raw_head_has_both_framings(raw: &[u8]) -> bool {
     let mut cl = false;
     let mut te = false;
     for line in raw.split(|b| *b == b'\n') {
@@ -80,8 +77,11 @@ pub fn raw_head_has_both_framings(raw: &[u8]) -> bool {
 }
 
 /// 413 when the declared `Content-Length` is over the route's limit.
-pub fn check_declared_length(req: &RequestHeader, limit: Option<u64>) -> Option<ErrorReply> {
-    (declared_length(req)? > limit?).then(ErrorReply::body_too_large)
+pub fn check_declared_length(req: &RequestHeader, limit: Option<u64>) -> Result<(), Refusal> {
+    match (declared_length(req), limit) {
+        (Some(declared), Some(limit)) if declared > limit => Err(Refusal::BodyTooLarge),
+        _ => Ok(()),
+    }
 }
 
 /// The body length the request's `Content-Length` declares, if readable.

@@ -1,223 +1,138 @@
 //! The pingora `ProxyHttp` implementation: short hooks that delegate to
-//! the route table, the token cache and the response helpers.
+//! the route table, the access rules, the token cache and the refusals.
+//! What the hooks read is a [`Snapshot`]; what they set upstream is in
+//! [`headers`]; every answer the proxy makes itself is a [`Refusal`].
 
 pub mod ctx;
-pub mod limits;
-pub mod replay;
+pub mod headers;
+mod limits;
+pub mod refusal;
+mod replay;
 pub mod request_id;
-pub mod respond;
+mod snapshot;
 
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
-use http::header::{AUTHORIZATION, HOST};
 use http::HeaderValue;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::upstreams::peer::HttpPeer;
 use pingora::{Error, ErrorSource, ErrorType};
-use prometheus::Histogram;
 
-use crate::access::{AccessPolicy, Caller, Decision};
-use crate::config::{Config, Limits};
+use crate::access::{Caller, Decision};
 use crate::downstream_tls::CertSubject;
-use crate::metrics;
-use crate::oauth::{TokenCache, TokenSlot};
-use crate::route::RouteTable;
-use crate::upstream::Upstream;
+use crate::metrics::{self, metrics};
 pub use ctx::RequestCtx;
+use headers::{client_ip, finish_response_head, request_host, rewrite_for_upstream};
+use refusal::{refuse, Refusal};
 use replay::Replay;
-use respond::ErrorReply;
-
-/// A route ready for the request path: its upstream, token slot and
-/// pre-built header values and metric handles.
-pub struct Route {
-    pub name: String,
-    pub max_body_bytes: Option<u64>,
-    pub access: Arc<AccessPolicy>,
-    pub slot: Arc<TokenSlot>,
-    pub upstream: Upstream,
-    host_header: HeaderValue,
-    upstream_duration: Histogram,
-}
-
-/// Everything the request path reads, built once from a [`Config`].
-pub struct Snapshot {
-    pub limits: Limits,
-    pub routes: Vec<Route>,
-    pub table: RouteTable,
-    pub cache: Arc<TokenCache>,
-}
-
-impl Snapshot {
-    pub fn new(config: Config) -> Result<Self, String> {
-        let cache = Arc::new(TokenCache::new(&config)?);
-        Self::with_cache(config, cache)
-    }
-
-    /// A snapshot for a reloaded configuration, keeping the token slots of
-    /// unchanged clients from `previous`.
-    pub fn rebuild(config: Config, previous: &Snapshot) -> Result<Self, String> {
-        let cache = Arc::new(TokenCache::rebuild(&config, &previous.cache)?);
-        Self::with_cache(config, cache)
-    }
-
-    fn with_cache(config: Config, cache: Arc<TokenCache>) -> Result<Self, String> {
-        let mut routes = Vec::with_capacity(config.routes.len());
-        let mut cas = crate::upstream::CaLists::default();
-        for r in &config.routes {
-            let slot = cache
-                .slot_for(r)
-                .expect("the cache has a slot for every route");
-            let host_header = HeaderValue::try_from(r.upstream.authority.as_str())
-                .map_err(|_| format!("route {}: upstream host is not a valid header", r.name))?;
-            routes.push(Route {
-                name: r.name.clone(),
-                max_body_bytes: r.max_body_bytes,
-                access: r.access.clone(),
-                slot,
-                upstream: Upstream::new(r, &config.server, &mut cas),
-                host_header,
-                upstream_duration: metrics::UPSTREAM_DURATION.with_label_values(&[&r.name]),
-            });
-        }
-        Ok(Snapshot {
-            limits: config.server.limits,
-            routes,
-            table: config.route_table,
-            cache,
-        })
-    }
-}
+pub use snapshot::{LiveRoute, Snapshot, SnapshotError};
 
 pub struct BearerProxy {
     /// Swapped whole by a reload.
     pub current: Arc<ArcSwap<Snapshot>>,
 }
 
-fn request_host(req: &RequestHeader) -> Option<&str> {
-    req.uri
-        .authority()
-        .map(|a| a.as_str())
-        .or_else(|| req.headers.get(HOST).and_then(|v| v.to_str().ok()))
-}
-
-/// What the proxy sets on every forwarded request.
-pub struct UpstreamHeaders<'a> {
-    pub host: &'a HeaderValue,
-    pub authorization: Option<&'a HeaderValue>,
-    pub original_host: Option<&'a str>,
-    pub client_ip: Option<IpAddr>,
-    pub request_id: &'a HeaderValue,
-    /// The client reached us over TLS.
-    pub downstream_tls: bool,
-    /// The route's API-key header: the client's key must not travel on.
-    pub strip: Option<&'a http::HeaderName>,
-}
-
-static X_FORWARDED_FOR: http::HeaderName = http::HeaderName::from_static("x-forwarded-for");
-
-thread_local! {
-    /// The last client address as a header value: clients usually send many
-    /// requests (or sit behind one gateway), so this saves formatting it.
-    static LAST_CLIENT_IP: std::cell::RefCell<Option<(IpAddr, HeaderValue)>> =
-        const { std::cell::RefCell::new(None) };
-}
-
-fn ip_header(ip: IpAddr) -> HeaderValue {
-    LAST_CLIENT_IP.with(|last| {
-        let mut last = last.borrow_mut();
-        match &*last {
-            Some((seen, value)) if *seen == ip => value.clone(),
-            _ => {
-                let value = HeaderValue::try_from(ip.to_string()).expect("an address is ASCII");
-                *last = Some((ip, value.clone()));
-                value
-            }
-        }
-    })
-}
-
-/// Replaces `Host` and `Authorization` (never appends: the client's own
-/// credentials must not reach the upstream), and sets the forwarding
-/// headers. Runs again on a retry, so it only inserts.
-pub fn rewrite_upstream_headers(
-    req: &mut RequestHeader,
-    h: &UpstreamHeaders<'_>,
-) -> pingora::Result<()> {
-    // Names as `&'static str`: pingora copies a `HeaderName` it has no
-    // title-cased form for, but borrows a static string.
-    if let Some(original) = h.original_host {
-        req.insert_header("x-forwarded-host", original)?;
+impl BearerProxy {
+    /// Everything a request must pass before it is forwarded, in order:
+    /// limits on the head, a route, the body limit, the access rules, a
+    /// token. Each step either passes or names its refusal.
+    async fn admit(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<(), Refusal> {
+        let snapshot = &*ctx.snapshot;
+        let req = session.req_header();
+        limits::check_request_head(
+            req,
+            || {
+                let h1 = session.as_downstream().as_http1()?;
+                Some(h1.get_headers_raw_bytes())
+            },
+            &snapshot.limits,
+        )?;
+        let index = snapshot
+            .table
+            .find(request_host(req), req.uri.path())
+            .ok_or(Refusal::NoRoute)?;
+        ctx.route = Some(index);
+        let route = &snapshot.routes[index];
+        limits::check_declared_length(req, route.max_body_bytes)?;
+        ctx.caller = Some(check_access(session, ctx, route).await?);
+        ctx.authorization = Some(token_for(ctx, route).await?);
+        Ok(())
     }
-    req.insert_header(HOST, h.host.clone())?;
-    match h.authorization {
-        Some(auth) => req.insert_header("authorization", auth.clone())?,
-        None => {
-            req.remove_header(&AUTHORIZATION);
-        }
-    }
-    if let Some(ip) = h.client_ip {
-        match req
-            .headers
-            .get(&X_FORWARDED_FOR)
-            .and_then(|v| v.to_str().ok())
-        {
-            Some(prior) if !prior.trim().is_empty() => {
-                let value = format!("{prior}, {ip}");
-                req.insert_header("x-forwarded-for", value)?
-            }
-            _ => req.insert_header("x-forwarded-for", ip_header(ip))?,
-        }
-    }
-    req.insert_header(
-        "x-forwarded-proto",
-        if h.downstream_tls { "https" } else { "http" },
-    )?;
-    req.insert_header(request_id::HEADER, h.request_id.clone())?;
-    if let Some(name) = h.strip {
-        req.remove_header(name);
-    }
-    Ok(())
 }
 
-/// [`rewrite_upstream_headers`] for this request and route, with
-/// `authorization` as the token header.
-fn rewrite_for_upstream(
+/// The caller's name when the route's access rules let it through.
+async fn check_access(
     session: &Session,
-    head: &mut RequestHeader,
     ctx: &RequestCtx,
-    route: &Route,
-    authorization: Option<&HeaderValue>,
-) -> pingora::Result<()> {
-    let original_host = request_host(session.req_header()).map(str::to_owned);
-    let client_ip = session
-        .client_addr()
-        .and_then(|a| a.as_inet())
-        .map(|a| a.ip());
-    rewrite_upstream_headers(
-        head,
-        &UpstreamHeaders {
-            host: &route.host_header,
-            authorization,
-            original_host: original_host.as_deref(),
-            client_ip,
-            request_id: &ctx.request_id,
-            downstream_tls: ctx.downstream_tls,
-            strip: route.access.api_key_header(),
-        },
-    )
+    route: &LiveRoute,
+) -> Result<String, Refusal> {
+    let caller = Caller {
+        headers: &session.req_header().headers,
+        address: client_ip(session),
+        cert_subject: ctx.cert_subject.as_deref(),
+    };
+    match route.access.check(&caller).await {
+        Decision::Allow { who } => Ok(who),
+        Decision::Deny(denial) => {
+            metrics()
+                .access_denied
+                .with_label_values(&[route.name.as_str(), denial.reason])
+                .inc();
+            tracing::warn!(
+                request_id = ctx.request_id.to_str().unwrap_or_default(),
+                route = route.name.as_str(),
+                reason = denial.reason,
+                client_ip = caller.address.map(|a| a.to_string()),
+                "access denied"
+            );
+            Err(Refusal::AccessDenied(denial))
+        }
+    }
 }
 
-/// What every answer passed on from the upstream gets: hop-by-hop headers
-/// removed, the request id added.
-fn finish_response_head(head: &mut ResponseHeader, ctx: &RequestCtx) -> pingora::Result<()> {
-    limits::strip_hop_by_hop(head);
-    head.insert_header(request_id::HEADER, ctx.request_id.clone())?;
-    Ok(())
+/// The route's `Authorization` value: cached, or from a (shared) fetch.
+async fn token_for(ctx: &RequestCtx, route: &LiveRoute) -> Result<HeaderValue, Refusal> {
+    let unavailable = match route.slot.authorization().await {
+        Ok(value) => return Ok(value),
+        Err(unavailable) => unavailable,
+    };
+    tracing::warn!(
+        request_id = ctx.request_id.to_str().unwrap_or_default(),
+        route = route.name.as_str(),
+        client = unavailable.client.as_str(),
+        error = refusal::token_code(&unavailable),
+        cause = %unavailable.error,
+        "no token for request"
+    );
+    Err(Refusal::Token(unavailable))
+}
+
+/// What went wrong while proxying, as the client hears it; `None` when the
+/// client is gone and there is nobody to answer.
+fn refusal_for_failure(e: &Error, ctx: &mut RequestCtx) -> Option<Refusal> {
+    if let Some(unavailable) = ctx.token_failure.take() {
+        return Some(Refusal::Token(unavailable));
+    }
+    Some(match (e.esource(), e.etype()) {
+        (_, ErrorType::HTTPStatus(413)) => Refusal::BodyTooLarge,
+        (_, ErrorType::HTTPStatus(code)) if (400..600).contains(code) => {
+            Refusal::Unprocessable(*code)
+        }
+        (ErrorSource::Upstream, ErrorType::ReadTimedout | ErrorType::WriteTimedout) => {
+            Refusal::UpstreamTimeout
+        }
+        (ErrorSource::Upstream, _) | (_, ErrorType::ConnectNoRoute) => Refusal::UpstreamUnavailable,
+        (
+            ErrorSource::Downstream,
+            ErrorType::ReadError | ErrorType::WriteError | ErrorType::ConnectionClosed,
+        ) => return None,
+        (ErrorSource::Downstream, _) => Refusal::MalformedRequest,
+        _ => Refusal::Internal("the proxy failed to handle the request"),
+    })
 }
 
 #[async_trait]
@@ -228,112 +143,35 @@ impl ProxyHttp for BearerProxy {
         RequestCtx::new(self.current.load_full())
     }
 
-    async fn request_filter(
+    /// Per-connection and per-request set-up that every later hook relies
+    /// on: client time-outs, TLS facts, the request id.
+    async fn early_request_filter(
         &self,
         session: &mut Session,
         ctx: &mut RequestCtx,
-    ) -> pingora::Result<bool> {
-        let snapshot = &*ctx.snapshot;
-        let limits = snapshot.limits;
+    ) -> pingora::Result<()> {
+        let limits = ctx.snapshot.limits;
         // Slow or idle clients cannot pin connections.
         session.set_read_timeout(Some(limits.client_read_timeout));
         if session.get_keepalive().is_some() {
             session.set_keepalive(Some(limits.client_idle_timeout.as_secs().max(1)));
         }
-        // pingora drops Content-Length only when Transfer-Encoding is there.
-        let smuggling = session
-            .req_header()
-            .headers
-            .contains_key(http::header::TRANSFER_ENCODING)
-            && session
-                .as_downstream()
-                .as_http1()
-                .is_some_and(|h1| limits::raw_head_has_both_framings(&h1.get_headers_raw_bytes()));
         if let Some(tls) = session.digest().and_then(|d| d.ssl_digest.as_ref()) {
             ctx.downstream_tls = true;
             ctx.cert_subject = tls.extension.get::<CertSubject>().map(|s| s.0.clone());
         }
-        let req = session.req_header();
-        ctx.request_id = request_id::from_headers(&req.headers);
-        let refused = if smuggling {
-            Some(ErrorReply::new(
-                400,
-                "bad_request",
-                "both Content-Length and Transfer-Encoding: the body's framing is ambiguous",
-            ))
-        } else {
-            limits::check_request_head(req, &limits)
-        };
-        if let Some(reply) = refused {
-            ctx.error = Some(reply.code);
-            reply.send(session, &ctx.request_id).await?;
-            return Ok(true);
-        }
-        let Some(index) = snapshot.table.find(request_host(req), req.uri.path()) else {
-            let reply = ErrorReply::no_route();
-            ctx.error = Some(reply.code);
-            reply.send(session, &ctx.request_id).await?;
-            return Ok(true);
-        };
-        ctx.route = Some(index);
-        let route = &snapshot.routes[index];
-        if let Some(reply) = limits::check_declared_length(req, route.max_body_bytes) {
-            ctx.error = Some(reply.code);
-            reply.send(session, &ctx.request_id).await?;
-            return Ok(true);
-        }
-        let caller = Caller {
-            headers: &req.headers,
-            address: session
-                .client_addr()
-                .and_then(|a| a.as_inet())
-                .map(|a| a.ip()),
-            cert_subject: ctx.cert_subject.as_deref(),
-        };
-        match route.access.check(&caller).await {
-            Decision::Allow { who } => ctx.caller = Some(who),
-            Decision::Deny(denial) => {
-                metrics::ACCESS_DENIED_TOTAL
-                    .with_label_values(&[route.name.as_str(), denial.reason])
-                    .inc();
-                let mut reply = ErrorReply::new(
-                    denial.status,
-                    "access_denied",
-                    "this route does not accept the request's credentials or address",
-                );
-                reply.challenge = denial.challenge;
-                reply.extra.insert("reason".into(), denial.reason.into());
-                ctx.error = Some(reply.code);
-                tracing::warn!(
-                    request_id = ctx.request_id.to_str().unwrap_or_default(),
-                    route = route.name.as_str(),
-                    reason = denial.reason,
-                    client_ip = caller.address.map(|a| a.to_string()),
-                    "access denied"
-                );
-                reply.send(session, &ctx.request_id).await?;
-                return Ok(true);
-            }
-        }
-        match route.slot.authorization().await {
-            Ok(value) => {
-                ctx.authorization = Some(value);
-                Ok(false)
-            }
-            Err(unavailable) => {
-                let reply = ErrorReply::token(&unavailable);
-                ctx.error = Some(reply.code);
-                tracing::warn!(
-                    request_id = ctx.request_id.to_str().unwrap_or_default(),
-                    route = route.name.as_str(),
-                    client = unavailable.client.as_str(),
-                    error = reply.code,
-                    cause = %unavailable.error,
-                    "no token for request"
-                );
-                reply.send(session, &ctx.request_id).await?;
-                Ok(true)
-            }
+        ctx.request_id = request_id::from_headers(&session.req_header().headers);
+        Ok(())
+    }
+
+    async fn request_filter(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> pingora::Result<bool> {
+        match self.admit(session, ctx).await {
+            Ok(()) => Ok(false),
+            Err(refusal) => refuse(session, ctx, refusal).await,
         }
     }
 
@@ -342,7 +180,7 @@ impl ProxyHttp for BearerProxy {
         _session: &mut Session,
         ctx: &mut RequestCtx,
     ) -> pingora::Result<Box<HttpPeer>> {
-        let route = &ctx.snapshot.routes[ctx.route.expect("request_filter set the route")];
+        let route = ctx.snapshot.route(ctx.route)?;
         match route.upstream.peer.load().as_ref() {
             Some(peer) => Ok(Box::new(HttpPeer::clone(peer))),
             None => Error::e_explain(
@@ -361,8 +199,7 @@ impl ProxyHttp for BearerProxy {
         upstream_request: &mut RequestHeader,
         ctx: &mut RequestCtx,
     ) -> pingora::Result<()> {
-        let snapshot = &*ctx.snapshot;
-        let route = &snapshot.routes[ctx.route.expect("request_filter set the route")];
+        let route = ctx.snapshot.route(ctx.route)?;
         if ctx.replay == Replay::ByPingora {
             // The token that drew the 401 was purged: this waits for (or
             // shares) the fetch of a new one.
@@ -410,7 +247,7 @@ impl ProxyHttp for BearerProxy {
         };
         ctx.body_bytes += chunk.len() as u64;
         if ctx.body_bytes > limit {
-            ctx.error = Some("body_too_large");
+            ctx.error_code = Some(Refusal::BodyTooLarge.code());
             return Error::e_explain(
                 ErrorType::HTTPStatus(413),
                 "request body over the route's max_body_bytes",
@@ -433,7 +270,7 @@ impl ProxyHttp for BearerProxy {
             return Ok(());
         }
         let snapshot = &*ctx.snapshot;
-        let route = &snapshot.routes[ctx.route.expect("request_filter set the route")];
+        let route = snapshot.route(ctx.route)?;
         if let Some(sent) = &ctx.authorization {
             route.slot.invalidate(sent);
         }
@@ -459,7 +296,8 @@ impl ProxyHttp for BearerProxy {
             Replay::ByPingora => ctx.body_bytes = 0,
             Replay::No => {}
         }
-        metrics::UPSTREAM_UNAUTHORIZED_RETRIES
+        metrics()
+            .upstream_unauthorized_retries
             .with_label_values(&[route.name.as_str()])
             .inc();
         // The upstream refused before acting on the request, so replaying is
@@ -514,46 +352,14 @@ impl ProxyHttp for BearerProxy {
         if ctx.replay == Replay::ByProxy && !ctx.replay_answered {
             return replay::resend(session, ctx).await;
         }
-        let reply = match (e.esource(), e.etype()) {
-            _ if ctx.token_failure.is_some() => {
-                ErrorReply::token(ctx.token_failure.as_ref().expect("checked"))
-            }
-            (_, ErrorType::HTTPStatus(413)) => ErrorReply::body_too_large(),
-            (_, ErrorType::HTTPStatus(code)) if (400..600).contains(code) => {
-                ErrorReply::new(*code, "bad_request", "the request could not be processed")
-            }
-            (ErrorSource::Upstream, ErrorType::ReadTimedout | ErrorType::WriteTimedout) => {
-                ErrorReply::new(
-                    504,
-                    "upstream_timeout",
-                    "the upstream did not answer in time",
-                )
-            }
-            (ErrorSource::Upstream, _) | (_, ErrorType::ConnectNoRoute) => ErrorReply::new(
-                502,
-                "upstream_unavailable",
-                "the upstream could not be reached",
-            ),
-            (
-                ErrorSource::Downstream,
-                ErrorType::ReadError | ErrorType::WriteError | ErrorType::ConnectionClosed,
-            ) => {
-                // The client is gone; nobody to answer.
-                return FailToProxy {
-                    error_code: 0,
-                    can_reuse_downstream: false,
-                };
-            }
-            (ErrorSource::Downstream, _) => {
-                ErrorReply::new(400, "bad_request", "malformed request")
-            }
-            _ => ErrorReply::new(
-                500,
-                "internal_error",
-                "the proxy failed to handle the request",
-            ),
+        let Some(refusal) = refusal_for_failure(e, ctx) else {
+            return FailToProxy {
+                error_code: 0,
+                can_reuse_downstream: false,
+            };
         };
-        ctx.error = Some(reply.code);
+        let reply = refusal.reply();
+        ctx.error_code = Some(reply.code);
         if session.response_written().is_none() {
             // pingora closes the connection after a failed proxy attempt;
             // say so, or a keep-alive client sends its next request into
@@ -584,7 +390,8 @@ impl ProxyHttp for BearerProxy {
         let snapshot = &*ctx.snapshot;
         let route = ctx.route.map(|i| &snapshot.routes[i]);
         let route_name = route.map_or(metrics::NO_ROUTE, |r| r.name.as_str());
-        metrics::REQUESTS_TOTAL
+        metrics()
+            .requests
             .with_label_values(&[route_name, metrics::status_label(status)])
             .inc();
         let upstream_ms = ctx.upstream_started.map(|t| {
@@ -608,7 +415,7 @@ impl ProxyHttp for BearerProxy {
                 upstream_ms,
                 total_ms = ctx.started.elapsed().as_secs_f64() * 1000.0,
                 error = ctx
-                    .error
+                    .error_code
                     .or(e.filter(|_| !ctx.replay_answered).map(|_| "proxy_error")),
                 "request"
             );

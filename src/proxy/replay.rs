@@ -13,8 +13,9 @@ use http::HeaderMap;
 use pingora::http::ResponseHeader;
 use pingora::proxy::{FailToProxy, Session};
 
-use super::respond::ErrorReply;
-use super::{RequestCtx, Route};
+use super::headers::{finish_response_head, rewrite_for_upstream};
+use super::refusal::Refusal;
+use super::{LiveRoute, RequestCtx};
 
 /// How a 401 from the upstream is followed up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,14 +100,16 @@ pub fn plan(
 /// answer says `Connection: close`.
 pub async fn resend(session: &mut Session, ctx: &mut RequestCtx) -> FailToProxy {
     let snapshot = ctx.snapshot.clone();
-    let route = &snapshot.routes[ctx.route.expect("a replay has a route")];
     session.set_keepalive(None);
+    let route = match snapshot.route(ctx.route) {
+        Ok(route) => route,
+        Err(_) => {
+            return answer_with(session, ctx, Refusal::Internal("a replay without a route")).await
+        }
+    };
     let token = match route.slot.authorization().await {
         Ok(value) => value,
-        Err(unavailable) => {
-            let reply = ErrorReply::token(&unavailable);
-            return answer_with(session, ctx, reply).await;
-        }
+        Err(unavailable) => return answer_with(session, ctx, Refusal::Token(unavailable)).await,
     };
     // The upstream may have refused before the client finished sending.
     let limit = snapshot.limits.max_replay_body_bytes;
@@ -127,7 +130,7 @@ pub async fn resend(session: &mut Session, ctx: &mut RequestCtx) -> FailToProxy 
     }
     let response = match send(session, ctx, route, token).await {
         Ok(r) => r,
-        Err(reply) => return answer_with(session, ctx, reply).await,
+        Err(refusal) => return answer_with(session, ctx, refusal).await,
     };
     stream_back(session, ctx, response).await
 }
@@ -135,20 +138,16 @@ pub async fn resend(session: &mut Session, ctx: &mut RequestCtx) -> FailToProxy 
 async fn send(
     session: &Session,
     ctx: &RequestCtx,
-    route: &Route,
+    route: &LiveRoute,
     token: http::HeaderValue,
-) -> Result<reqwest::Response, ErrorReply> {
+) -> Result<reqwest::Response, Refusal> {
     let client = route.upstream.direct_client().map_err(|e| {
-        tracing::warn!(route = route.name.as_str(), error = e, "cannot replay");
-        ErrorReply::new(
-            502,
-            "upstream_unavailable",
-            "the upstream could not be reached",
-        )
+        tracing::warn!(route = route.name.as_str(), error = %e, "cannot replay");
+        Refusal::UpstreamUnavailable
     })?;
     let mut head = session.req_header().clone();
-    super::rewrite_for_upstream(session, &mut head, ctx, route, Some(&token))
-        .map_err(|_| ErrorReply::new(500, "internal_error", "could not build the replay"))?;
+    rewrite_for_upstream(session, &mut head, ctx, route, Some(&token))
+        .map_err(|_| Refusal::Internal("could not build the replay"))?;
     let mut headers = head.headers.clone();
     super::limits::strip_request_hop_by_hop(&mut headers);
     let path = head
@@ -171,17 +170,9 @@ async fn send(
                 "replay after 401 failed"
             );
             if e.is_timeout() {
-                ErrorReply::new(
-                    504,
-                    "upstream_timeout",
-                    "the upstream did not answer in time",
-                )
+                Refusal::UpstreamTimeout
             } else {
-                ErrorReply::new(
-                    502,
-                    "upstream_unavailable",
-                    "the upstream could not be reached",
-                )
+                Refusal::UpstreamUnavailable
             }
         })
 }
@@ -194,18 +185,16 @@ async fn stream_back(
     let status = response.status().as_u16();
     let mut head = match response_head(status, response.headers(), session) {
         Ok(h) => h,
-        Err(_) => {
-            let reply = ErrorReply::new(
-                502,
-                "upstream_unavailable",
-                "the upstream's answer could not be passed on",
-            );
-            return answer_with(session, ctx, reply).await;
-        }
+        // The upstream's answer could not be passed on.
+        Err(_) => return answer_with(session, ctx, Refusal::UpstreamUnavailable).await,
     };
-    if super::finish_response_head(&mut head, ctx).is_err() {
-        let reply = ErrorReply::new(500, "internal_error", "could not build the answer");
-        return answer_with(session, ctx, reply).await;
+    if finish_response_head(&mut head, ctx).is_err() {
+        return answer_with(
+            session,
+            ctx,
+            Refusal::Internal("could not build the answer"),
+        )
+        .await;
     }
     ctx.replay_answered = true;
     if session
@@ -234,7 +223,7 @@ async fn stream_back(
                     error = %e,
                     "upstream failed while the replayed answer streamed"
                 );
-                ctx.error = Some("upstream_unavailable");
+                ctx.error_code = Some(Refusal::UpstreamUnavailable.code());
                 return FailToProxy {
                     error_code: status,
                     can_reuse_downstream: false,
@@ -272,13 +261,13 @@ fn response_head(
 /// client after all (its body was never read).
 async fn pass_refusal_on(session: &mut Session, ctx: &mut RequestCtx) -> FailToProxy {
     let Some(mut head) = ctx.refusal.take() else {
-        let reply = ErrorReply::new(500, "internal_error", "the upstream's 401 was not kept");
-        return answer_with(session, ctx, reply).await;
+        let refusal = Refusal::Internal("the upstream's 401 was not kept");
+        return answer_with(session, ctx, refusal).await;
     };
     head.remove_header(&TRANSFER_ENCODING);
     ctx.replay_answered = true;
     if head.insert_header(CONTENT_LENGTH, "0").is_err()
-        || super::finish_response_head(&mut head, ctx).is_err()
+        || finish_response_head(&mut head, ctx).is_err()
         || session.write_response_header(head, true).await.is_err()
     {
         return gone();
@@ -289,12 +278,9 @@ async fn pass_refusal_on(session: &mut Session, ctx: &mut RequestCtx) -> FailToP
     }
 }
 
-async fn answer_with(
-    session: &mut Session,
-    ctx: &mut RequestCtx,
-    reply: ErrorReply,
-) -> FailToProxy {
-    ctx.error = Some(reply.code);
+async fn answer_with(session: &mut Session, ctx: &mut RequestCtx, refusal: Refusal) -> FailToProxy {
+    let reply = refusal.reply();
+    ctx.error_code = Some(reply.code);
     ctx.replay_answered = true;
     if let Err(e) = reply.send(session, &ctx.request_id).await {
         tracing::debug!(error = %e, "could not send error response");

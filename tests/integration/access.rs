@@ -37,7 +37,7 @@ async fn api_key_opens_the_route_and_is_not_forwarded() {
         &idp,
         &upstream,
         "      api_keys_file: api-keys\n",
-        &[("api-keys", bearer_proxy::access::api_key_line("erp", KEY))],
+        &[("api-keys", bearer_proxy::api_key_line("erp", KEY))],
     )
     .await;
     let client = client();
@@ -177,7 +177,7 @@ async fn source_address_ranges_gate_the_route() {
         &idp,
         &upstream,
         "      allow_cidrs: [\"127.0.0.1\"]\n      api_keys_file: api-keys\n",
-        &[("api-keys", bearer_proxy::access::api_key_line("erp", KEY))],
+        &[("api-keys", bearer_proxy::api_key_line("erp", KEY))],
     )
     .await;
     assert_eq!(get_status(both.url("/x")).await, 401);

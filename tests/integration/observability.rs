@@ -45,7 +45,7 @@ async fn metrics_count_requests_fetches_and_cache_hits() {
         &m,
         "bearer_proxy_token_expiry_timestamp_seconds{client=\"oic\"}",
     );
-    let now = bearer_proxy::clock::unix_now();
+    let now = bearer_proxy::unix_now();
     assert!(
         expiry > now + 3000.0 && expiry < now + 3700.0,
         "expiry {expiry}"

@@ -120,7 +120,7 @@ async fn sighup_applies_new_access_rules() {
         "  - name: main\n    match: {{ path_prefix: \"/\" }}\n    upstream: \"{}\"\n    client: oic\n    access: {{ api_keys_file: keys }}\n",
         upstream.url()
     ));
-    config.files = vec![("keys", bearer_proxy::access::api_key_line("erp", "the-key"))];
+    config.files = vec![("keys", bearer_proxy::api_key_line("erp", "the-key"))];
     proxy.rewrite(&config);
     proxy.hangup();
     assert!(

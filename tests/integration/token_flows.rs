@@ -254,7 +254,7 @@ async fn assertions_carry_every_header_field_and_claim_and_are_fresh_each_time()
                 claims["exp"].as_u64().unwrap(),
             );
             assert_eq!(exp - iat, 120, "{field} lifetime");
-            let now = bearer_proxy::clock::unix_now() as u64;
+            let now = bearer_proxy::unix_now() as u64;
             assert!(iat <= now && iat + 60 > now, "{field} iat is now");
             jtis.push(claims["jti"].as_str().unwrap().to_string());
         }

@@ -8,7 +8,7 @@ use super::{valid_name, Clients, Validator};
 use crate::config::defaults as d;
 use crate::config::raw::RawRoute;
 use crate::config::{ClientConfig, HostPattern, RouteConfig};
-use crate::route::{DuplicateRoute, RouteTable};
+use crate::route_table::{DuplicateRoute, RouteTable};
 
 impl Validator<'_> {
     pub(super) fn routes(

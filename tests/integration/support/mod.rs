@@ -41,7 +41,7 @@ pub fn free_port() -> u16 {
 }
 
 pub async fn listener() -> TcpListener {
-    bearer_proxy::tls::install_crypto_provider();
+    bearer_proxy::install_crypto_provider();
     TcpListener::bind("127.0.0.1:0").await.unwrap()
 }
 
@@ -194,7 +194,7 @@ impl TestCa {
 
     /// An HTTPS client trusting this CA, presenting `identity` if given.
     pub fn https_client(&self, identity: Option<&(String, String)>) -> reqwest::Client {
-        bearer_proxy::tls::install_crypto_provider();
+        bearer_proxy::install_crypto_provider();
         let mut roots = rustls::RootCertStore::empty();
         roots.add(pem_cert(&self.pem)).unwrap();
         let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
@@ -486,7 +486,7 @@ pub async fn get_status(url: String) -> u16 {
 }
 
 pub fn client() -> reqwest::Client {
-    bearer_proxy::tls::install_crypto_provider();
+    bearer_proxy::install_crypto_provider();
     reqwest::Client::builder()
         .pool_max_idle_per_host(64)
         .build()

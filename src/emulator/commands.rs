@@ -1,0 +1,158 @@
+//! The commands that need the bundled emulator: `emulator` (the token
+//! endpoint alone) and `demo` (the proxy with both stand-ins).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use crate::cli::{report, run, DEMO_API_KEY, DEMO_API_KEYS, DEMO_CONFIG};
+use crate::config::{self, Config};
+
+pub fn emulator(
+    listen: std::net::SocketAddr,
+    clients: &[String],
+    lifetime: std::time::Duration,
+) -> ExitCode {
+    let mut registered = Vec::new();
+    for c in clients {
+        match c.split_once(':') {
+            Some((id, secret)) if !id.is_empty() => {
+                registered.push((id.to_string(), secret.to_string()))
+            }
+            _ => {
+                eprintln!("error: --client {c:?}: expected client_id:secret");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let runtime = match crate::runtime::one_worker() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let listener = match tokio::net::TcpListener::bind(listen).await {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("error: cannot listen on {listen}: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let (state, _server) = super::start_idp(listener);
+        state.set_token_lifetime(lifetime);
+        for (id, secret) in &registered {
+            state.register_client(id, secret);
+        }
+        println!("identity-service emulator on http://{listen}/oauth2/v1/token (Ctrl-C stops it)");
+        let _ = tokio::signal::ctrl_c().await;
+        ExitCode::SUCCESS
+    })
+}
+
+/// The bundled config names its key file relatively: write both to a
+/// directory of their own, so paths resolve and a reload has a file to
+/// re-read. Returns (label for messages, file).
+fn demo_source(path: Option<&Path>) -> Result<(String, PathBuf), ExitCode> {
+    if let Some(p) = path {
+        return Ok((p.display().to_string(), p.to_path_buf()));
+    }
+    let dir = std::env::temp_dir().join("bearer-proxy-demo");
+    let written = std::fs::create_dir_all(&dir)
+        .and_then(|_| std::fs::write(dir.join("demo-api-keys"), DEMO_API_KEYS))
+        .and_then(|_| std::fs::write(dir.join("demo.yaml"), DEMO_CONFIG));
+    if let Err(e) = written {
+        eprintln!("error: cannot prepare {}: {e}", dir.display());
+        return Err(ExitCode::FAILURE);
+    }
+    Ok(("bundled conf/demo.yaml".to_string(), dir.join("demo.yaml")))
+}
+
+/// Starts the emulator and echo upstream where the demo config's first
+/// client and route expect them.
+fn start_backends(config: &Config) -> Result<(SocketAddr, SocketAddr), ExitCode> {
+    let (Some(client), Some(route)) = (config.clients.first(), config.routes.first()) else {
+        eprintln!("error: the demo configuration needs a client and a route");
+        return Err(ExitCode::from(2));
+    };
+    let socket = |host: Option<&str>, port: Option<u16>| -> Option<SocketAddr> {
+        format!("{}:{}", host?, port?).parse().ok()
+    };
+    let idp = socket(
+        client.token_url.host_str(),
+        client.token_url.port_or_known_default(),
+    );
+    let upstream = socket(
+        Some(route.upstream.host.as_str()),
+        Some(route.upstream.port),
+    );
+    let (Some(idp), Some(upstream)) = (idp, upstream) else {
+        eprintln!(
+            "error: the demo needs IP-literal loopback addresses for its token_url and upstream"
+        );
+        return Err(ExitCode::from(2));
+    };
+    let clients = config
+        .clients
+        .iter()
+        .filter_map(|c| match &c.auth {
+            config::ClientAuth::SecretBasic { secret }
+            | config::ClientAuth::SecretPost { secret } => {
+                Some((c.client_id.clone(), secret.expose().to_string()))
+            }
+            config::ClientAuth::PrivateKeyJwt { .. } => None,
+        })
+        .collect();
+    match super::spawn_demo_backends(idp, upstream, clients) {
+        Ok(_) => Ok((idp, upstream)),
+        Err(e) => {
+            eprintln!("error: {e}");
+            Err(ExitCode::FAILURE)
+        }
+    }
+}
+
+/// `bearer-proxy demo`: the proxy against the bundled emulator and echo
+/// upstream, with a how-to on stdout.
+pub fn demo(path: Option<&Path>) -> ExitCode {
+    let (label, source) = match demo_source(path) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let config = match config::load_file(&source) {
+        Ok(c) => c,
+        Err(errors) => {
+            report(Path::new(&label), &errors);
+            return ExitCode::from(2);
+        }
+    };
+    let (idp, upstream) = match start_backends(&config) {
+        Ok(addrs) => addrs,
+        Err(code) => return code,
+    };
+    let (client, route) = (&config.clients[0], &config.routes[0]);
+    let listen = config.server.listen[0];
+    let path = format!(
+        "{}integration/v1/flows/rest/HELLO/1.0/ping",
+        route.path_prefix.trim_end_matches('/').to_string() + "/"
+    );
+    println!(
+        "bearer-proxy demo ({label})\n\
+         \n  identity-service emulator  http://{idp}/oauth2/v1/token\
+         \n  echo upstream              http://{upstream}\
+         \n  proxy                      http://{listen}\
+         \n  admin                      http://{admin}/status  /metrics  /readyz\
+         \n\nTry (the client sends only its API key; the proxy checks it, drops it and adds the token):\
+         \n\n  curl -s -H 'X-API-Key: {key}' http://{listen}{path}\
+         \n\nThe echo upstream answers with what it received: an \"authorization\" header\
+         \nstarting \"Bearer eyJ\" and the token's decoded claims (sub \"{client_id}\", scope, exp),\
+         \nand no x-api-key. Without the key: 401 {{\"error\":\"access_denied\"}}. A path outside\
+         \n{prefix} answers 404 {{\"error\":\"no_route\"}}. Stop with Ctrl-C.\n",
+        key = DEMO_API_KEY,
+        admin = config.admin.listen,
+        prefix = route.path_prefix,
+        client_id = client.client_id,
+    );
+    run(config, source)
+}

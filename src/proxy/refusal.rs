@@ -1,0 +1,215 @@
+//! Every answer the proxy makes by itself, as one enum, and the one place
+//! that maps each to its status, stable `error` code, message and extra
+//! fields. Clients branch on the code; operators grep for it.
+
+use bytes::Bytes;
+use http::HeaderValue;
+use pingora::http::ResponseHeader;
+use pingora::proxy::Session;
+use serde_json::{json, Map, Value};
+
+use super::ctx::RequestCtx;
+use crate::access::Denial;
+use crate::oauth::{FetchError, Unavailable};
+
+/// Why the proxy answered instead of the upstream.
+#[derive(Debug)]
+pub enum Refusal {
+    /// No route matches the host and path.
+    NoRoute,
+    /// The route's access rules refused the caller.
+    AccessDenied(Denial),
+    /// No token for the route's client: refused (502) or not to be had (503).
+    Token(Unavailable),
+    /// The upstream could not be reached or its answer not passed on.
+    UpstreamUnavailable,
+    UpstreamTimeout,
+    /// Both Content-Length and Transfer-Encoding.
+    AmbiguousFraming,
+    ConflictingLength,
+    /// pingora refused the request with this status.
+    Unprocessable(u16),
+    /// The client sent something pingora could not read.
+    MalformedRequest,
+    BodyTooLarge,
+    /// Too many or too large request headers; the message says which.
+    HeadersTooLarge(String),
+    /// A bug or an impossible state; the message says where.
+    Internal(&'static str),
+}
+
+/// A refusal rendered: what goes on the wire.
+pub struct ErrorReply {
+    pub status: u16,
+    pub code: &'static str,
+    message: String,
+    retry_after_secs: Option<u64>,
+    /// `WWW-Authenticate` for a 401.
+    challenge: Option<HeaderValue>,
+    extra: Map<String, Value>,
+}
+
+impl Refusal {
+    /// The stable `error` code (also the access log's `error` field).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Refusal::NoRoute => "no_route",
+            Refusal::AccessDenied(_) => "access_denied",
+            Refusal::Token(u) => token_code(u),
+            Refusal::UpstreamUnavailable => "upstream_unavailable",
+            Refusal::UpstreamTimeout => "upstream_timeout",
+            Refusal::AmbiguousFraming
+            | Refusal::ConflictingLength
+            | Refusal::Unprocessable(_)
+            | Refusal::MalformedRequest => "bad_request",
+            Refusal::BodyTooLarge => "body_too_large",
+            Refusal::HeadersTooLarge(_) => "headers_too_large",
+            Refusal::Internal(_) => "internal_error",
+        }
+    }
+
+    /// Status, code, message and extra fields of this refusal.
+    pub fn reply(&self) -> ErrorReply {
+        let code = self.code();
+        let plain = |status, message: &str| ErrorReply::new(status, code, message.into());
+        match self {
+            Refusal::NoRoute => plain(404, "no route matches this host and path"),
+            Refusal::AccessDenied(denial) => {
+                let mut r = plain(
+                    denial.status,
+                    "this route does not accept the request's credentials or address",
+                );
+                r.challenge = denial.challenge.clone();
+                r.extra.insert("reason".into(), denial.reason.into());
+                r
+            }
+            Refusal::Token(unavailable) => token_reply(unavailable),
+            Refusal::UpstreamUnavailable => plain(502, "the upstream could not be reached"),
+            Refusal::UpstreamTimeout => plain(504, "the upstream did not answer in time"),
+            Refusal::AmbiguousFraming => plain(
+                400,
+                "both Content-Length and Transfer-Encoding: the body's framing is ambiguous",
+            ),
+            Refusal::ConflictingLength => plain(400, "conflicting Content-Length headers"),
+            Refusal::Unprocessable(status) => plain(*status, "the request could not be processed"),
+            Refusal::MalformedRequest => plain(400, "malformed request"),
+            Refusal::BodyTooLarge => {
+                plain(413, "the request body is larger than this route accepts")
+            }
+            Refusal::HeadersTooLarge(why) => plain(431, why),
+            Refusal::Internal(what) => plain(500, what),
+        }
+    }
+}
+
+/// `token_rejected` when the identity service refused the client (its
+/// answer will not change until the configuration does), else
+/// `token_unavailable`.
+pub fn token_code(u: &Unavailable) -> &'static str {
+    match u.error {
+        FetchError::Rejected { .. } => "token_rejected",
+        _ => "token_unavailable",
+    }
+}
+
+/// 502 when the identity service refused the client's credentials or
+/// scopes (only its error code is passed on); 503 with `Retry-After` when
+/// it could not be asked or answered nonsense.
+fn token_reply(u: &Unavailable) -> ErrorReply {
+    let mut reply = match &u.error {
+        FetchError::Rejected { idp, .. } => {
+            let message = format!(
+                "the identity service rejected client \"{}\": {}",
+                u.client, idp.code
+            );
+            let mut r = ErrorReply::new(502, token_code(u), message);
+            r.extra
+                .insert("idp_error".into(), Value::String(idp.code.clone()));
+            r
+        }
+        other => {
+            let why = match other {
+                FetchError::RateLimited { .. } => "rate limited by the identity service",
+                FetchError::InvalidResponse(_) => {
+                    "the identity service sent an invalid token response"
+                }
+                FetchError::Timeout => "the identity service timed out",
+                FetchError::ServerError { .. } => "the identity service failed",
+                _ => "the identity service is unreachable",
+            };
+            let message = format!("no access token for client \"{}\": {why}", u.client);
+            ErrorReply::new(503, token_code(u), message)
+        }
+    };
+    reply.retry_after_secs = Some(u.retry_after.as_secs_f64().ceil().max(1.0) as u64);
+    reply
+        .extra
+        .insert("client".into(), Value::String(u.client.clone()));
+    reply
+}
+
+impl ErrorReply {
+    fn new(status: u16, code: &'static str, message: String) -> Self {
+        ErrorReply {
+            status,
+            code,
+            message,
+            retry_after_secs: None,
+            challenge: None,
+            extra: Map::new(),
+        }
+    }
+
+    pub fn body(&self, request_id: &HeaderValue) -> Bytes {
+        let mut body = json!({
+            "error": self.code,
+            "message": self.message,
+            "request_id": request_id.to_str().unwrap_or_default(),
+        });
+        if let Value::Object(map) = &mut body {
+            map.extend(self.extra.clone());
+        }
+        Bytes::from(body.to_string())
+    }
+
+    /// Writes the response; the request ends here.
+    pub async fn send(
+        &self,
+        session: &mut Session,
+        request_id: &HeaderValue,
+    ) -> pingora::Result<()> {
+        let body = self.body(request_id);
+        let mut header = ResponseHeader::build(self.status, Some(5))?;
+        header.insert_header("content-type", "application/json")?;
+        header.insert_header("content-length", body.len().to_string())?;
+        header.insert_header("cache-control", "no-store")?;
+        header.insert_header(super::request_id::HEADER, request_id.clone())?;
+        if let Some(c) = &self.challenge {
+            header.insert_header("www-authenticate", c.clone())?;
+        }
+        if let Some(s) = self.retry_after_secs {
+            header.insert_header("retry-after", s.to_string())?;
+        }
+        if !session.as_downstream_mut().is_body_empty() {
+            // An unread request body would corrupt the next request on this connection.
+            session.set_keepalive(None);
+        }
+        session
+            .write_response_header(Box::new(header), false)
+            .await?;
+        session.write_response_body(Some(body), true).await
+    }
+}
+
+/// Answers a request from `request_filter`: writes the refusal, records its
+/// code for the access log, and ends the filter chain (`Ok(true)`).
+pub async fn refuse(
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    refusal: Refusal,
+) -> pingora::Result<bool> {
+    let reply = refusal.reply();
+    ctx.error_code = Some(reply.code);
+    reply.send(session, &ctx.request_id).await?;
+    Ok(true)
+}

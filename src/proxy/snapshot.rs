@@ -1,0 +1,99 @@
+//! What the request path reads: routes ready to serve, the route table and
+//! the token cache, built once per configuration and swapped whole by a
+//! reload.
+
+use std::sync::Arc;
+
+use http::HeaderValue;
+use pingora::{Error, ErrorType};
+use prometheus::Histogram;
+
+use crate::access::AccessPolicy;
+use crate::config::{Config, Limits};
+use crate::metrics::metrics;
+use crate::oauth::{CacheError, TokenCache, TokenSlot};
+use crate::route_table::RouteTable;
+use crate::upstream::UpstreamPeer;
+
+/// A configured route ready for the request path: its upstream, token slot
+/// and pre-built header values and metric handles.
+pub struct LiveRoute {
+    pub name: String,
+    pub max_body_bytes: Option<u64>,
+    pub access: Arc<AccessPolicy>,
+    pub slot: Arc<TokenSlot>,
+    pub upstream: UpstreamPeer,
+    /// The `Host` header sent upstream.
+    pub host_header: HeaderValue,
+    pub upstream_duration: Histogram,
+}
+
+/// Everything the request path reads, built once from a [`Config`].
+pub struct Snapshot {
+    pub limits: Limits,
+    pub routes: Vec<LiveRoute>,
+    pub table: RouteTable,
+    pub cache: Arc<TokenCache>,
+}
+
+/// Why a snapshot could not be built from a valid configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    #[error(transparent)]
+    Cache(#[from] CacheError),
+    #[error("route {0}: no token slot in the cache")]
+    NoSlot(String),
+    #[error("route {0}: upstream host is not a valid header value")]
+    HostHeader(String),
+}
+
+impl Snapshot {
+    pub fn new(config: Config) -> Result<Self, SnapshotError> {
+        let cache = Arc::new(TokenCache::new(&config)?);
+        Self::with_cache(config, cache)
+    }
+
+    /// A snapshot for a reloaded configuration, keeping the token slots of
+    /// unchanged clients from `previous`.
+    pub fn rebuild(config: Config, previous: &Snapshot) -> Result<Self, SnapshotError> {
+        let cache = Arc::new(TokenCache::rebuild(&config, &previous.cache)?);
+        Self::with_cache(config, cache)
+    }
+
+    fn with_cache(config: Config, cache: Arc<TokenCache>) -> Result<Self, SnapshotError> {
+        let mut routes = Vec::with_capacity(config.routes.len());
+        let mut cas = crate::upstream::CaLists::default();
+        for r in &config.routes {
+            let slot = cache
+                .slot_for(r)
+                .ok_or_else(|| SnapshotError::NoSlot(r.name.clone()))?;
+            let host_header = HeaderValue::try_from(r.upstream.authority.as_str())
+                .map_err(|_| SnapshotError::HostHeader(r.name.clone()))?;
+            routes.push(LiveRoute {
+                name: r.name.clone(),
+                max_body_bytes: r.max_body_bytes,
+                access: r.access.clone(),
+                slot,
+                upstream: UpstreamPeer::new(r, &config.server, &mut cas),
+                host_header,
+                upstream_duration: metrics().upstream_duration.with_label_values(&[&r.name]),
+            });
+        }
+        Ok(Snapshot {
+            limits: config.server.limits,
+            routes,
+            table: config.route_table,
+            cache,
+        })
+    }
+
+    /// The route a request matched. Hooks after `request_filter` only run
+    /// for matched requests; should that ever not hold, the request fails
+    /// with an internal error instead of a panic.
+    pub fn route(&self, index: Option<usize>) -> pingora::Result<&LiveRoute> {
+        match index.and_then(|i| self.routes.get(i)) {
+            Some(route) => Ok(route),
+            None => Error::e_explain(ErrorType::InternalError, "no route matched"),
+        }
+    }
+}
