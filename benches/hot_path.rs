@@ -7,6 +7,7 @@ use std::net::IpAddr;
 use std::path::Path;
 use std::time::Duration;
 
+use bearer_proxy::config::raw::{RawClient, RawConfig, RawRoute};
 use bearer_proxy::config::{self, HostPattern};
 use bearer_proxy::RouteTable;
 use bearer_proxy::TokenCache;
@@ -72,10 +73,18 @@ fn cache_hit(c: &mut Criterion) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let (idp, server) = bearer_proxy::emulator::start_idp(listener);
         idp.register_client("bench", "bench-secret");
-        let yaml = format!(
-            "clients:\n  c:\n    token_url: \"http://{}/oauth2/v1/token\"\n    client_id: bench\n    client_secret: bench-secret\n    scopes: [\"https://oic.bench:443urn:opc:resource:consumer::all\"]\nroutes:\n  - name: r\n    upstream: \"http://127.0.0.1:1\"\n    client: c\n    access: {{ allow_any: true }}\n",
-            server.addr
-        );
+        let yaml = RawConfig::default()
+            .with_client(
+                "c",
+                RawClient::with_secret(
+                    &format!("http://{}/oauth2/v1/token", server.addr),
+                    "bench",
+                    "bench-secret",
+                    "https://oic.bench:443urn:opc:resource:consumer::all",
+                ),
+            )
+            .with_route(RawRoute::open("r", "/", "http://127.0.0.1:1", "c"))
+            .to_yaml();
         let config = config::load_str(&yaml, Path::new("."), &|_| None).unwrap();
         let cache = TokenCache::new(&config).unwrap();
         assert!(cache.warm_up(Duration::from_secs(10)).await);

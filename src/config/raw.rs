@@ -19,7 +19,7 @@ pub struct RawConfig {
     pub admin: RawAdmin,
     #[serde(default)]
     pub clients: BTreeMap<String, RawClient>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub routes: Vec<RawRoute>,
 }
 
@@ -27,7 +27,7 @@ pub struct RawConfig {
 #[serde(deny_unknown_fields)]
 pub struct RawServer {
     pub listen: Option<Vec<String>>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tls_listen: Vec<RawTlsListener>,
     pub threads: Option<usize>,
     pub work_stealing: Option<bool>,
@@ -118,7 +118,7 @@ pub struct RawClient {
     pub signing_key: Option<RawSigningKey>,
     #[serde(default)]
     pub refresh_token: bool,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub scopes: Vec<String>,
     #[serde(default, with = "humantime_serde")]
     pub refresh_before: Option<Duration>,
@@ -168,7 +168,7 @@ pub struct RawRoute {
     pub upstream: Option<String>,
     pub upstream_ca_file: Option<PathBuf>,
     pub client: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub scopes: Vec<String>,
     pub access: Option<RawAccess>,
     pub max_body_bytes: Option<u64>,
@@ -182,9 +182,9 @@ pub struct RawAccess {
     pub api_keys_file: Option<PathBuf>,
     pub api_key_header: Option<String>,
     pub basic_users_file: Option<PathBuf>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub allow_cidrs: Vec<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub client_cert_subjects: Vec<String>,
 }
 

@@ -10,16 +10,21 @@ const KEY: &str = "erp-key-4f9a2c";
 async fn proxy_with_access(
     idp: &Idp,
     upstream: &Upstream,
-    access_yaml: &str,
+    access: RawAccess,
     files: &[(&str, String)],
 ) -> Proxy {
     let mut config = ProxyConfig::new(idp, upstream);
-    config.routes = Some(format!(
-        "  - name: guarded\n    match: {{ path_prefix: \"/\" }}\n    upstream: \"{}\"\n    client: oic\n    access:\n{access_yaml}",
-        upstream.url()
-    ));
+    config.raw.routes =
+        vec![RawRoute::open("guarded", "/", &upstream.url(), "oic").with_access(access)];
     config.files = files.to_vec();
     Proxy::start(&config).await
+}
+
+fn cidrs(list: &[&str]) -> RawAccess {
+    RawAccess {
+        allow_cidrs: list.iter().map(|c| c.to_string()).collect(),
+        ..RawAccess::default()
+    }
 }
 
 fn basic(user: &str, password: &str) -> String {
@@ -36,7 +41,7 @@ async fn api_key_opens_the_route_and_is_not_forwarded() {
     let proxy = proxy_with_access(
         &idp,
         &upstream,
-        "      api_keys_file: api-keys\n",
+        RawAccess::api_keys("api-keys"),
         &[("api-keys", bearer_proxy::api_key_line("erp", KEY))],
     )
     .await;
@@ -109,7 +114,10 @@ async fn basic_users_open_the_route_and_their_credentials_are_replaced() {
     let proxy = proxy_with_access(
         &idp,
         &upstream,
-        "      basic_users_file: users.htpasswd\n",
+        RawAccess {
+            basic_users_file: Some("users.htpasswd".into()),
+            ..RawAccess::default()
+        },
         &[("users.htpasswd", format!("erp:{hash}\n"))],
     )
     .await;
@@ -148,13 +156,7 @@ async fn basic_users_open_the_route_and_their_credentials_are_replaced() {
 async fn source_address_ranges_gate_the_route() {
     let idp = Idp::start().await;
     let upstream = Upstream::start().await;
-    let outside = proxy_with_access(
-        &idp,
-        &upstream,
-        "      allow_cidrs: [\"10.0.0.0/8\"]\n",
-        &[],
-    )
-    .await;
+    let outside = proxy_with_access(&idp, &upstream, cidrs(&["10.0.0.0/8"]), &[]).await;
     let r = client().get(outside.url("/x")).send().await.unwrap();
     assert_eq!(r.status(), 403);
     let body: serde_json::Value = r.json().await.unwrap();
@@ -163,20 +165,17 @@ async fn source_address_ranges_gate_the_route() {
         (Some("access_denied"), Some("address"))
     );
 
-    let inside = proxy_with_access(
-        &idp,
-        &upstream,
-        "      allow_cidrs: [\"127.0.0.0/8\", \"::1/128\"]\n",
-        &[],
-    )
-    .await;
+    let inside = proxy_with_access(&idp, &upstream, cidrs(&["127.0.0.0/8", "::1/128"]), &[]).await;
     assert_eq!(get_status(inside.url("/x")).await, 200);
 
     // Address and credential combine: both must pass.
     let both = proxy_with_access(
         &idp,
         &upstream,
-        "      allow_cidrs: [\"127.0.0.1\"]\n      api_keys_file: api-keys\n",
+        RawAccess {
+            allow_cidrs: vec!["127.0.0.1".into()],
+            ..RawAccess::api_keys("api-keys")
+        },
         &[("api-keys", bearer_proxy::api_key_line("erp", KEY))],
     )
     .await;

@@ -5,7 +5,10 @@
 
 use std::process::Command;
 
-use bearer_proxy::config::raw::{RawClient, RawConfig, RawRoute, RawServer};
+use bearer_proxy::config::raw::{
+    Audience, ClientAuthMethod, GrantKind, Issuer, RawAccess, RawClient, RawConfig, RawRetry,
+    RawRoute, RawServer, RawSigningKey,
+};
 
 /// One client whose secret comes from `${BP_TEST_SECRET}`, one route.
 fn good() -> RawConfig {
@@ -260,4 +263,96 @@ fn slash_before_urn_is_a_warning_with_the_fix() {
 
 fn fixture(name: &str) -> String {
     format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Fuzz seeds that set every key of the file format, so the fuzzer starts
+/// from configurations that reach each section's checks.
+fn fuzz_seeds() -> Vec<(&'static str, RawConfig)> {
+    use std::time::Duration;
+    let s = |n| Some(Duration::from_secs(n));
+    let mut full = good();
+    full.server = RawServer {
+        listen: Some(vec!["127.0.0.1:18080".into(), "[::1]:18080".into()]),
+        threads: Some(4),
+        work_stealing: Some(true),
+        upstream_timeout: s(30),
+        upstream_connect_timeout: s(5),
+        shutdown_grace: s(20),
+        startup_token_wait: s(10),
+        token_requests_per_second: Some(2.5),
+        max_request_header_bytes: Some(16384),
+        max_request_headers: Some(64),
+        max_replay_body_bytes: Some(65536),
+        client_idle_timeout: s(30),
+        client_read_timeout: s(10),
+        ..RawServer::default()
+    };
+    full.admin.listen = Some("127.0.0.1:19090".into());
+    let client = full.clients.get_mut("oic-prod").unwrap();
+    client.refresh_before = s(300);
+    client.connect_timeout = s(3);
+    client.request_timeout = s(9);
+    client.retry = RawRetry {
+        initial: s(2),
+        max: s(120),
+    };
+    let mut route = RawRoute::open("erp", "/erp/", "https://oic.example.com:8443", "oic-prod")
+        .for_host("*.example.com");
+    route.scopes = vec!["urn:opc:idm:__myscopes__".into()];
+    route.max_body_bytes = Some(1 << 20);
+    route.access = Some(RawAccess {
+        allow_cidrs: vec!["10.0.0.0/8".into(), "::1".into()],
+        api_keys_file: Some("api-keys".into()),
+        api_key_header: Some("x-erp-key".into()),
+        ..RawAccess::default()
+    });
+    full.routes.push(route);
+    let mut assertion = good();
+    *assertion.clients.get_mut("oic-prod").unwrap() = RawClient {
+        issuer: Issuer::Oam,
+        identity_domain_name: Some("OAMDomain".into()),
+        client_auth: ClientAuthMethod::PrivateKeyJwt,
+        grant: GrantKind::JwtBearer,
+        subject: Some("alice".into()),
+        client_secret: None,
+        signing_key: Some(RawSigningKey {
+            key_file: Some("keys/proxy.key".into()),
+            cert_file: Some("keys/proxy.crt".into()),
+            kid: Some("proxy".into()),
+            audience: Some(Audience::Many(vec![
+                "https://identity.oraclecloud.com/".into()
+            ])),
+            lifetime: s(120),
+        }),
+        ..RawClient::with_secret(
+            "https://oam.example.com",
+            "abc",
+            "-",
+            "https://oic.example.com:443urn:opc:resource:consumer::all",
+        )
+    };
+    vec![
+        ("builder-minimal.yaml", good()),
+        ("builder-every-setting.yaml", full),
+        ("builder-assertions.yaml", assertion),
+    ]
+}
+
+/// The corpus files are the builder's output; after changing the file
+/// format, rewrite them with `BEARER_PROXY_WRITE_FUZZ_SEEDS=1 cargo test fuzz_seeds`.
+#[test]
+fn fuzz_seeds_are_the_builders_configurations() {
+    let corpus = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/config_load");
+    for (name, raw) in fuzz_seeds() {
+        let path = corpus.join(name);
+        let yaml = raw.to_yaml();
+        if std::env::var_os("BEARER_PROXY_WRITE_FUZZ_SEEDS").is_some() {
+            std::fs::write(&path, &yaml).unwrap();
+        }
+        let on_disk = std::fs::read_to_string(&path).unwrap_or_default();
+        assert_eq!(
+            on_disk, yaml,
+            "{name} is stale: rewrite it (see this test's doc)"
+        );
+    }
 }

@@ -43,7 +43,7 @@ async fn identity_service_failures_without_a_token_give_503_with_outcome_metrics
         idp.state.set_mode(mode);
         let upstream = Upstream::start().await;
         let mut config = ProxyConfig::new(&idp, &upstream);
-        config.startup_token_wait = "200ms";
+        config.server().startup_token_wait = ms(200);
         let proxy = Proxy::start(&config).await;
         let r = client().get(proxy.url("/x")).send().await.unwrap();
         assert_eq!(r.status(), 503, "{mode:?}");
@@ -65,8 +65,8 @@ async fn slow_identity_service_is_cut_off_by_the_request_timeout() {
     idp.state.set_mode(Mode::Slow(Duration::from_secs(5)));
     let upstream = Upstream::start().await;
     let mut config = ProxyConfig::new(&idp, &upstream);
-    config.startup_token_wait = "100ms";
-    config.client_extra = "    request_timeout: 300ms\n";
+    config.server().startup_token_wait = ms(100);
+    config.client().request_timeout = ms(300);
     let proxy = Proxy::start(&config).await;
     let started = std::time::Instant::now();
     let r = client().get(proxy.url("/x")).send().await.unwrap();
@@ -79,10 +79,7 @@ async fn unreachable_upstream_gives_502_upstream_unavailable() {
     let idp = Idp::start().await;
     let upstream = Upstream::start().await;
     let mut config = ProxyConfig::new(&idp, &upstream);
-    config.routes = Some(format!(
-        "  - name: dead\n    match: {{ path_prefix: \"/\" }}\n    upstream: \"http://127.0.0.1:{}\"\n    client: oic\n    access: {{ allow_any: true }}\n",
-        free_port()
-    ));
+    config.route().upstream = Some(format!("http://127.0.0.1:{}", free_port()));
     let proxy = Proxy::start(&config).await;
     let r = client()
         .get(proxy.url("/x"))

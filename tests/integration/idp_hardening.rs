@@ -8,13 +8,13 @@ use bearer_proxy::emulator::Mode;
 use crate::support::*;
 
 /// `n` routes `/r<i>/`, each with its own scope: `n` tokens from one URL.
-fn routes_with_own_scopes(n: usize, upstream: &Upstream) -> String {
+fn routes_with_own_scopes(n: usize, upstream: &Upstream) -> Vec<RawRoute> {
     (0..n)
-        .map(|i| {
-            format!(
-                "  - name: r{i}\n    match: {{ path_prefix: \"/r{i}/\" }}\n    upstream: \"{}\"\n    client: oic\n    access: {{ allow_any: true }}\n    scopes: [\"https://oic{i}.test:443urn:opc:resource:consumer::all\"]\n",
-                upstream.url()
-            )
+        .map(|i| RawRoute {
+            scopes: vec![format!(
+                "https://oic{i}.test:443urn:opc:resource:consumer::all"
+            )],
+            ..route_to(&format!("r{i}"), &upstream.url())
         })
         .collect()
 }
@@ -24,10 +24,10 @@ async fn token_requests_to_one_url_never_exceed_the_rate_ceiling() {
     let idp = Idp::start().await;
     let upstream = Upstream::start().await;
     let mut config = ProxyConfig::new(&idp, &upstream);
-    config.server_extra = "  token_requests_per_second: 4\n".into();
+    config.server().token_requests_per_second = Some(4.0);
     // Twelve routes with their own scopes: twelve tokens from one URL, all
     // wanted at once at start-up.
-    config.routes = Some(routes_with_own_scopes(12, &upstream));
+    config.raw.routes = routes_with_own_scopes(12, &upstream);
     let proxy = Proxy::start(&config).await;
     assert!(
         idp.state
@@ -62,7 +62,10 @@ async fn a_credential_rejection_is_remembered_instead_of_retried_per_request() {
     let upstream = Upstream::start().await;
     let mut config = ProxyConfig::new(&idp, &upstream);
     config.client_secret = "wrong";
-    config.client_extra = "    retry: { initial: 50ms, max: 100ms }\n";
+    config.client().retry = RawRetry {
+        initial: ms(50),
+        max: ms(100),
+    };
     let proxy = Proxy::start(&config).await;
     for _ in 0..20 {
         assert_eq!(get_status(proxy.url("/x")).await, 502);
@@ -80,8 +83,11 @@ async fn retry_after_on_a_429_is_honoured() {
     idp.state.set_mode(Mode::RateLimitedRetryAfter(3));
     let upstream = Upstream::start().await;
     let mut config = ProxyConfig::new(&idp, &upstream);
-    config.startup_token_wait = "200ms";
-    config.client_extra = "    retry: { initial: 50ms, max: 100ms }\n";
+    config.server().startup_token_wait = ms(200);
+    config.client().retry = RawRetry {
+        initial: ms(50),
+        max: ms(100),
+    };
     let proxy = Proxy::start(&config).await;
     let r = client().get(proxy.url("/x")).send().await.unwrap();
     assert_eq!(r.status(), 503);
@@ -113,9 +119,9 @@ async fn tokens_queued_behind_the_ceiling_do_not_come_due_together() {
     idp.state.set_token_lifetime(Duration::from_secs(20));
     let upstream = Upstream::start().await;
     let mut config = ProxyConfig::new(&idp, &upstream);
-    config.server_extra = "  token_requests_per_second: 1\n".into();
-    config.startup_token_wait = "1s";
-    config.routes = Some(routes_with_own_scopes(8, &upstream));
+    config.server().token_requests_per_second = Some(1.0);
+    config.server().startup_token_wait = Some(Duration::from_secs(1));
+    config.raw.routes = routes_with_own_scopes(8, &upstream);
     let proxy = Proxy::start(&config).await;
     assert!(
         idp.state

@@ -28,7 +28,8 @@ async fn malformed_ambiguous_and_oversized_requests_get_4xx_and_are_not_forwarde
     let idp = Idp::start().await;
     let upstream = Upstream::start().await;
     let mut config = ProxyConfig::new(&idp, &upstream);
-    config.server_extra = "  max_request_headers: 20\n  max_request_header_bytes: 2048\n".into();
+    config.server().max_request_headers = Some(20);
+    config.server().max_request_header_bytes = Some(2048);
     let proxy = Proxy::start(&config).await;
     let many: String = (0..30).map(|i| format!("X-H{i}: v\r\n")).collect();
     let big = "a".repeat(4000);
@@ -85,10 +86,7 @@ async fn bodies_over_the_route_limit_get_413_declared_or_streamed() {
     let idp = Idp::start().await;
     let upstream = Upstream::start().await;
     let mut config = ProxyConfig::new(&idp, &upstream);
-    config.routes = Some(format!(
-        "  - name: main\n    match: {{ path_prefix: \"/\" }}\n    upstream: \"{}\"\n    client: oic\n    access: {{ allow_any: true }}\n    max_body_bytes: 1000\n",
-        upstream.url()
-    ));
+    config.route().max_body_bytes = Some(1000);
     let proxy = Proxy::start(&config).await;
     let client = client();
     let r = client
@@ -131,7 +129,7 @@ async fn a_slow_upstream_gives_504_upstream_timeout() {
     let idp = Idp::start().await;
     let upstream = Upstream::start().await;
     let mut config = ProxyConfig::new(&idp, &upstream);
-    config.server_extra = "  upstream_timeout: 300ms\n".into();
+    config.server().upstream_timeout = ms(300);
     let proxy = Proxy::start(&config).await;
     let started = Instant::now();
     let r = client()
@@ -150,7 +148,8 @@ async fn idle_and_slow_clients_cannot_pin_connections() {
     let idp = Idp::start().await;
     let upstream = Upstream::start().await;
     let mut config = ProxyConfig::new(&idp, &upstream);
-    config.server_extra = "  client_idle_timeout: 1s\n  client_read_timeout: 1s\n".into();
+    config.server().client_idle_timeout = Some(Duration::from_secs(1));
+    config.server().client_read_timeout = Some(Duration::from_secs(1));
     let proxy = Proxy::start(&config).await;
 
     // Idle keep-alive connection: closed by the proxy after ~1 s.

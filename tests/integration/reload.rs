@@ -9,15 +9,16 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use crate::support::*;
 
 fn second_client_and_route(config: &mut ProxyConfig<'_>, idp: &Idp, upstream: &Upstream) {
-    config.clients = Some(format!(
-        "  oic:\n    token_url: \"{url}\"\n    client_id: \"{CLIENT_ID}\"\n    client_secret: \"${{TEST_CLIENT_SECRET}}\"\n    scopes: [\"{SCOPE}\"]\n  \
-         oic2:\n    token_url: \"{url}\"\n    client_id: \"{CLIENT_ID}\"\n    client_secret: \"${{TEST_CLIENT_SECRET}}\"\n    scopes: [\"https://second.test:443urn:opc:resource:consumer::all\"]\n",
-        url = idp.token_url()
-    ));
-    config.routes = Some(format!(
-        "  - name: main\n    match: {{ path_prefix: \"/\" }}\n    upstream: \"{u}\"\n    client: oic\n    access: {{ allow_any: true }}\n  \
-         - name: second\n    match: {{ path_prefix: \"/second/\" }}\n    upstream: \"{u}\"\n    client: oic2\n    access: {{ allow_any: true }}\n",
-        u = upstream.url()
+    let second = RawClient {
+        scopes: vec!["https://second.test:443urn:opc:resource:consumer::all".into()],
+        ..oic_client(idp)
+    };
+    config.raw.clients.insert("oic2".into(), second);
+    config.raw.routes.push(RawRoute::open(
+        "second",
+        "/second/",
+        &upstream.url(),
+        "oic2",
     ));
 }
 
@@ -62,7 +63,7 @@ async fn restart_only_settings_are_reported_as_needing_a_restart() {
     let upstream = Upstream::start().await;
     let mut config = ProxyConfig::new(&idp, &upstream);
     let proxy = Proxy::start(&config).await;
-    config.server_extra = "  work_stealing: true\n".into();
+    config.server().work_stealing = Some(true);
     proxy.rewrite(&config);
     let (status, body) = proxy.admin_reload().await;
     assert_eq!(status, 200, "{body}");
@@ -80,7 +81,10 @@ async fn an_invalid_reload_is_refused_with_paths_and_the_old_config_keeps_servin
     let upstream = Upstream::start().await;
     let mut config = ProxyConfig::new(&idp, &upstream);
     let proxy = Proxy::start(&config).await;
-    config.routes = Some("  - name: broken\n    upstream: \"https://x.example\"\n    client: nope\n    access: { allow_any: true }\n".into());
+    config.raw.routes = vec![RawRoute {
+        matcher: Default::default(),
+        ..RawRoute::open("broken", "/", "https://x.example", "nope")
+    }];
     proxy.rewrite(&config);
 
     let (status, body) = proxy.admin_reload().await;
@@ -116,10 +120,7 @@ async fn sighup_applies_new_access_rules() {
     let proxy = Proxy::start(&config).await;
     assert_eq!(get_status(proxy.url("/x")).await, 200);
 
-    config.routes = Some(format!(
-        "  - name: main\n    match: {{ path_prefix: \"/\" }}\n    upstream: \"{}\"\n    client: oic\n    access: {{ api_keys_file: keys }}\n",
-        upstream.url()
-    ));
+    config.route().access = Some(RawAccess::api_keys("keys"));
     config.files = vec![("keys", bearer_proxy::api_key_line("erp", "the-key"))];
     proxy.rewrite(&config);
     proxy.hangup();
@@ -188,10 +189,7 @@ async fn in_flight_requests_and_open_connections_survive_a_reload() {
         .await
     );
     // The new configuration no longer has a route for "/".
-    config.routes = Some(format!(
-        "  - name: other\n    match: {{ path_prefix: \"/other/\" }}\n    upstream: \"{}\"\n    client: oic\n    access: {{ allow_any: true }}\n",
-        upstream.url()
-    ));
+    config.raw.routes = vec![route_to("other", &upstream.url())];
     proxy.rewrite(&config);
     let (status, body) = proxy.admin_reload().await;
     assert_eq!(status, 200, "{body}");

@@ -56,11 +56,8 @@ async fn unmatched_request_gets_404_no_route_json_and_is_not_forwarded() {
     let idp = Idp::start().await;
     let upstream = Upstream::start().await;
     let mut config = ProxyConfig::new(&idp, &upstream);
-    let routes = format!(
-        "  - name: api\n    match: {{ host: \"oic.internal\", path_prefix: \"/ic/api/\" }}\n    upstream: \"{}\"\n    client: oic\n    access: {{ allow_any: true }}\n",
-        upstream.url()
-    );
-    config.routes = Some(routes);
+    config.raw.routes =
+        vec![RawRoute::open("api", "/ic/api/", &upstream.url(), "oic").for_host("oic.internal")];
     let proxy = Proxy::start(&config).await;
 
     for (host, path) in [("oic.internal", "/other"), ("elsewhere.test", "/ic/api/x")] {
@@ -89,22 +86,20 @@ async fn exact_host_then_wildcard_then_longest_prefix_choose_the_route() {
     let upstream = Upstream::start().await;
     let mut config = ProxyConfig::new(&idp, &upstream);
     let route = |name: &str, host: Option<&str>, prefix: &str| {
-        let host = host.map(|h| format!("host: \"{h}\", ")).unwrap_or_default();
-        format!(
-            "  - name: {name}\n    match: {{ {host}path_prefix: \"{prefix}\" }}\n    upstream: \"{}\"\n    client: oic\n    access: {{ allow_any: true }}\n    scopes: [\"https://{name}.test:443urn:opc:resource:consumer::all\"]\n",
-            upstream.url()
-        )
+        let mut r = RawRoute::open(name, prefix, &upstream.url(), "oic");
+        r.matcher.host = host.map(str::to_owned);
+        r.scopes = vec![format!(
+            "https://{name}.test:443urn:opc:resource:consumer::all"
+        )];
+        r
     };
-    config.routes = Some(
-        [
-            route("anyroot", None, "/"),
-            route("anyapi", None, "/ic/api/"),
-            route("anyintegration", None, "/ic/api/integration/"),
-            route("wild", Some("*.example.com"), "/"),
-            route("exact", Some("oic.example.com"), "/ic/"),
-        ]
-        .concat(),
-    );
+    config.raw.routes = vec![
+        route("anyroot", None, "/"),
+        route("anyapi", None, "/ic/api/"),
+        route("anyintegration", None, "/ic/api/integration/"),
+        route("wild", Some("*.example.com"), "/"),
+        route("exact", Some("oic.example.com"), "/ic/"),
+    ];
     let proxy = Proxy::start(&config).await;
     let cases = [
         ("other.test", "/", "anyroot"),

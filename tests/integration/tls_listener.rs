@@ -11,27 +11,22 @@ async fn start_tls_proxy(
     ca: &TestCa,
     tls_port: u16,
     mtls: bool,
-    access: &str,
+    access: RawAccess,
 ) -> Proxy {
     let mut config = ProxyConfig::new(idp, upstream);
     let (cert, key) = ca.server();
-    let client_ca = if mtls {
-        "    client_ca_file: client-ca.pem\n"
-    } else {
-        ""
-    };
-    config.server_extra = format!(
-        "  tls_listen:\n  - address: \"127.0.0.1:{tls_port}\"\n    cert_file: server.pem\n    key_file: server.key\n{client_ca}"
-    );
+    config.server().tls_listen = vec![RawTlsListener {
+        address: Some(format!("127.0.0.1:{tls_port}")),
+        cert_file: Some("server.pem".into()),
+        key_file: Some("server.key".into()),
+        client_ca_file: mtls.then(|| "client-ca.pem".into()),
+    }];
     config.files = vec![
         ("server.pem", cert),
         ("server.key", key),
         ("client-ca.pem", ca.pem.clone()),
     ];
-    config.routes = Some(format!(
-        "  - name: main\n    match: {{ path_prefix: \"/\" }}\n    upstream: \"{}\"\n    client: oic\n    access: {access}\n",
-        upstream.url()
-    ));
+    config.route().access = Some(access);
     Proxy::start(&config).await
 }
 
@@ -41,7 +36,15 @@ async fn a_tls_listener_serves_https_and_says_so_upstream() {
     let upstream = Upstream::start().await;
     let ca = TestCa::new();
     let tls_port = free_port();
-    let proxy = start_tls_proxy(&idp, &upstream, &ca, tls_port, false, "{ allow_any: true }").await;
+    let proxy = start_tls_proxy(
+        &idp,
+        &upstream,
+        &ca,
+        tls_port,
+        false,
+        RawAccess::allow_any(),
+    )
+    .await;
     let r = ca
         .https_client(None)
         .get(format!("https://127.0.0.1:{tls_port}/x"))
@@ -76,7 +79,10 @@ async fn mtls_admits_listed_certificate_subjects_only() {
         &ca,
         tls_port,
         true,
-        "{ client_cert_subjects: [\"CN=legacy-erp\"] }",
+        RawAccess {
+            client_cert_subjects: vec!["CN=legacy-erp".into()],
+            ..RawAccess::default()
+        },
     )
     .await;
     let url = format!("https://127.0.0.1:{tls_port}/x");

@@ -1,10 +1,10 @@
 use crate::support::*;
 
-fn tls_route(upstream: &str, ca: Option<&std::path::Path>) -> String {
-    let ca = ca
-        .map(|p| format!("    upstream_ca_file: \"{}\"\n", p.display()))
-        .unwrap_or_default();
-    format!("  - name: secure\n    match: {{ path_prefix: \"/\" }}\n    upstream: \"{upstream}\"\n{ca}    client: oic\n    access: {{ allow_any: true }}\n")
+fn tls_route(upstream: &str, ca: Option<&std::path::Path>) -> Vec<RawRoute> {
+    vec![RawRoute {
+        upstream_ca_file: ca.map(std::path::Path::to_path_buf),
+        ..RawRoute::open("secure", "/", upstream, "oic")
+    }]
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -15,7 +15,7 @@ async fn https_upstream_is_verified_against_the_configured_ca_and_gets_sni() {
     let mut config = ProxyConfig::new(&idp, &upstream);
     // By name, so the certificate must match "localhost" via SNI.
     let url = format!("https://localhost:{}", upstream.addr.port());
-    config.routes = Some(tls_route(&url, Some(&ca)));
+    config.raw.routes = tls_route(&url, Some(&ca));
     let proxy = Proxy::start(&config).await;
 
     let resp = client().get(proxy.url("/ic/api/x")).send().await.unwrap();
@@ -34,10 +34,7 @@ async fn https_upstream_with_untrusted_certificate_is_refused_with_502() {
     let dir = tempfile::tempdir().unwrap();
     let (upstream, _ca) = Upstream::start_tls(dir.path()).await;
     let mut config = ProxyConfig::new(&idp, &upstream);
-    config.routes = Some(tls_route(
-        &format!("https://localhost:{}", upstream.addr.port()),
-        None,
-    ));
+    config.raw.routes = tls_route(&format!("https://localhost:{}", upstream.addr.port()), None);
     let proxy = Proxy::start(&config).await;
 
     let resp = client().get(proxy.url("/ic/api/x")).send().await.unwrap();

@@ -6,12 +6,18 @@ use std::process::Output;
 use crate::support::*;
 
 fn config(dir: &std::path::Path, idp: &Idp) -> std::path::PathBuf {
-    let yaml = format!(
-        "clients:\n  cc:\n    token_url: \"{url}\"\n    client_id: \"{CLIENT_ID}\"\n    client_secret: \"${{TEST_CLIENT_SECRET}}\"\n    scopes: [\"{SCOPE}\"]\n  \
-         pw:\n    token_url: \"{url}\"\n    client_id: \"{CLIENT_ID}\"\n    client_secret: \"${{TEST_CLIENT_SECRET}}\"\n    grant: password\n    username: \"{USER}\"\n    password: \"{USER_PASSWORD}\"\n    scopes: [\"{SCOPE}\"]\n\
-         routes:\n  - name: r\n    upstream: \"http://127.0.0.1:1\"\n    client: cc\n    access: {{ allow_any: true }}\n  - name: r2\n    match: {{ path_prefix: \"/pw/\" }}\n    upstream: \"http://127.0.0.1:1\"\n    client: pw\n    access: {{ allow_any: true }}\n",
-        url = idp.token_url()
-    );
+    let password = RawClient {
+        grant: GrantKind::Password,
+        username: Some(USER.into()),
+        password: Some(USER_PASSWORD.into()),
+        ..oic_client(idp)
+    };
+    let yaml = RawConfig::default()
+        .with_client("cc", oic_client(idp))
+        .with_client("pw", password)
+        .with_route(RawRoute::open("r", "/", "http://127.0.0.1:1", "cc"))
+        .with_route(RawRoute::open("r2", "/pw/", "http://127.0.0.1:1", "pw"))
+        .to_yaml();
     let path = dir.join("config.yaml");
     std::fs::write(&path, yaml).unwrap();
     path

@@ -35,44 +35,63 @@ impl Combo {
         format!("{:?}-{:?}-{:?}", self.0, self.1, self.2).to_lowercase()
     }
 
-    /// A client block. Identity-domain clients name the key by `kid` and
+    /// The client. Identity-domain clients name the key by `kid` and
     /// use the PKCS#8 key; OAM clients by `x5t` (cert_file only) and the
     /// PKCS#1 key, so both lookups and both key encodings are exercised.
-    fn client_yaml(&self, idp: &Idp) -> String {
+    fn client(&self, idp: &Idp) -> RawClient {
         let Combo(iss, grant, auth) = self;
-        let mut y = format!("  {}:\n    client_id: \"{CLIENT_ID}\"\n", self.name());
+        let mut c = RawClient {
+            client_id: Some(CLIENT_ID.into()),
+            scopes: vec![SCOPE.into()],
+            ..RawClient::default()
+        };
         match iss {
-            Iss::Idd => y += &format!("    issuer: identity_domain\n    token_url: \"{}\"\n", idp.token_url()),
+            Iss::Idd => {
+                c.issuer = Issuer::IdentityDomain;
+                c.token_url = Some(idp.token_url());
+            }
             // Only the host: the standard OAM path is added.
-            Iss::Oam => y += &format!(
-                "    issuer: oam\n    identity_domain_name: \"{OAM_DOMAIN}\"\n    token_url: \"{}\"\n",
-                idp.base_url()
-            ),
+            Iss::Oam => {
+                c.issuer = Issuer::Oam;
+                c.identity_domain_name = Some(OAM_DOMAIN.into());
+                c.token_url = Some(idp.base_url());
+            }
         }
-        match auth {
-            A::Basic => y += "    client_auth: client_secret_basic\n    client_secret: \"${TEST_CLIENT_SECRET}\"\n",
-            A::Post => y += "    client_auth: client_secret_post\n    client_secret: \"${TEST_CLIENT_SECRET}\"\n",
-            A::PrivateKeyJwt => y += "    client_auth: private_key_jwt\n",
+        c.client_auth = match auth {
+            A::Basic => ClientAuthMethod::ClientSecretBasic,
+            A::Post => ClientAuthMethod::ClientSecretPost,
+            A::PrivateKeyJwt => ClientAuthMethod::PrivateKeyJwt,
+        };
+        if *auth != A::PrivateKeyJwt {
+            c.client_secret = Some("${TEST_CLIENT_SECRET}".into());
         }
         match grant {
-            G::ClientCredentials => y += "    grant: client_credentials\n",
-            G::Password => y += &format!("    grant: password\n    username: \"{USER}\"\n    password: \"{USER_PASSWORD}\"\n"),
-            G::JwtBearer => y += &format!("    grant: jwt_bearer\n    subject: \"{USER}\"\n"),
+            G::ClientCredentials => c.grant = GrantKind::ClientCredentials,
+            G::Password => {
+                c.grant = GrantKind::Password;
+                c.username = Some(USER.into());
+                c.password = Some(USER_PASSWORD.into());
+            }
+            G::JwtBearer => {
+                c.grant = GrantKind::JwtBearer;
+                c.subject = Some(USER.into());
+            }
         }
         if *auth == A::PrivateKeyJwt || *grant == G::JwtBearer {
-            y += &match iss {
-                Iss::Idd => format!(
-                    "    signing_key:\n      key_file: \"{}\"\n      kid: \"{KEY_ALIAS}\"\n",
-                    fixture("client-key.pem").display()
-                ),
-                Iss::Oam => format!(
-                    "    signing_key:\n      key_file: \"{}\"\n      cert_file: \"{}\"\n",
-                    fixture("client-key-pkcs1.pem").display(),
-                    fixture("client-cert.pem").display()
-                ),
-            };
+            c.signing_key = Some(match iss {
+                Iss::Idd => RawSigningKey {
+                    key_file: Some(fixture("client-key.pem")),
+                    kid: Some(KEY_ALIAS.into()),
+                    ..RawSigningKey::default()
+                },
+                Iss::Oam => RawSigningKey {
+                    key_file: Some(fixture("client-key-pkcs1.pem")),
+                    cert_file: Some(fixture("client-cert.pem")),
+                    ..RawSigningKey::default()
+                },
+            });
         }
-        y + &format!("    scopes: [\"{SCOPE}\"]\n")
+        c
     }
 
     /// Did the emulator see this combination, spelled as the issuer wants?
@@ -138,19 +157,14 @@ async fn every_grant_and_client_auth_works_end_to_end_on_both_issuers() {
     let upstream = Upstream::start().await;
     let combos = all_combos();
     let mut config = ProxyConfig::new(&idp, &upstream);
-    config.clients = Some(combos.iter().map(|c| c.client_yaml(&idp)).collect());
-    config.routes = Some(
-        combos
-            .iter()
-            .map(|c| {
-                format!(
-                    "  - name: {n}\n    match: {{ path_prefix: \"/{n}/\" }}\n    upstream: \"{}\"\n    client: {n}\n    access: {{ allow_any: true }}\n",
-                    upstream.url(),
-                    n = c.name()
-                )
-            })
-            .collect(),
-    );
+    config.raw.clients = combos.iter().map(|c| (c.name(), c.client(&idp))).collect();
+    config.raw.routes = combos
+        .iter()
+        .map(|c| {
+            let n = c.name();
+            RawRoute::open(&n, &format!("/{n}/"), &upstream.url(), &n)
+        })
+        .collect();
     let proxy = Proxy::start(&config).await;
     let client = client();
     let log = idp.state.requests();
@@ -205,12 +219,25 @@ async fn assertions_carry_every_header_field_and_claim_and_are_fresh_each_time()
     idp.state.set_token_lifetime(Duration::from_secs(2));
     let upstream = Upstream::start().await;
     let mut config = ProxyConfig::new(&idp, &upstream);
-    config.clients = Some(format!(
-        "  oic:\n    token_url: \"{}\"\n    client_id: \"{CLIENT_ID}\"\n    client_auth: private_key_jwt\n    grant: jwt_bearer\n    subject: \"{USER}\"\n    scopes: [\"{SCOPE}\"]\n    signing_key:\n      key_file: \"{}\"\n      cert_file: \"{}\"\n      kid: \"{KEY_ALIAS}\"\n      audience: [\"https://identity.oraclecloud.com/\", \"https://idcs-test.example/\"]\n      lifetime: 120s\n",
-        idp.token_url(),
-        fixture("client-key.pem").display(),
-        fixture("client-cert.pem").display()
-    ));
+    *config.client() = RawClient {
+        token_url: Some(idp.token_url()),
+        client_id: Some(CLIENT_ID.into()),
+        client_auth: ClientAuthMethod::PrivateKeyJwt,
+        grant: GrantKind::JwtBearer,
+        subject: Some(USER.into()),
+        scopes: vec![SCOPE.into()],
+        signing_key: Some(RawSigningKey {
+            key_file: Some(fixture("client-key.pem")),
+            cert_file: Some(fixture("client-cert.pem")),
+            kid: Some(KEY_ALIAS.into()),
+            audience: Some(Audience::Many(vec![
+                "https://identity.oraclecloud.com/".into(),
+                "https://idcs-test.example/".into(),
+            ])),
+            lifetime: Some(Duration::from_secs(120)),
+        }),
+        ..RawClient::default()
+    };
     let proxy = Proxy::start(&config).await;
     assert!(
         idp.state
@@ -263,17 +290,20 @@ async fn assertions_carry_every_header_field_and_claim_and_are_fresh_each_time()
     assert_eq!(unique.len(), 4, "a fresh jti for every assertion: {jtis:?}");
 }
 
-fn refresh_client(idp: &Idp, iss: Iss) -> String {
-    let (issuer, url) = match iss {
-        Iss::Idd => ("identity_domain".to_string(), idp.token_url()),
-        Iss::Oam => (
-            format!("oam\n    identity_domain_name: \"{OAM_DOMAIN}\""),
-            idp.base_url(),
-        ),
+fn refresh_client(idp: &Idp, iss: Iss) -> RawClient {
+    let mut c = RawClient {
+        grant: GrantKind::Password,
+        username: Some(USER.into()),
+        password: Some(USER_PASSWORD.into()),
+        refresh_token: true,
+        ..oic_client(idp)
     };
-    format!(
-        "  oic:\n    issuer: {issuer}\n    token_url: \"{url}\"\n    client_id: \"{CLIENT_ID}\"\n    client_secret: \"${{TEST_CLIENT_SECRET}}\"\n    grant: password\n    username: \"{USER}\"\n    password: \"{USER_PASSWORD}\"\n    refresh_token: true\n    scopes: [\"{SCOPE}\"]\n"
-    )
+    if iss == Iss::Oam {
+        c.issuer = Issuer::Oam;
+        c.identity_domain_name = Some(OAM_DOMAIN.into());
+        c.token_url = Some(idp.base_url());
+    }
+    c
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -283,7 +313,7 @@ async fn refresh_tokens_rotate_over_several_renewals_on_both_issuers() {
         idp.state.set_token_lifetime(Duration::from_secs(2));
         let upstream = Upstream::start().await;
         let mut config = ProxyConfig::new(&idp, &upstream);
-        config.clients = Some(refresh_client(&idp, iss));
+        *config.client() = refresh_client(&idp, iss);
         let proxy = Proxy::start(&config).await;
         assert!(
             idp.state
@@ -332,7 +362,7 @@ async fn a_refused_refresh_falls_back_to_the_primary_grant_once_and_is_counted()
     idp.state.set_token_lifetime(Duration::from_secs(2));
     let upstream = Upstream::start().await;
     let mut config = ProxyConfig::new(&idp, &upstream);
-    config.clients = Some(refresh_client(&idp, Iss::Idd));
+    *config.client() = refresh_client(&idp, Iss::Idd);
     let proxy = Proxy::start(&config).await;
     // Renewals may already have used a refresh token or two by now (a slow
     // start); whatever the proxy holds now is refused from here on.

@@ -14,7 +14,7 @@ async fn three_hundred_concurrent_cold_requests_cause_one_token_request() {
     idp.state.set_mode(Mode::Slow(Duration::from_secs(3)));
     let upstream = Upstream::start().await;
     let mut config = ProxyConfig::new(&idp, &upstream);
-    config.startup_token_wait = "50ms";
+    config.server().startup_token_wait = ms(50);
     let proxy = Proxy::start(&config).await;
     assert!(!proxy.metrics().await.contains("result=\"hit\"} 1"));
 
@@ -44,7 +44,7 @@ async fn token_is_renewed_in_the_background_before_expiry_without_requests_waiti
     idp.state.set_token_lifetime(Duration::from_secs(3));
     let upstream = Upstream::start().await;
     let mut config = ProxyConfig::new(&idp, &upstream);
-    config.client_extra = "    refresh_before: 1s\n";
+    config.client().refresh_before = Some(Duration::from_secs(1));
     let proxy = Proxy::start(&config).await;
     assert_eq!(idp.state.request_count(), 1);
 
@@ -88,7 +88,10 @@ async fn identity_service_outage_while_token_is_valid_fails_no_request() {
     let idp = Idp::start().await;
     let upstream = Upstream::start().await;
     let mut config = ProxyConfig::new(&idp, &upstream);
-    config.client_extra = "    retry: { initial: 50ms, max: 200ms }\n";
+    config.client().retry = RawRetry {
+        initial: ms(50),
+        max: ms(200),
+    };
     let proxy = Proxy::start(&config).await;
     idp.state.set_mode(Mode::Down);
     let client = client();
@@ -109,7 +112,10 @@ async fn after_expiry_an_outage_gives_503_json_then_recovers() {
     idp.state.set_token_lifetime(Duration::from_secs(2));
     let upstream = Upstream::start().await;
     let mut config = ProxyConfig::new(&idp, &upstream);
-    config.client_extra = "    retry: { initial: 100ms, max: 300ms }\n";
+    config.client().retry = RawRetry {
+        initial: ms(100),
+        max: ms(300),
+    };
     let proxy = Proxy::start(&config).await;
     idp.state.set_mode(Mode::ServerError);
     let client = client();
@@ -158,8 +164,11 @@ async fn requests_wait_for_first_token_when_startup_bound_passed() {
     idp.state.set_mode(Mode::Down);
     let upstream = Upstream::start().await;
     let mut config = ProxyConfig::new(&idp, &upstream);
-    config.startup_token_wait = "300ms";
-    config.client_extra = "    retry: { initial: 100ms, max: 200ms }\n";
+    config.server().startup_token_wait = ms(300);
+    config.client().retry = RawRetry {
+        initial: ms(100),
+        max: ms(200),
+    };
     let proxy = Proxy::start(&config).await;
     let client = client();
     let r = client.get(proxy.url("/x")).send().await.unwrap();

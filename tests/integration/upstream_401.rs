@@ -192,7 +192,7 @@ async fn a_chunked_body_that_outgrows_the_replay_limit_gets_the_upstreams_401() 
     let idp = Idp::start().await;
     let upstream = Upstream::start().await;
     let mut config = ProxyConfig::new(&idp, &upstream);
-    config.server_extra = "  max_replay_body_bytes: 150000\n".into();
+    config.server().max_replay_body_bytes = Some(150_000);
     let proxy = revoked(config, &upstream).await;
     let r = refused_mid_body(&proxy, &upstream, 100_000, 200_000).await;
     assert_eq!(r.status(), 401);
@@ -238,11 +238,9 @@ async fn a_replayed_request_over_https_is_verified_like_the_first() {
     let dir = tempfile::tempdir().unwrap();
     let (upstream, ca) = Upstream::start_tls(dir.path()).await;
     let mut config = ProxyConfig::new(&idp, &upstream);
-    config.routes = Some(format!(
-        "  - name: main\n    match: {{ path_prefix: \"/\" }}\n    upstream: \"https://localhost:{}\"\n    upstream_ca_file: \"{}\"\n    client: oic\n    access: {{ allow_any: true }}\n",
-        upstream.addr.port(),
-        ca.display()
-    ));
+    let route = config.route();
+    route.upstream = Some(format!("https://localhost:{}", upstream.addr.port()));
+    route.upstream_ca_file = Some(ca);
     let proxy = revoked(config, &upstream).await;
     let body = vec![3u8; 150_000];
     let r = send_body(&proxy, http::Method::PUT, "/secure", body.clone()).await;
@@ -285,12 +283,12 @@ async fn a_body_over_the_replay_limit_gets_the_401_but_the_token_is_still_renewe
     let idp = Idp::start().await;
     let upstream = Upstream::start().await;
     let mut config = ProxyConfig::new(&idp, &upstream);
-    config.server_extra = "  max_replay_body_bytes: 100000\n".into();
+    config.server().max_replay_body_bytes = Some(100_000);
     let proxy = revoked(config, &upstream).await;
     for size in [100_001usize, 30_000] {
         // Above the limit: not kept, whoever would replay it.
         let mut c = ProxyConfig::new(&idp, &upstream);
-        c.server_extra = format!("  max_replay_body_bytes: {}\n", size - 1);
+        c.server().max_replay_body_bytes = Some(size as u64 - 1);
         proxy.rewrite(&c);
         let (status, _) = proxy.admin_reload().await;
         assert_eq!(status, 200);

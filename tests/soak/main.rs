@@ -31,8 +31,14 @@ async fn soak_under_identity_service_faults_and_token_revocation() {
     idp.state.set_token_lifetime(Duration::from_secs(40));
     let upstream = Arc::new(Upstream::start().await);
     let mut config = ProxyConfig::new(&idp, &upstream);
-    config.server_extra = format!("  token_requests_per_second: {CEILING}\n");
-    config.client_extra = "    refresh_before: 10s\n    request_timeout: 2s\n    retry: { initial: 200ms, max: 2s }\n";
+    config.server().token_requests_per_second = Some(CEILING as f64);
+    let client = config.client();
+    client.refresh_before = Some(Duration::from_secs(10));
+    client.request_timeout = Some(Duration::from_secs(2));
+    client.retry = RawRetry {
+        initial: ms(200),
+        max: Some(Duration::from_secs(2)),
+    };
     let proxy = Proxy::start_with_args(&config, &["--log-level", "warn"]).await;
     assert_eq!(get_status(proxy.url("/warm")).await, 200);
     let rss_start = rss(&proxy);

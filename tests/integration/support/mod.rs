@@ -11,6 +11,10 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+pub use bearer_proxy::config::raw::{
+    Audience, ClientAuthMethod, GrantKind, Issuer, RawAccess, RawClient, RawConfig, RawRetry,
+    RawRoute, RawServer, RawSigningKey, RawTlsListener,
+};
 use bearer_proxy::emulator::{self, EchoState, IdpState, ServerHandle};
 use rustls::pki_types::pem::PemObject as _;
 use tokio::net::TcpListener;
@@ -228,57 +232,75 @@ pub struct Proxy {
     output: Arc<Mutex<String>>,
 }
 
-/// Settings most tests share; `extra` is appended to each client block.
+/// The configuration a test runs the proxy with, as typed values: one
+/// client `oic` (client_credentials, secret from `${TEST_CLIENT_SECRET}`)
+/// and one route `main` on `/`, open to anyone. Tests change fields of
+/// [`ProxyConfig::raw`]; the listen addresses are filled in at start.
 pub struct ProxyConfig<'a> {
-    pub token_url: String,
-    pub upstream: String,
+    pub raw: RawConfig,
+    /// The value of `${TEST_CLIENT_SECRET}` in the proxy's environment.
     pub client_secret: &'a str,
-    pub client_extra: &'a str,
-    pub server_extra: String,
-    pub startup_token_wait: &'a str,
-    pub routes: Option<String>,
-    /// Replaces the whole `clients:` section (then `client_extra` is unused).
-    pub clients: Option<String>,
     /// Files written next to the config (name, content), e.g. key files.
     pub files: Vec<(&'a str, String)>,
 }
 
+/// The test client's block: a client_credentials client of the emulator
+/// whose secret comes from the environment.
+pub fn oic_client(idp: &Idp) -> RawClient {
+    RawClient::with_secret(&idp.token_url(), CLIENT_ID, "${TEST_CLIENT_SECRET}", SCOPE)
+}
+
+/// A route under `/{name}/` to `upstream` with client `oic`'s token.
+pub fn route_to(name: &str, upstream: &str) -> RawRoute {
+    RawRoute::open(name, &format!("/{name}/"), upstream, "oic")
+}
+
+pub fn ms(millis: u64) -> Option<Duration> {
+    Some(Duration::from_millis(millis))
+}
+
 impl<'a> ProxyConfig<'a> {
     pub fn new(idp: &Idp, upstream: &Upstream) -> Self {
+        let raw = RawConfig {
+            server: RawServer {
+                threads: Some(2),
+                shutdown_grace: Some(Duration::from_secs(5)),
+                startup_token_wait: Some(Duration::from_secs(5)),
+                ..RawServer::default()
+            },
+            ..RawConfig::default()
+        }
+        .with_client("oic", oic_client(idp))
+        .with_route(RawRoute::open("main", "/", &upstream.url(), "oic"));
         ProxyConfig {
-            token_url: idp.token_url(),
-            upstream: upstream.url(),
+            raw,
             client_secret: CLIENT_SECRET,
-            client_extra: "",
-            server_extra: String::new(),
-            startup_token_wait: "5s",
-            routes: None,
-            clients: None,
             files: Vec::new(),
         }
     }
 
+    /// Client `oic`.
+    pub fn client(&mut self) -> &mut RawClient {
+        self.raw
+            .clients
+            .get_mut("oic")
+            .expect("the test configuration has client oic")
+    }
+
+    /// The first route.
+    pub fn route(&mut self) -> &mut RawRoute {
+        &mut self.raw.routes[0]
+    }
+
+    pub fn server(&mut self) -> &mut RawServer {
+        &mut self.raw.server
+    }
+
     pub fn yaml(&self, port: u16, admin_port: u16) -> String {
-        let routes = self.routes.clone().unwrap_or_else(|| {
-            format!(
-                "  - name: main\n    match: {{ path_prefix: \"/\" }}\n    upstream: \"{}\"\n    client: oic\n    access: {{ allow_any: true }}\n",
-                self.upstream
-            )
-        });
-        let clients = self.clients.clone().unwrap_or_else(|| {
-            format!(
-                "  oic:\n    token_url: \"{}\"\n    client_id: \"{CLIENT_ID}\"\n    client_secret: \"${{TEST_CLIENT_SECRET}}\"\n    scopes: [\"{SCOPE}\"]\n{}",
-                self.token_url, self.client_extra
-            )
-        });
-        format!(
-            "server:\n  listen: [\"127.0.0.1:{port}\"]\n  threads: 2\n  shutdown_grace: 5s\n  startup_token_wait: {wait}\n{server_extra}\
-             admin:\n  listen: \"127.0.0.1:{admin_port}\"\n\
-             clients:\n{clients}\
-             routes:\n{routes}",
-            server_extra = self.server_extra,
-            wait = self.startup_token_wait,
-        )
+        let mut raw = self.raw.clone();
+        raw.server.listen = Some(vec![format!("127.0.0.1:{port}")]);
+        raw.admin.listen = Some(format!("127.0.0.1:{admin_port}"));
+        raw.to_yaml()
     }
 }
 
