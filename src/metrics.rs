@@ -41,106 +41,117 @@ pub fn metrics() -> &'static Metrics {
     &METRICS
 }
 
-fn counter(reg: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
-    let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric definition");
-    reg.register(Box::new(c.clone()))
-        .expect("metric names are unique");
-    c
+/// One family: name, help text, label names.
+struct Def {
+    name: &'static str,
+    help: &'static str,
+    labels: &'static [&'static str],
 }
 
-fn histogram(
-    reg: &Registry,
-    name: &str,
-    help: &str,
-    labels: &[&str],
-    buckets: &[f64],
-) -> HistogramVec {
-    let opts = HistogramOpts::new(name, help).buckets(buckets.to_vec());
-    let h = HistogramVec::new(opts, labels).expect("valid metric definition");
-    reg.register(Box::new(h.clone()))
-        .expect("metric names are unique");
-    h
+const TOKEN_FETCH: Def = Def {
+    name: "bearer_proxy_token_fetch_total",
+    help: "Token requests sent to the identity service, by outcome",
+    labels: &["client", "grant", "outcome"],
+};
+const TOKEN_REFRESH_FALLBACK: Def = Def {
+    name: "bearer_proxy_token_refresh_fallback_total",
+    help: "Refresh tokens refused by the identity service, followed by the configured grant",
+    labels: &["client"],
+};
+const TOKEN_FETCH_DURATION: Def = Def {
+    name: "bearer_proxy_token_fetch_duration_seconds",
+    help: "Duration of token requests to the identity service",
+    labels: &["client"],
+};
+const TOKEN_EXPIRY: Def = Def {
+    name: "bearer_proxy_token_expiry_timestamp_seconds",
+    help: "Unix time at which the cached token of a client expires",
+    labels: &["client"],
+};
+const TOKEN_CACHE: Def = Def {
+    name: "bearer_proxy_token_cache_total",
+    help: "Token cache lookups on the request path",
+    labels: &["client", "result"],
+};
+const REQUESTS: Def = Def {
+    name: "bearer_proxy_requests_total",
+    help: "Requests answered, by route and status",
+    labels: &["route", "status"],
+};
+const ACCESS_DENIED: Def = Def {
+    name: "bearer_proxy_access_denied_total",
+    help: "Requests refused by a route's access rules",
+    labels: &["route", "reason"],
+};
+const UPSTREAM_UNAUTHORIZED_RETRIES: Def = Def {
+    name: "bearer_proxy_upstream_unauthorized_retries_total",
+    help: "Upstream 401 answers after which the token was renewed and the request replayed",
+    labels: &["route"],
+};
+const UPSTREAM_DURATION: Def = Def {
+    name: "bearer_proxy_upstream_duration_seconds",
+    help: "Time from sending a request upstream to the end of its response",
+    labels: &["route"],
+};
+const IN_FLIGHT: Def = Def {
+    name: "bearer_proxy_requests_in_flight",
+    help: "Requests currently being handled",
+    labels: &[],
+};
+
+const FETCH_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+const UPSTREAM_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+];
+
+/// Builds families and registers each as it is built.
+struct Registrar<'a>(&'a Registry);
+
+impl Registrar<'_> {
+    fn add<C: prometheus::core::Collector + Clone + 'static>(&self, c: C) -> C {
+        self.0
+            .register(Box::new(c.clone()))
+            .expect("metric names are unique");
+        c
+    }
+
+    fn counter(&self, d: Def) -> IntCounterVec {
+        let c = IntCounterVec::new(Opts::new(d.name, d.help), d.labels);
+        self.add(c.expect("valid metric definition"))
+    }
+
+    fn gauge(&self, d: Def) -> GaugeVec {
+        let g = GaugeVec::new(Opts::new(d.name, d.help), d.labels);
+        self.add(g.expect("valid metric definition"))
+    }
+
+    fn histogram(&self, d: Def, buckets: &[f64]) -> HistogramVec {
+        let opts = HistogramOpts::new(d.name, d.help).buckets(buckets.to_vec());
+        self.add(HistogramVec::new(opts, d.labels).expect("valid metric definition"))
+    }
+
+    fn int_gauge(&self, d: Def) -> IntGauge {
+        self.add(IntGauge::new(d.name, d.help).expect("valid metric definition"))
+    }
 }
 
 impl Metrics {
     /// Builds and registers every family in `registry`.
     pub fn register(registry: Registry) -> Self {
-        let reg = &registry;
-        let token_expiry = GaugeVec::new(
-            Opts::new(
-                "bearer_proxy_token_expiry_timestamp_seconds",
-                "Unix time at which the cached token of a client expires",
-            ),
-            &["client"],
-        )
-        .expect("valid metric definition");
-        reg.register(Box::new(token_expiry.clone()))
-            .expect("metric names are unique");
-        let in_flight = IntGauge::new(
-            "bearer_proxy_requests_in_flight",
-            "Requests currently being handled",
-        )
-        .expect("valid metric definition");
-        reg.register(Box::new(in_flight.clone()))
-            .expect("metric names are unique");
+        let r = Registrar(&registry);
         Metrics {
-            token_fetch: counter(
-                reg,
-                "bearer_proxy_token_fetch_total",
-                "Token requests sent to the identity service, by outcome",
-                &["client", "grant", "outcome"],
-            ),
-            token_refresh_fallback: counter(
-                reg,
-                "bearer_proxy_token_refresh_fallback_total",
-                "Refresh tokens refused by the identity service, followed by the configured grant",
-                &["client"],
-            ),
-            token_fetch_duration: histogram(
-                reg,
-                "bearer_proxy_token_fetch_duration_seconds",
-                "Duration of token requests to the identity service",
-                &["client"],
-                &[
-                    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
-                ],
-            ),
-            token_expiry,
-            token_cache: counter(
-                reg,
-                "bearer_proxy_token_cache_total",
-                "Token cache lookups on the request path",
-                &["client", "result"],
-            ),
-            requests: counter(
-                reg,
-                "bearer_proxy_requests_total",
-                "Requests answered, by route and status",
-                &["route", "status"],
-            ),
-            access_denied: counter(
-                reg,
-                "bearer_proxy_access_denied_total",
-                "Requests refused by a route's access rules",
-                &["route", "reason"],
-            ),
-            upstream_unauthorized_retries: counter(
-                reg,
-                "bearer_proxy_upstream_unauthorized_retries_total",
-                "Upstream 401 answers after which the token was renewed and the request replayed",
-                &["route"],
-            ),
-            upstream_duration: histogram(
-                reg,
-                "bearer_proxy_upstream_duration_seconds",
-                "Time from sending a request upstream to the end of its response",
-                &["route"],
-                &[
-                    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-                    30.0, 60.0,
-                ],
-            ),
-            in_flight,
+            token_fetch: r.counter(TOKEN_FETCH),
+            token_refresh_fallback: r.counter(TOKEN_REFRESH_FALLBACK),
+            token_fetch_duration: r.histogram(TOKEN_FETCH_DURATION, FETCH_BUCKETS),
+            token_expiry: r.gauge(TOKEN_EXPIRY),
+            token_cache: r.counter(TOKEN_CACHE),
+            requests: r.counter(REQUESTS),
+            access_denied: r.counter(ACCESS_DENIED),
+            upstream_unauthorized_retries: r.counter(UPSTREAM_UNAUTHORIZED_RETRIES),
+            upstream_duration: r.histogram(UPSTREAM_DURATION, UPSTREAM_BUCKETS),
+            in_flight: r.int_gauge(IN_FLIGHT),
             registry,
         }
     }
