@@ -21,6 +21,12 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 pub const STARTUP_TOKEN_WAIT: Duration = Duration::from_secs(15);
 /// `server.token_requests_per_second`: half of the identity domains' free-tier 10/s.
 pub const TOKEN_REQUESTS_PER_SECOND: f64 = 5.0;
+/// `server.token_requests_per_minute`: two thirds of the identity domains'
+/// free-tier 150/min, shared by every client of one token URL.
+pub const TOKEN_REQUESTS_PER_MINUTE: u32 = 100;
+/// `server.upstream_401_cooldown`: how long 401s pass through untouched once
+/// the upstream refused a freshly fetched token.
+pub const UPSTREAM_401_COOLDOWN: Duration = Duration::from_secs(60);
 /// `server.max_request_header_bytes`.
 pub const MAX_REQUEST_HEADER_BYTES: usize = 32 * 1024;
 /// `server.max_request_headers`.
@@ -46,9 +52,17 @@ pub const RETRY_MAX: Duration = Duration::from_secs(60);
 pub const AUDIENCE: &str = "https://identity.oraclecloud.com/";
 /// `clients.*.signing_key.lifetime`.
 pub const ASSERTION_LIFETIME: Duration = Duration::from_secs(300);
+/// Oracle's lower limit on a user assertion's (and so its token's) lifetime.
+pub const ASSERTION_LIFETIME_MIN: Duration = Duration::from_secs(60);
+/// Longest assertion lifetime the identity service accepts.
+pub const ASSERTION_LIFETIME_MAX: Duration = Duration::from_secs(3600);
 
 /// `routes[*].match.path_prefix`.
 pub const PATH_PREFIX: &str = "/";
+/// Methods a route forwards when it names none: every method except TRACE
+/// (an answering intermediary would reflect the injected token) and
+/// CONNECT (a tunnel, not a request). Also the `Allow` header of a 405.
+pub const METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
 /// `routes[*].access.api_key_header`.
 pub const API_KEY_HEADER: &str = "x-api-key";
 

@@ -19,7 +19,7 @@ use std::time::Duration;
 use rustls::pki_types::CertificateDer;
 
 pub use error::{ConfigError, ConfigErrors};
-pub use raw::{ClientAuthMethod, GrantKind, Issuer};
+pub use raw::{BasicEncoding, ClientAuthMethod, GrantKind, Issuer};
 pub use secret::Secret;
 pub use validate::{load_file, load_str};
 
@@ -53,8 +53,10 @@ pub struct ServerSettings {
     pub shutdown_grace: Duration,
     /// How long start-up waits for the first tokens before serving anyway.
     pub startup_token_wait: Duration,
-    /// Ceiling on token requests to any one token URL.
+    /// Ceilings on token requests to any one token URL: in any second,
+    /// and in any 60 seconds.
     pub token_requests_per_second: f64,
+    pub token_requests_per_minute: u32,
     pub limits: Limits,
 }
 
@@ -82,6 +84,9 @@ pub struct Limits {
     /// Request bodies up to this size are kept so the request can be
     /// replayed after an upstream 401; 0 replays only bodiless requests.
     pub max_replay_body_bytes: u64,
+    /// After a fresh token is refused by the upstream too, 401s pass
+    /// through this long without a renewal.
+    pub upstream_401_cooldown: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -129,8 +134,8 @@ impl ClientConfig {
             .as_bytes(),
         );
         match &self.auth {
-            ClientAuth::SecretBasic { secret } => {
-                field(format!("basic|{}", secret.expose()).as_bytes())
+            ClientAuth::SecretBasic { secret, encoding } => {
+                field(format!("basic|{encoding:?}|{}", secret.expose()).as_bytes())
             }
             ClientAuth::SecretPost { secret } => {
                 field(format!("post|{}", secret.expose()).as_bytes())
@@ -167,10 +172,15 @@ impl ClientConfig {
     }
 
     /// The scopes a token request carries: the configured ones, plus
-    /// `offline_access` when refresh tokens are wanted.
+    /// `offline_access` when an identity domain should issue a refresh
+    /// token. Oracle Access Manager issues refresh tokens by its identity
+    /// domain's setting, not by a scope.
     pub fn requested_scopes(&self, scopes: &[String], refresh_token: bool) -> Vec<String> {
         let mut out = scopes.to_vec();
-        if refresh_token && !out.iter().any(|s| s == crate::scope::OFFLINE_ACCESS) {
+        if refresh_token
+            && self.issuer == Issuer::IdentityDomain
+            && !out.iter().any(|s| s == crate::scope::OFFLINE_ACCESS)
+        {
             out.push(crate::scope::OFFLINE_ACCESS.to_string());
         }
         out
@@ -180,9 +190,16 @@ impl ClientConfig {
 /// How the proxy authenticates as the client.
 #[derive(Debug)]
 pub enum ClientAuth {
-    SecretBasic { secret: Secret },
-    SecretPost { secret: Secret },
-    PrivateKeyJwt { key: Arc<SigningKey> },
+    SecretBasic {
+        secret: Secret,
+        encoding: BasicEncoding,
+    },
+    SecretPost {
+        secret: Secret,
+    },
+    PrivateKeyJwt {
+        key: Arc<SigningKey>,
+    },
 }
 
 impl ClientAuth {
@@ -316,4 +333,6 @@ pub struct RouteConfig {
     pub access: Arc<crate::access::AccessPolicy>,
     /// Larger request bodies are refused with 413.
     pub max_body_bytes: Option<u64>,
+    /// Methods forwarded; others are refused with 405.
+    pub methods: Vec<http::Method>,
 }

@@ -40,6 +40,9 @@ pub struct RawServer {
     #[serde(default, with = "humantime_serde")]
     pub startup_token_wait: Option<Duration>,
     pub token_requests_per_second: Option<f64>,
+    pub token_requests_per_minute: Option<u32>,
+    #[serde(default, with = "humantime_serde")]
+    pub upstream_401_cooldown: Option<Duration>,
     pub max_request_header_bytes: Option<usize>,
     pub max_request_headers: Option<usize>,
     pub max_replay_body_bytes: Option<u64>,
@@ -85,6 +88,18 @@ pub enum ClientAuthMethod {
     PrivateKeyJwt,
 }
 
+/// `Authorization: Basic` for `client_secret_basic`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BasicEncoding {
+    /// `base64(client_id ":" client_secret)`, as Oracle documents it.
+    #[default]
+    Plain,
+    /// RFC 6749 §2.3.1: both form-urlencoded first, for identity services
+    /// that follow the RFC to the letter.
+    FormUrlencoded,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum GrantKind {
@@ -109,6 +124,8 @@ pub struct RawClient {
     pub client_secret_file: Option<PathBuf>,
     #[serde(default)]
     pub client_auth: ClientAuthMethod,
+    /// How `client_secret_basic` encodes id and secret (default: plain).
+    pub client_secret_basic_encoding: Option<BasicEncoding>,
     #[serde(default)]
     pub grant: GrantKind,
     pub username: Option<String>,
@@ -172,6 +189,8 @@ pub struct RawRoute {
     pub scopes: Vec<String>,
     pub access: Option<RawAccess>,
     pub max_body_bytes: Option<u64>,
+    /// Methods the route forwards (default: all but TRACE and CONNECT).
+    pub methods: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

@@ -97,7 +97,7 @@ fn start_backends(config: &Config) -> Result<(SocketAddr, SocketAddr), ExitCode>
         .clients
         .iter()
         .filter_map(|c| match &c.auth {
-            config::ClientAuth::SecretBasic { secret }
+            config::ClientAuth::SecretBasic { secret, .. }
             | config::ClientAuth::SecretPost { secret } => {
                 Some((c.client_id.clone(), secret.expose().to_string()))
             }

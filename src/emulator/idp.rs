@@ -98,7 +98,19 @@ struct RegisteredKey {
 #[derive(Default)]
 struct RegisteredClient {
     secret: Option<String>,
+    /// How this client's `Authorization: Basic` is decoded: exactly one way.
+    basic: BasicDecoding,
     keys: Vec<RegisteredKey>,
+}
+
+/// How the emulator reads `Authorization: Basic` for one client.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum BasicDecoding {
+    /// `base64(id ":" secret)`, as Oracle's identity services read it.
+    #[default]
+    Plain,
+    /// RFC 6749 §2.3.1: id and secret form-urlencoded before base64.
+    FormUrlencoded,
 }
 
 struct RefreshGrant {
@@ -113,6 +125,11 @@ pub struct IdpState {
     refresh_tokens: Mutex<HashMap<String, RefreshGrant>>,
     oam_domain: Mutex<String>,
     audiences: Mutex<HashSet<String>>,
+    /// Strict mode: assertions must name this audience (the identity
+    /// domain's own URL), as identity domains require.
+    required_audience: Mutex<Option<String>>,
+    /// OAM's `tokenSettings.refreshTokenEnabled` (default on).
+    oam_refresh_tokens: AtomicBool,
     lifetime_secs: AtomicU64,
     mode: Mutex<Mode>,
     pub(crate) down: Arc<AtomicBool>,
@@ -132,6 +149,8 @@ impl IdpState {
             refresh_tokens: Mutex::new(HashMap::new()),
             oam_domain: Mutex::new("OAMDomain".into()),
             audiences: Mutex::new(HashSet::from([ISSUER.to_string()])),
+            required_audience: Mutex::new(None),
+            oam_refresh_tokens: AtomicBool::new(true),
             lifetime_secs: AtomicU64::new(3600),
             mode: Mutex::new(Mode::Ok),
             down: Arc::new(AtomicBool::new(false)),
@@ -190,6 +209,25 @@ impl IdpState {
     }
 
     /// Audiences accepted in assertions (default: `https://identity.oraclecloud.com/`).
+    /// Decodes `client_id`'s Basic credentials the RFC 6749 way from now on.
+    pub fn set_basic_decoding(&self, client_id: &str, decoding: BasicDecoding) {
+        lock(&self.clients)
+            .entry(client_id.into())
+            .or_default()
+            .basic = decoding;
+    }
+
+    /// OAM's identity-domain setting that issues refresh tokens.
+    pub fn set_oam_refresh_tokens(&self, enabled: bool) {
+        self.oam_refresh_tokens.store(enabled, Ordering::SeqCst);
+    }
+
+    /// Strict mode: every assertion must include `audience` in `aud`.
+    pub fn require_audience(&self, audience: &str) {
+        *lock(&self.required_audience) = Some(audience.into());
+        self.accept_audience(audience);
+    }
+
     pub fn accept_audience(&self, audience: &str) {
         lock(&self.audiences).insert(audience.into());
     }

@@ -5,7 +5,7 @@ use http::HeaderValue;
 
 use super::assertion;
 use super::error::FetchError;
-use crate::config::{ClientAuth, ClientConfig, Issuer};
+use crate::config::{BasicEncoding, ClientAuth, ClientConfig, Issuer};
 
 pub const ASSERTION_TYPE_URN: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 /// Oracle Access Manager's own spelling (it also accepts the URN).
@@ -19,9 +19,11 @@ pub fn apply(
     form: &mut Vec<(&'static str, String)>,
 ) -> Result<Option<HeaderValue>, FetchError> {
     match &client.auth {
-        ClientAuth::SecretBasic { secret } => {
-            Ok(Some(basic_header(&client.client_id, secret.expose())))
-        }
+        ClientAuth::SecretBasic { secret, encoding } => Ok(Some(basic_header(
+            &client.client_id,
+            secret.expose(),
+            *encoding,
+        ))),
         ClientAuth::SecretPost { secret } => {
             form.push(("client_id", client.client_id.clone()));
             form.push(("client_secret", secret.expose().to_string()));
@@ -42,12 +44,20 @@ pub fn apply(
     }
 }
 
-/// RFC 6749 §2.3.1: id and secret are form-urlencoded before being joined
-/// and base64-encoded, so a ':' or '%' in a secret survives the trip.
-pub fn basic_header(client_id: &str, secret: &str) -> HeaderValue {
-    let id: String = form_urlencoded::byte_serialize(client_id.as_bytes()).collect();
-    let secret: String = form_urlencoded::byte_serialize(secret.as_bytes()).collect();
-    let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"));
+/// `Basic base64(id ":" secret)`. Oracle documents (and its identity
+/// services decode) the plain form; RFC 6749 §2.3.1 form-urlencodes both
+/// first, which changes every secret with `+ / = ! @ # $ %` and the like,
+/// so that form is only used when configured.
+pub fn basic_header(client_id: &str, secret: &str, encoding: BasicEncoding) -> HeaderValue {
+    let joined = match encoding {
+        BasicEncoding::Plain => format!("{client_id}:{secret}"),
+        BasicEncoding::FormUrlencoded => {
+            let id: String = form_urlencoded::byte_serialize(client_id.as_bytes()).collect();
+            let secret: String = form_urlencoded::byte_serialize(secret.as_bytes()).collect();
+            format!("{id}:{secret}")
+        }
+    };
+    let encoded = base64::engine::general_purpose::STANDARD.encode(joined);
     let mut value = HeaderValue::try_from(format!("Basic {encoded}"))
         .expect("base64 output is a valid header value");
     value.set_sensitive(true);
@@ -58,14 +68,21 @@ pub fn basic_header(client_id: &str, secret: &str) -> HeaderValue {
 mod tests {
     use super::*;
 
-    #[test]
-    fn basic_header_urlencodes_before_base64() {
-        let v = basic_header("my client", "p:a%ss");
+    fn decoded(v: &HeaderValue) -> String {
         let b64 = v.to_str().unwrap().strip_prefix("Basic ").unwrap();
-        let decoded = base64::engine::general_purpose::STANDARD
+        let raw = base64::engine::general_purpose::STANDARD
             .decode(b64)
             .unwrap();
-        assert_eq!(String::from_utf8(decoded).unwrap(), "my+client:p%3Aa%25ss");
-        assert!(v.is_sensitive());
+        String::from_utf8(raw).unwrap()
+    }
+
+    #[test]
+    fn basic_header_is_plain_unless_form_encoding_is_configured() {
+        let plain = basic_header("my client", "p+ss/w=rd!%41:x", BasicEncoding::Plain);
+        assert_eq!(decoded(&plain), "my client:p+ss/w=rd!%41:x");
+        assert!(plain.is_sensitive());
+        let form = basic_header("my client", "p:a%ss", BasicEncoding::FormUrlencoded);
+        assert_eq!(decoded(&form), "my+client:p%3Aa%25ss");
+        assert!(form.is_sensitive());
     }
 }

@@ -10,6 +10,7 @@ mod errors;
 mod idp_hardening;
 mod limits;
 mod observability;
+mod oracle_compat;
 mod reload;
 mod routing;
 mod shutdown;

@@ -22,6 +22,19 @@ fn with_default_token_path(mut url: url::Url, issuer: Issuer) -> url::Url {
     url
 }
 
+/// The audience of assertions when none is configured: the identity
+/// domain's own URL (which identity domains require) and the audience of
+/// Oracle's older samples; Oracle Access Manager keeps the latter alone.
+fn default_audience(issuer: Issuer, token_url: Option<&url::Url>) -> Vec<String> {
+    let origin = token_url.map(|u| u.origin().ascii_serialization() + "/");
+    match (issuer, origin) {
+        (Issuer::IdentityDomain, Some(origin)) if origin != d::AUDIENCE => {
+            vec![origin, d::AUDIENCE.to_string()]
+        }
+        _ => vec![d::AUDIENCE.to_string()],
+    }
+}
+
 /// The settings of a client that only say when and how long.
 struct ClientTiming {
     refresh_before: std::time::Duration,
@@ -70,10 +83,11 @@ impl Validator<'_> {
                 .map(|u| with_default_token_path(u, raw.issuer)),
         };
         let client_id = self.required_text(&format!("{p}.client_id"), raw.client_id.take());
+        let audience = default_audience(raw.issuer, token_url.as_ref());
         let signing_key = raw
             .signing_key
             .as_ref()
-            .and_then(|k| self.signing_key(&format!("{p}.signing_key"), k))
+            .and_then(|k| self.signing_key(&format!("{p}.signing_key"), k, &audience))
             .map(Arc::new);
         let auth = self.client_auth(&p, &mut raw, signing_key.as_ref());
         let grant = self.grant(&p, &mut raw, signing_key.as_ref());
@@ -192,6 +206,14 @@ impl Validator<'_> {
             raw.client_secret.take(),
             raw.client_secret_file.take(),
         );
+        if raw.client_secret_basic_encoding.is_some()
+            && raw.client_auth != ClientAuthMethod::ClientSecretBasic
+        {
+            self.err(
+                format!("{p}.client_secret_basic_encoding"),
+                "only applies to client_auth client_secret_basic",
+            );
+        }
         if raw.client_auth == ClientAuthMethod::PrivateKeyJwt {
             if !matches!(secret, SecretInput::Missing) {
                 self.warn(format!(
@@ -225,7 +247,10 @@ impl Validator<'_> {
         }
         secret.map(|secret| match raw.client_auth {
             ClientAuthMethod::ClientSecretPost => ClientAuth::SecretPost { secret },
-            _ => ClientAuth::SecretBasic { secret },
+            _ => ClientAuth::SecretBasic {
+                secret,
+                encoding: raw.client_secret_basic_encoding.unwrap_or_default(),
+            },
         })
     }
 
@@ -274,6 +299,12 @@ impl Validator<'_> {
                     ],
                     "only applies to grant password",
                 );
+                if raw.refresh_token && raw.issuer == Issuer::Oam {
+                    self.err(
+                        format!("{p}.refresh_token"),
+                        "Oracle Access Manager issues refresh tokens only for the password and authorization-code grants",
+                    );
+                }
                 Some(Grant::JwtBearer {
                     subject: subject?,
                     key: signing_key?.clone(),

@@ -110,6 +110,7 @@ impl Validator<'_> {
         let client = self.route_client(&p, raw.client.as_deref(), clients);
         let scopes = self.route_scopes(&p, raw.scopes, client.as_deref());
         let access = self.access(&format!("{p}.access"), raw.access);
+        let methods = self.methods(&p, raw.methods.as_deref());
         if raw.max_body_bytes == Some(0) {
             self.err(
                 format!("{p}.max_body_bytes"),
@@ -118,6 +119,7 @@ impl Validator<'_> {
         }
         Some(RouteConfig {
             max_body_bytes: raw.max_body_bytes,
+            methods,
             access: Arc::new(access?),
             name: name?,
             host,
@@ -185,6 +187,38 @@ impl Validator<'_> {
             );
         }
         scopes
+    }
+
+    /// The methods a route forwards; TRACE and CONNECT never.
+    fn methods(&mut self, p: &str, raw: Option<&[String]>) -> Vec<http::Method> {
+        let names: Vec<&str> = match raw {
+            None => d::METHODS.to_vec(),
+            Some([]) => {
+                self.err(
+                    format!("{p}.methods"),
+                    "must name at least one method (leave it out for every method but TRACE and CONNECT)",
+                );
+                return Vec::new();
+            }
+            Some(list) => list.iter().map(String::as_str).collect(),
+        };
+        let mut out = Vec::new();
+        for (i, name) in names.iter().enumerate() {
+            let path = format!("{p}.methods[{i}]");
+            match http::Method::from_bytes(name.as_bytes()) {
+                Ok(m) if m == http::Method::TRACE || m == http::Method::CONNECT => self.err(
+                    path,
+                    format!("{name} is never forwarded: TRACE would reflect the injected token, CONNECT opens a tunnel"),
+                ),
+                Ok(m) if name.bytes().all(|b| b.is_ascii_uppercase()) => {
+                    if !out.contains(&m) {
+                        out.push(m);
+                    }
+                }
+                _ => self.err(path, format!("{name:?} is not an HTTP method (e.g. GET, POST)")),
+            }
+        }
+        out
     }
 
     fn host_pattern(&mut self, path: &str, raw: &str) -> Option<HostPattern> {

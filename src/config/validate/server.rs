@@ -42,10 +42,20 @@ impl Validator<'_> {
                 "must be between 0.1 and 1000 (identity domains allow 10/s on the free tier)",
             );
         }
+        let token_requests_per_minute = raw
+            .token_requests_per_minute
+            .unwrap_or(d::TOKEN_REQUESTS_PER_MINUTE);
+        if !(1..=60_000).contains(&token_requests_per_minute) {
+            self.err(
+                "server.token_requests_per_minute",
+                "must be between 1 and 60000 (identity domains allow 150/min on the free tier)",
+            );
+        }
         Some(ServerSettings {
             limits: self.limits(&raw),
             tls_listen,
             token_requests_per_second,
+            token_requests_per_minute,
             listen,
             threads,
             work_stealing: raw.work_stealing.unwrap_or(d::WORK_STEALING),
@@ -103,6 +113,11 @@ impl Validator<'_> {
                 "server.client_read_timeout",
                 raw.client_read_timeout,
                 d::CLIENT_READ_TIMEOUT,
+            ),
+            upstream_401_cooldown: self.positive(
+                "server.upstream_401_cooldown",
+                raw.upstream_401_cooldown,
+                d::UPSTREAM_401_COOLDOWN,
             ),
         }
     }

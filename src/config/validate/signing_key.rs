@@ -12,7 +12,13 @@ use crate::config::raw::{Audience, RawSigningKey};
 use crate::config::SigningKey;
 
 impl Validator<'_> {
-    pub(super) fn signing_key(&mut self, p: &str, raw: &RawSigningKey) -> Option<SigningKey> {
+    /// `default_audience` applies when the file names none.
+    pub(super) fn signing_key(
+        &mut self,
+        p: &str,
+        raw: &RawSigningKey,
+        default_audience: &[String],
+    ) -> Option<SigningKey> {
         let signing = self.section(|v| {
             let key = match &raw.key_file {
                 None => {
@@ -35,7 +41,7 @@ impl Validator<'_> {
                     "set kid (the certificate alias registered on the application) and/or cert_file (adds x5t): the identity service needs one to find the key",
                 );
             }
-            let audience = v.audience(p, raw.audience.as_ref());
+            let audience = v.audience(p, raw.audience.as_ref(), default_audience);
             let lifetime = v.assertion_lifetime(p, raw);
             let (key, key_sha256) = key?;
             Some(SigningKey {
@@ -101,9 +107,9 @@ impl Validator<'_> {
         )
     }
 
-    fn audience(&mut self, p: &str, raw: Option<&Audience>) -> Vec<String> {
+    fn audience(&mut self, p: &str, raw: Option<&Audience>, default: &[String]) -> Vec<String> {
         let audience = match raw {
-            None => vec![d::AUDIENCE.to_string()],
+            None => default.to_vec(),
             Some(Audience::One(a)) => vec![a.clone()],
             Some(Audience::Many(list)) => list.clone(),
         };
@@ -118,11 +124,11 @@ impl Validator<'_> {
 
     fn assertion_lifetime(&mut self, p: &str, raw: &RawSigningKey) -> std::time::Duration {
         let lifetime = raw.lifetime.unwrap_or(d::ASSERTION_LIFETIME);
-        if lifetime.is_zero() || lifetime > std::time::Duration::from_secs(3600) {
+        if !(d::ASSERTION_LIFETIME_MIN..=d::ASSERTION_LIFETIME_MAX).contains(&lifetime) {
             self.err(
                 format!("{p}.lifetime"),
                 format!(
-                    "{} is out of range: assertions must live more than 0s and at most 3600s",
+                    "{} is out of range: assertions must live at least 60s (Oracle's minimum; a jwt_bearer token lives no longer than its assertion) and at most 3600s",
                     humantime::format_duration(lifetime)
                 ),
             );

@@ -9,8 +9,8 @@ use std::time::Duration;
 use super::load_str;
 use super::urls::redact_userinfo;
 use crate::config::raw::{
-    Audience, ClientAuthMethod, GrantKind, Issuer, RawAccess, RawClient, RawConfig, RawRoute,
-    RawServer, RawSigningKey, RawTlsListener,
+    Audience, BasicEncoding, ClientAuthMethod, GrantKind, Issuer, RawAccess, RawClient, RawConfig,
+    RawRoute, RawServer, RawSigningKey, RawTlsListener,
 };
 use crate::config::Config;
 
@@ -188,6 +188,16 @@ fn server_errors() {
             "server.max_replay_body_bytes: must be at most 67108864",
         ),
         (
+            "token rate per minute",
+            server(|s| s.token_requests_per_minute = Some(0)),
+            "server.token_requests_per_minute: must be between 1 and 60000",
+        ),
+        (
+            "zero 401 cool-down",
+            server(|s| s.upstream_401_cooldown = Some(Duration::ZERO)),
+            "server.upstream_401_cooldown: must be greater than zero",
+        ),
+        (
             "idle time-out",
             server(|s| s.client_idle_timeout = Some(Duration::ZERO)),
             "server.client_idle_timeout: must be greater than zero",
@@ -269,6 +279,8 @@ fn client_errors() {
         ("jwt_bearer without signing_key", client(|c| { c.grant = GrantKind::JwtBearer; c.subject = Some("alice".into()); }), "clients.oic-prod.signing_key: grant jwt_bearer needs signing_key"),
         ("jwt_bearer with username", client(|c| { c.grant = GrantKind::JwtBearer; c.subject = Some("alice".into()); c.signing_key = Some(key(|_| {})); c.username = Some("u".into()); }), "clients.oic-prod.username: only applies to grant password"),
         ("private_key_jwt without signing_key", client(|c| c.client_auth = ClientAuthMethod::PrivateKeyJwt), "clients.oic-prod.signing_key: client_auth private_key_jwt needs signing_key"),
+        ("basic encoding with client_secret_post", client(|c| { c.client_auth = ClientAuthMethod::ClientSecretPost; c.client_secret_basic_encoding = Some(BasicEncoding::FormUrlencoded); }), "clients.oic-prod.client_secret_basic_encoding: only applies to client_auth client_secret_basic"),
+        ("oam refresh tokens with jwt_bearer", client(|c| { c.issuer = Issuer::Oam; c.identity_domain_name = Some("D".into()); c.grant = GrantKind::JwtBearer; c.subject = Some("alice".into()); c.signing_key = Some(key(|_| {})); c.refresh_token = true; }), "clients.oic-prod.refresh_token: Oracle Access Manager issues refresh tokens only for the password and authorization-code grants"),
         ("oam without identity_domain_name", client(|c| c.issuer = Issuer::Oam), "clients.oic-prod.identity_domain_name: is required for issuer oam"),
         ("identity_domain_name without oam", client(|c| c.identity_domain_name = Some("D".into())), "clients.oic-prod.identity_domain_name: only applies to issuer oam"),
         ("oam with client_secret_post", client(|c| { c.issuer = Issuer::Oam; c.identity_domain_name = Some("D".into()); c.client_auth = ClientAuthMethod::ClientSecretPost; }), "clients.oic-prod.client_auth: Oracle Access Manager authenticates clients with client_secret_basic or private_key_jwt"),
@@ -300,6 +312,11 @@ fn signing_key_errors() {
             "clients.oic-prod.signing_key.lifetime: 2h is out of range",
         ),
         (
+            "lifetime under Oracle's 60s",
+            private_key_jwt(key(|k| k.lifetime = Some(Duration::from_secs(30)))),
+            "clients.oic-prod.signing_key.lifetime: 30s is out of range: assertions must live at least 60s",
+        ),
+        (
             "neither kid nor cert_file",
             private_key_jwt(key(|k| k.kid = None)),
             "clients.oic-prod.signing_key: set kid",
@@ -319,14 +336,39 @@ fn signing_key_errors() {
         true,
     )
     .unwrap();
-    let crate::config::ClientAuth::PrivateKeyJwt { key } = &with_cert.clients[0].auth else {
+    let audience = |config: &Config| match &config.clients[0].auth {
+        crate::config::ClientAuth::PrivateKeyJwt { key } => {
+            assert!(key.kid.is_some() || key.x5t.is_some());
+            key.audience.clone()
+        }
+        _ => panic!("private_key_jwt"),
+    };
+    let crate::config::ClientAuth::PrivateKeyJwt { key: signing } = &with_cert.clients[0].auth
+    else {
         panic!("private_key_jwt");
     };
     assert!(
-        key.x5t.is_some() && key.x5t_s256.is_some(),
+        signing.x5t.is_some() && signing.x5t_s256.is_some(),
         "cert_file adds the thumbprints"
     );
-    assert_eq!(key.audience, [crate::config::defaults::AUDIENCE]);
+    assert_eq!(
+        audience(&with_cert),
+        [
+            "https://idcs-1.identity.oraclecloud.com/",
+            crate::config::defaults::AUDIENCE
+        ],
+        "identity domains: the domain URL first, then Oracle's sample audience"
+    );
+    let mut oam = private_key_jwt(key(|_| {}));
+    let c = oam.clients.get_mut("oic-prod").unwrap();
+    c.issuer = Issuer::Oam;
+    c.identity_domain_name = Some("D".into());
+    let oam = load(&oam.to_yaml(), true).unwrap();
+    assert_eq!(
+        audience(&oam),
+        [crate::config::defaults::AUDIENCE],
+        "OAM: unchanged"
+    );
 }
 
 #[test]
@@ -389,6 +431,26 @@ fn route_errors() {
             "zero body limit",
             route(|r| r.max_body_bytes = Some(0)),
             "routes[0].max_body_bytes: must be greater than zero",
+        ),
+        (
+            "TRACE allowed",
+            route(|r| r.methods = Some(vec!["GET".into(), "TRACE".into()])),
+            "routes[0].methods[1]: TRACE is never forwarded",
+        ),
+        (
+            "CONNECT allowed",
+            route(|r| r.methods = Some(vec!["CONNECT".into()])),
+            "routes[0].methods[0]: CONNECT is never forwarded",
+        ),
+        (
+            "lower-case method",
+            route(|r| r.methods = Some(vec!["get".into()])),
+            "routes[0].methods[0]: \"get\" is not an HTTP method",
+        ),
+        (
+            "no methods",
+            route(|r| r.methods = Some(vec![])),
+            "routes[0].methods: must name at least one method",
         ),
     ]);
 }

@@ -3,8 +3,11 @@
 
 use super::*;
 
-/// `Basic base64(urlencode(id):urlencode(secret))`.
-fn basic_credentials(header: &str) -> Result<(String, String), Refusal> {
+/// The id and secret of `Authorization: Basic`, decoded the way the
+/// client is registered for: plain `base64(id ":" secret)` (Oracle's) or
+/// RFC 6749's form-urlencoded parts. One way only, so a proxy that encodes
+/// differently is refused, as a real identity service would refuse it.
+fn basic_credentials(state: &IdpState, header: &str) -> Result<(String, String), Refusal> {
     let invalid = || {
         refuse(
             StatusCode::UNAUTHORIZED,
@@ -24,7 +27,13 @@ fn basic_credentials(header: &str) -> Result<(String, String), Refusal> {
             .map(|(_, v)| v.into_owned())
             .unwrap_or_default()
     };
-    Ok((decode(id), decode(secret)))
+    let clients = lock(&state.clients);
+    let decoding_of = |id: &str| clients.get(id).map(|c| c.basic);
+    match (decoding_of(id), decoding_of(&decode(id))) {
+        (Some(BasicDecoding::Plain), _) => Ok((id.to_string(), secret.to_string())),
+        (_, Some(BasicDecoding::FormUrlencoded)) => Ok((decode(id), decode(secret))),
+        _ => Ok((id.to_string(), secret.to_string())),
+    }
 }
 
 /// Exactly one client authentication: Basic, form secret (identity
@@ -40,7 +49,7 @@ pub(super) fn authenticate(state: &IdpState, record: &TokenRequest) -> Result<St
     let basic = record
         .authorization
         .as_deref()
-        .map(basic_credentials)
+        .map(|h| basic_credentials(state, h))
         .transpose()?;
     let post = record.field("client_secret");
     let assertion = record.field("client_assertion");
@@ -144,6 +153,18 @@ pub(super) fn verify_assertion(
     }
     if !claims["jti"].is_string() {
         return Err("jti is required".into());
+    }
+    if let Some(required) = lock(&state.required_audience).as_deref() {
+        let named = match &claims["aud"] {
+            serde_json::Value::String(a) => a == required,
+            serde_json::Value::Array(list) => list.iter().any(|a| a.as_str() == Some(required)),
+            _ => false,
+        };
+        if !named {
+            return Err(format!(
+                "aud must include the identity domain URL {required}"
+            ));
+        }
     }
     Ok(claims)
 }

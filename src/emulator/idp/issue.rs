@@ -39,10 +39,7 @@ pub(super) fn issue(state: &IdpState, record: &mut TokenRequest) -> Result<Respo
     let (subject, scope) = subject_and_scope(state, record, grant, &client_id)?;
     let scopes = checked_scopes(flavor, &scope)?;
     let lifetime = lifetime_for(state, &scopes);
-    let wants_refresh = scopes.iter().any(|s| s == crate::scope::OFFLINE_ACCESS);
-    // Emulator decision: like Oracle's console, client_credentials never
-    // yields a refresh token, even with offline_access.
-    let refresh_token = (wants_refresh && grant != "client_credentials").then(|| {
+    let refresh_token = issues_refresh_token(state, flavor, grant, &scopes).then(|| {
         let token = format!("rt-{}", uuid::Uuid::new_v4().simple());
         lock(&state.refresh_tokens).insert(
             token.clone(),
@@ -64,6 +61,22 @@ pub(super) fn issue(state: &IdpState, record: &mut TokenRequest) -> Result<Respo
         body["refresh_token"] = json!(rt);
     }
     Ok(Json(body).into_response())
+}
+
+/// Identity domains issue a refresh token for `offline_access` (never to
+/// client_credentials, like Oracle's console); Oracle Access Manager by its
+/// identity domain's setting, for the password grant (and refreshes).
+fn issues_refresh_token(state: &IdpState, flavor: Flavor, grant: &str, scopes: &[String]) -> bool {
+    match flavor {
+        Flavor::IdentityDomain => {
+            grant != "client_credentials"
+                && scopes.iter().any(|s| s == crate::scope::OFFLINE_ACCESS)
+        }
+        Flavor::Oam => {
+            state.oam_refresh_tokens.load(Ordering::SeqCst)
+                && matches!(grant, "password" | "refresh_token")
+        }
+    }
 }
 
 /// Whom the token is for and which scopes it carries, by grant.

@@ -12,8 +12,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub use bearer_proxy::config::raw::{
-    Audience, ClientAuthMethod, GrantKind, Issuer, RawAccess, RawClient, RawConfig, RawRetry,
-    RawRoute, RawServer, RawSigningKey, RawTlsListener,
+    Audience, BasicEncoding, ClientAuthMethod, GrantKind, Issuer, RawAccess, RawClient, RawConfig,
+    RawRetry, RawRoute, RawServer, RawSigningKey, RawTlsListener,
 };
 use bearer_proxy::emulator::{self, EchoState, IdpState, ServerHandle};
 use rustls::pki_types::pem::PemObject as _;
