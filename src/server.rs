@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use pingora::apps::http_app::HttpServer;
+use pingora::apps::HttpServerOptions;
 use pingora::listeners::{L4BufferSettings, ListenerConfig};
 use pingora::proxy::HttpProxy;
 use pingora::server::configuration::{Opt, ServerConf};
@@ -213,6 +214,14 @@ fn proxy_service(
         BearerProxy { current },
         "bearer-proxy",
     );
+    if let Some(app) = proxy.app_logic_mut() {
+        // pingora refuses CONNECT itself, with an empty 405; let it reach
+        // request_filter, which refuses it (never forwards it) with the
+        // proxy's JSON answer and an `Allow` header.
+        let mut options = HttpServerOptions::default();
+        options.allow_connect_method_proxying = true;
+        app.server_options = Some(options);
+    }
     for addr in &settings.listen {
         proxy.add_listener(
             ListenerConfig::tcp(addr.to_string())

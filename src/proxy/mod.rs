@@ -6,6 +6,7 @@
 pub mod ctx;
 pub mod headers;
 mod limits;
+mod path_policy;
 pub mod refusal;
 mod replay;
 pub mod request_id;
@@ -51,12 +52,17 @@ impl BearerProxy {
             },
             &snapshot.limits,
         )?;
+        path_policy::check_never_forwarded(&req.method, &snapshot.default_allow)?;
+        path_policy::check_path(req)?;
         let index = snapshot
             .table
             .find(request_host(req), req.uri.path())
             .ok_or(Refusal::NoRoute)?;
         ctx.route = Some(index);
         let route = &snapshot.routes[index];
+        if !route.methods.contains(&req.method) {
+            return Err(Refusal::MethodNotAllowed(route.allow.clone()));
+        }
         limits::check_declared_length(req, route.max_body_bytes)?;
         ctx.caller = Some(check_access(session, ctx, route).await?);
         ctx.authorization = Some(token_for(ctx, route).await?);

@@ -31,6 +31,10 @@ pub enum Refusal {
     Unprocessable(u16),
     /// The client sent something pingora could not read.
     MalformedRequest,
+    /// A path an upstream could read as another path; the reason says why.
+    BadPath(&'static str),
+    /// The method is never forwarded, or not on this route; the `Allow` value.
+    MethodNotAllowed(HeaderValue),
     BodyTooLarge,
     /// Too many or too large request headers; the message says which.
     HeadersTooLarge(String),
@@ -46,6 +50,8 @@ pub struct ErrorReply {
     retry_after_secs: Option<u64>,
     /// `WWW-Authenticate` for a 401.
     challenge: Option<HeaderValue>,
+    /// `Allow` for a 405.
+    allow: Option<HeaderValue>,
     extra: Map<String, Value>,
 }
 
@@ -62,6 +68,8 @@ impl Refusal {
             | Refusal::ConflictingLength
             | Refusal::Unprocessable(_)
             | Refusal::MalformedRequest => "bad_request",
+            Refusal::BadPath(_) => "bad_path",
+            Refusal::MethodNotAllowed(_) => "method_not_allowed",
             Refusal::BodyTooLarge => "body_too_large",
             Refusal::HeadersTooLarge(_) => "headers_too_large",
             Refusal::Internal(_) => "internal_error",
@@ -93,6 +101,12 @@ impl Refusal {
             Refusal::ConflictingLength => plain(400, "conflicting Content-Length headers"),
             Refusal::Unprocessable(status) => plain(*status, "the request could not be processed"),
             Refusal::MalformedRequest => plain(400, "malformed request"),
+            Refusal::BadPath(why) => plain(400, &format!("the request path is refused: {why}")),
+            Refusal::MethodNotAllowed(allow) => {
+                let mut r = plain(405, "this method is not forwarded on this route");
+                r.allow = Some(allow.clone());
+                r
+            }
             Refusal::BodyTooLarge => {
                 plain(413, "the request body is larger than this route accepts")
             }
@@ -156,6 +170,7 @@ impl ErrorReply {
             message,
             retry_after_secs: None,
             challenge: None,
+            allow: None,
             extra: Map::new(),
         }
     }
@@ -187,6 +202,9 @@ impl ErrorReply {
         if let Some(c) = &self.challenge {
             header.insert_header("www-authenticate", c.clone())?;
         }
+        if let Some(a) = &self.allow {
+            header.insert_header("allow", a.clone())?;
+        }
         if let Some(s) = self.retry_after_secs {
             header.insert_header("retry-after", s.to_string())?;
         }
@@ -210,6 +228,10 @@ pub async fn refuse(
 ) -> pingora::Result<bool> {
     let reply = refusal.reply();
     ctx.error_code = Some(reply.code);
+    if session.req_header().method == http::Method::CONNECT {
+        // Whatever the client meant to send next is tunnel data, not HTTP.
+        session.set_keepalive(None);
+    }
     reply.send(session, &ctx.request_id).await?;
     Ok(true)
 }

@@ -25,12 +25,17 @@ pub struct LiveRoute {
     pub upstream: UpstreamPeer,
     /// The `Host` header sent upstream.
     pub host_header: HeaderValue,
+    /// Methods forwarded, and the `Allow` value of a 405.
+    pub methods: Vec<http::Method>,
+    pub allow: HeaderValue,
     pub upstream_duration: Histogram,
 }
 
 /// Everything the request path reads, built once from a [`Config`].
 pub struct Snapshot {
     pub limits: Limits,
+    /// `Allow` of a 405 for TRACE or CONNECT: the default methods.
+    pub default_allow: HeaderValue,
     pub routes: Vec<LiveRoute>,
     pub table: RouteTable,
     pub cache: Arc<TokenCache>,
@@ -76,10 +81,17 @@ impl Snapshot {
                 slot,
                 upstream: UpstreamPeer::new(r, &config.server, &mut cas),
                 host_header,
+                allow: super::path_policy::allow_header(&r.methods),
+                methods: r.methods.clone(),
                 upstream_duration: metrics().upstream_duration.with_label_values(&[&r.name]),
             });
         }
+        let defaults: Vec<http::Method> = crate::config::defaults::METHODS
+            .iter()
+            .filter_map(|m| http::Method::from_bytes(m.as_bytes()).ok())
+            .collect();
         Ok(Snapshot {
+            default_allow: super::path_policy::allow_header(&defaults),
             limits: config.server.limits,
             routes,
             table: config.route_table,

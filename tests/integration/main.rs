@@ -11,6 +11,7 @@ mod idp_hardening;
 mod limits;
 mod observability;
 mod oracle_compat;
+mod path_policy;
 mod reload;
 mod routing;
 mod shutdown;
