@@ -78,6 +78,7 @@ impl TokenCache {
                 let ceiling = ceilings.for_url(
                     &route.client.token_url,
                     config.server.token_requests_per_second,
+                    config.server.token_requests_per_minute,
                 );
                 let slot = TokenSlot::new(route.client.clone(), scopes, runtime.clone(), ceiling)
                     .map_err(|source| CacheError {

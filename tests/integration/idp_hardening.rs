@@ -145,3 +145,22 @@ async fn tokens_queued_behind_the_ceiling_do_not_come_due_together() {
     }
     assert!(idp.state.request_count() >= 16, "every token renewed once");
 }
+
+/// Samples three seconds after start-up: six slots on one token URL want
+/// a token at once, the ceiling allows four per minute (and five per
+/// second), so the identity service sees exactly four requests; the other
+/// two wait for the minute to pass.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_requests_per_minute_hold_for_any_minute_sampled_over_three_seconds() {
+    let idp = Idp::start().await;
+    let upstream = Upstream::start().await;
+    let mut config = ProxyConfig::new(&idp, &upstream);
+    config.server().token_requests_per_minute = Some(4);
+    config.server().startup_token_wait = ms(500);
+    config.raw.routes = routes_with_own_scopes(6, &upstream);
+    let proxy = Proxy::start(&config).await;
+    assert!(idp.state.wait_for_requests(4, Duration::from_secs(5)).await);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(idp.state.arrivals().len(), 4, "{}", proxy.output());
+    assert_eq!(get_status(proxy.url("/r0/x")).await, 200);
+}
