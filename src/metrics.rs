@@ -29,6 +29,8 @@ pub struct Metrics {
     pub access_denied: IntCounterVec,
     /// `{route}`: requests replayed with a new token after an upstream 401.
     pub upstream_unauthorized_retries: IntCounterVec,
+    /// `{route,outcome}`: every upstream 401, `replayed|passed_through|cooldown`.
+    pub upstream_unauthorized: IntCounterVec,
     /// `{route}`.
     pub upstream_duration: HistogramVec,
     pub in_flight: IntGauge,
@@ -87,6 +89,11 @@ const UPSTREAM_UNAUTHORIZED_RETRIES: Def = Def {
     name: "bearer_proxy_upstream_unauthorized_retries_total",
     help: "Upstream 401 answers after which the token was renewed and the request replayed",
     labels: &["route"],
+};
+const UPSTREAM_UNAUTHORIZED: Def = Def {
+    name: "bearer_proxy_upstream_unauthorized_total",
+    help: "Upstream 401 answers: replayed with a new token, passed through, or passed through during a cool-down",
+    labels: &["route", "outcome"],
 };
 const UPSTREAM_DURATION: Def = Def {
     name: "bearer_proxy_upstream_duration_seconds",
@@ -150,6 +157,7 @@ impl Metrics {
             requests: r.counter(REQUESTS),
             access_denied: r.counter(ACCESS_DENIED),
             upstream_unauthorized_retries: r.counter(UPSTREAM_UNAUTHORIZED_RETRIES),
+            upstream_unauthorized: r.counter(UPSTREAM_UNAUTHORIZED),
             upstream_duration: r.histogram(UPSTREAM_DURATION, UPSTREAM_BUCKETS),
             in_flight: r.int_gauge(IN_FLIGHT),
             registry,

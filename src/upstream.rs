@@ -20,7 +20,7 @@ pub struct UpstreamPeer {
     pub target: UpstreamTarget,
     pub peer: ArcSwapOption<HttpPeer>,
     template: HttpPeer,
-    /// The route's extra trust anchors, for [`Upstream::direct_client`].
+    /// The route's extra trust anchors, for [`UpstreamPeer::direct_client`].
     extra_roots: Vec<CertificateDer<'static>>,
     /// Built on first use and kept while the address stays the same.
     direct: Mutex<Option<(SocketAddr, reqwest::Client)>>,

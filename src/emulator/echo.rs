@@ -48,6 +48,10 @@ pub struct EchoState {
     /// without reading the rest, as gateways in front of Oracle Integration
     /// do (`u64::MAX`: read the whole body first).
     refuse_after: AtomicU64,
+    /// Every token gets 401, as Oracle Integration answers a confidential
+    /// application without the ServiceInvoker role or a scope of the wrong
+    /// audience.
+    refuse_all: std::sync::atomic::AtomicBool,
     count: watch::Sender<u64>,
 }
 
@@ -57,6 +61,7 @@ impl EchoState {
             log: Mutex::new(Vec::new()),
             revoked: Mutex::new(std::collections::HashSet::new()),
             refuse_after: AtomicU64::new(u64::MAX),
+            refuse_all: std::sync::atomic::AtomicBool::new(false),
             count: watch::channel(0).0,
         })
     }
@@ -85,6 +90,11 @@ impl EchoState {
             .insert(authorization.to_string());
     }
 
+    /// From now on (`true`) every request with a token gets 401.
+    pub fn refuse_every_token(&self, refuse: bool) {
+        self.refuse_all.store(refuse, Ordering::Relaxed);
+    }
+
     /// A revoked token gets its 401 once `bytes` of the body have arrived
     /// (0: before reading any); the request is recorded with the bytes read.
     pub fn refuse_after(&self, bytes: u64) {
@@ -92,14 +102,17 @@ impl EchoState {
     }
 
     fn is_revoked(&self, headers: &HeaderMap) -> bool {
+        let refuse_all = self.refuse_all.load(Ordering::Relaxed);
         headers
             .get("authorization")
             .and_then(|a| a.to_str().ok())
             .is_some_and(|a| {
-                self.revoked
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .contains(a)
+                refuse_all
+                    || self
+                        .revoked
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .contains(a)
             })
     }
 }

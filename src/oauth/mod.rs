@@ -15,7 +15,9 @@ pub(crate) mod refresher;
 mod slot;
 pub(crate) mod token;
 pub(crate) mod transport;
+mod unauthorized;
 
 pub use cache::{fetch_missing, CacheError, TokenCache};
 pub use error::FetchError;
 pub use slot::{TokenSlot, Unavailable};
+pub use unauthorized::{Episode, Verdict};

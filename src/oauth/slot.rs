@@ -20,6 +20,7 @@ use super::grant::{self, Step};
 use super::rate::RateCeiling;
 use super::token::{AccessToken, TokenResponse};
 use super::transport::{TokenEndpoint, TransportError};
+use super::unauthorized::{Episode, Unauthorized, Verdict};
 use crate::config::{ClientConfig, Secret};
 use crate::metrics::metrics;
 
@@ -70,6 +71,11 @@ pub struct TokenSlot {
     /// The client's fingerprint when the slot was made (reloads reuse a
     /// slot only for an identical client).
     pub(super) fingerprint: [u8; 32],
+    /// What the upstream's 401s have shown (see `unauthorized`).
+    unauthorized: Mutex<Unauthorized>,
+    /// A replacement token awaits its first answer: the only time a
+    /// response touches `unauthorized`.
+    watching: std::sync::atomic::AtomicBool,
     /// Set when a reload dropped the slot: its refresher stops.
     retired: std::sync::atomic::AtomicBool,
     metrics: SlotMetrics,
@@ -106,6 +112,8 @@ impl TokenSlot {
             changed: watch::channel(0).0,
             fingerprint,
             retired: std::sync::atomic::AtomicBool::new(false),
+            unauthorized: Mutex::new(Unauthorized::default()),
+            watching: std::sync::atomic::AtomicBool::new(false),
             runtime,
         })
     }
@@ -178,6 +186,27 @@ impl TokenSlot {
             }
             _ => false,
         }
+    }
+
+    /// The verdict on an upstream 401 to `sent`: purge and renew, or (when
+    /// a fresh token is refused too) pass 401s on for `cooldown`.
+    pub fn upstream_refused(&self, sent: &HeaderValue, cooldown: Duration) -> Verdict {
+        lock(&self.unauthorized).refused(sent, cooldown, || self.invalidate(sent))
+    }
+
+    /// The upstream answered `sent` with something other than 401. One
+    /// atomic load, unless a replacement token is being watched.
+    pub fn upstream_accepted(&self, sent: &HeaderValue) {
+        use std::sync::atomic::Ordering::Relaxed;
+        if self.watching.load(Relaxed) {
+            let keep = lock(&self.unauthorized).accepted(sent);
+            self.watching.store(keep, Relaxed);
+        }
+    }
+
+    /// The details of an episode that just started, for `/status`.
+    pub fn record_episode(&self, episode: Episode) {
+        lock(&self.unauthorized).record(episode);
     }
 
     /// After a failure, requests fail fast until the backoff has passed
@@ -325,6 +354,10 @@ impl TokenSlot {
             sent,
         ));
         self.current.store(Some(token.clone()));
+        if lock(&self.unauthorized).stored(token.header()) {
+            self.watching
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
         if self.client.refresh_token {
             if let Some(refresh) = response.refresh_token {
                 *lock(&self.refresh_token) = Some(refresh);
@@ -446,6 +479,7 @@ impl TokenSlot {
                 .as_ref()
                 .and_then(|e| e.idp())
                 .map(|i| i.code.clone()),
+            upstream_refusal: lock(&self.unauthorized).episode(),
             last_ecid: state
                 .last_error
                 .as_ref()
@@ -485,4 +519,6 @@ pub struct SlotStatus {
     pub last_error: Option<String>,
     pub last_idp_error: Option<String>,
     pub last_ecid: Option<String>,
+    /// The last "upstream refuses fresh tokens" episode, if any.
+    pub upstream_refusal: Option<Episode>,
 }

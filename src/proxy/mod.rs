@@ -11,6 +11,7 @@ pub mod refusal;
 mod replay;
 pub mod request_id;
 mod snapshot;
+mod unauthorized;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -26,6 +27,7 @@ use pingora::{Error, ErrorSource, ErrorType};
 use crate::access::{Caller, Decision};
 use crate::downstream_tls::CertSubject;
 use crate::metrics::{self, metrics};
+use crate::oauth::Verdict;
 pub use ctx::RequestCtx;
 use headers::{client_ip, finish_response_head, request_host, rewrite_for_upstream};
 use refusal::{refuse, Refusal};
@@ -115,6 +117,69 @@ async fn token_for(ctx: &RequestCtx, route: &LiveRoute) -> Result<HeaderValue, R
         "no token for request"
     );
     Err(Refusal::Token(unavailable))
+}
+
+/// An upstream 401. Once per request, and only when the slot says renew:
+/// the token is purged (if still cached) and the request replayed with a
+/// new one — by pingora from its retry buffer, or by the proxy for longer
+/// bodies. A replay's own 401, a body too large to keep, or a slot in an
+/// "upstream refuses fresh tokens" cool-down pass the 401 to the client.
+fn after_unauthorized(
+    session: &Session,
+    answer: &ResponseHeader,
+    ctx: &mut RequestCtx,
+) -> pingora::Result<()> {
+    let snapshot = ctx.snapshot.clone();
+    let route = snapshot.route(ctx.route)?;
+    let verdict = unauthorized::judge(route, ctx, answer, snapshot.limits.upstream_401_cooldown);
+    if ctx.replay != Replay::No || verdict != Verdict::Renew {
+        let outcome = match verdict {
+            Verdict::CoolingDown => unauthorized::COOLDOWN,
+            _ => unauthorized::PASSED_THROUGH,
+        };
+        unauthorized::count(route, outcome);
+        return Ok(());
+    }
+    ctx.replay = replay::plan(
+        &ctx.body_copy,
+        snapshot.limits.max_replay_body_bytes,
+        limits::declared_length(session.req_header()),
+        session.as_ref().retry_buffer_truncated(),
+    );
+    match ctx.replay {
+        Replay::No => {
+            tracing::info!(
+                request_id = ctx.request_id.to_str().unwrap_or_default(),
+                route = route.name.as_str(),
+                "upstream answered 401; body too large to replay, passing the 401 on"
+            );
+            unauthorized::count(route, unauthorized::PASSED_THROUGH);
+            return Ok(());
+        }
+        // Passed on after all if the body turns out too long; counted
+        // when the proxy's replay goes out or does not.
+        Replay::ByProxy => ctx.refusal = Some(Box::new(answer.clone())),
+        // pingora resends the body from the start through
+        // request_body_filter, which counts it again.
+        Replay::ByPingora => {
+            ctx.body_bytes = 0;
+            unauthorized::count(route, unauthorized::REPLAYED);
+        }
+    }
+    metrics()
+        .upstream_unauthorized_retries
+        .with_label_values(&[route.name.as_str()])
+        .inc();
+    // The upstream refused before acting on the request, so replaying is
+    // safe whatever the method.
+    let mut e = Error::explain(
+        ErrorType::HTTPStatus(401),
+        "upstream answered 401; replaying with a new token",
+    );
+    // pingora retries from its buffer; the proxy's own replay happens in
+    // fail_to_proxy.
+    e.set_retry(ctx.replay == Replay::ByPingora);
+    Err(e)
 }
 
 /// What went wrong while proxying, as the client hears it; `None` when the
@@ -262,60 +327,23 @@ impl ProxyHttp for BearerProxy {
         Ok(())
     }
 
-    /// An upstream 401 to a request sent with token T: purge T if it is
-    /// still cached, and replay the request once with a new token when its
-    /// body is held (pingora's retry buffer or the proxy's own copy). A
-    /// second 401 goes to the client.
+    /// Every upstream answer: anything but 401 tells the slot its token
+    /// works (ending the watch on a token that replaced a refused one); a
+    /// 401 goes to [`after_unauthorized`].
     async fn upstream_response_filter(
         &self,
         session: &mut Session,
         upstream_response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> pingora::Result<()> {
-        if upstream_response.status != http::StatusCode::UNAUTHORIZED || ctx.replay != Replay::No {
+        let route = ctx.snapshot.route(ctx.route)?;
+        if upstream_response.status != http::StatusCode::UNAUTHORIZED {
+            if let Some(sent) = &ctx.authorization {
+                route.slot.upstream_accepted(sent);
+            }
             return Ok(());
         }
-        let snapshot = &*ctx.snapshot;
-        let route = snapshot.route(ctx.route)?;
-        if let Some(sent) = &ctx.authorization {
-            route.slot.invalidate(sent);
-        }
-        ctx.replay = replay::plan(
-            &ctx.body_copy,
-            snapshot.limits.max_replay_body_bytes,
-            limits::declared_length(session.req_header()),
-            session.as_ref().retry_buffer_truncated(),
-        );
-        if ctx.replay == Replay::No {
-            tracing::info!(
-                request_id = ctx.request_id.to_str().unwrap_or_default(),
-                route = route.name.as_str(),
-                "upstream answered 401; body too large to replay, passing the 401 on"
-            );
-            return Ok(());
-        }
-        match ctx.replay {
-            // Passed on after all if the body turns out too long.
-            Replay::ByProxy => ctx.refusal = Some(Box::new(upstream_response.clone())),
-            // pingora resends the body from the start through
-            // request_body_filter, which counts it again.
-            Replay::ByPingora => ctx.body_bytes = 0,
-            Replay::No => {}
-        }
-        metrics()
-            .upstream_unauthorized_retries
-            .with_label_values(&[route.name.as_str()])
-            .inc();
-        // The upstream refused before acting on the request, so replaying is
-        // safe whatever the method.
-        let mut e = Error::explain(
-            ErrorType::HTTPStatus(401),
-            "upstream answered 401; replaying with a new token",
-        );
-        // pingora retries from its buffer; the proxy's own replay happens in
-        // fail_to_proxy.
-        e.set_retry(ctx.replay == Replay::ByPingora);
-        Err(e)
+        after_unauthorized(session, upstream_response, ctx)
     }
 
     fn error_while_proxy(

@@ -15,6 +15,7 @@ use pingora::proxy::{FailToProxy, Session};
 
 use super::headers::{finish_response_head, rewrite_for_upstream};
 use super::refusal::Refusal;
+use super::unauthorized;
 use super::{LiveRoute, RequestCtx};
 
 /// How a 401 from the upstream is followed up.
@@ -126,13 +127,43 @@ pub async fn resend(session: &mut Session, ctx: &mut RequestCtx) -> FailToProxy 
             route = route.name.as_str(),
             "upstream answered 401; body too large to replay, passing the 401 on"
         );
+        unauthorized::count(route, unauthorized::PASSED_THROUGH);
         return pass_refusal_on(session, ctx).await;
     }
+    unauthorized::count(route, unauthorized::REPLAYED);
+    ctx.authorization = Some(token.clone());
     let response = match send(session, ctx, route, token).await {
         Ok(r) => r,
         Err(refusal) => return answer_with(session, ctx, refusal).await,
     };
+    judge_replay(route, ctx, &response, snapshot.limits.upstream_401_cooldown);
     stream_back(session, ctx, response).await
+}
+
+/// The replay's answer: a 401 to the new token too may start an "upstream
+/// refuses fresh tokens" episode; anything else ends the slot's watch.
+fn judge_replay(
+    route: &LiveRoute,
+    ctx: &RequestCtx,
+    response: &reqwest::Response,
+    cooldown: std::time::Duration,
+) {
+    let Some(sent) = &ctx.authorization else {
+        return;
+    };
+    if response.status() != http::StatusCode::UNAUTHORIZED {
+        route.slot.upstream_accepted(sent);
+        return;
+    }
+    let mut head = ResponseHeader::build(401, Some(1)).expect("401 is a status");
+    if let Some(challenge) = response.headers().get(http::header::WWW_AUTHENTICATE) {
+        let _ = head.insert_header(http::header::WWW_AUTHENTICATE, challenge.clone());
+    }
+    let outcome = match unauthorized::judge(route, ctx, &head, cooldown) {
+        crate::oauth::Verdict::CoolingDown => unauthorized::COOLDOWN,
+        _ => unauthorized::PASSED_THROUGH,
+    };
+    unauthorized::count(route, outcome);
 }
 
 async fn send(

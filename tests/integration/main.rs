@@ -22,3 +22,4 @@ mod token_command;
 mod token_flows;
 mod token_lifecycle;
 mod upstream_401;
+mod upstream_refuses;

@@ -331,12 +331,16 @@ async fn refresh_tokens_rotate_over_several_renewals_on_both_issuers() {
         };
         let first = &log[0];
         assert_eq!(first.field("grant_type"), Some(primary));
-        assert!(
+        // Identity domains issue refresh tokens for offline_access; OAM by
+        // its identity domain's setting, and a scope it does not know
+        // would be refused.
+        assert_eq!(
             first
                 .field("scope")
                 .unwrap()
                 .split(' ')
                 .any(|s| s == "offline_access"),
+            iss == Iss::Idd,
             "{iss:?}"
         );
         let mut presented = Vec::new();
