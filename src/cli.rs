@@ -1,4 +1,4 @@
-//! Command line: `run`, `check`, `reload`, `token`, and with the
+//! Command line: `run`, `check`, `reload`, `token`, `doctor`, and with the
 //! `emulator` feature `demo` and `emulator` (in `emulator::commands`).
 //! Exit status 2 means the configuration is invalid; 1 means the proxy
 //! could not start.
@@ -62,6 +62,23 @@ pub enum Command {
         #[arg(long)]
         print: bool,
     },
+    /// Check each client and route against the real services: fetch a token
+    /// (claims, clock skew), connect to each upstream (TLS certificate) and
+    /// send one GET of the route's probe path with the token, explaining the
+    /// answer. Exit 0 when every check passes, 1 otherwise.
+    Doctor {
+        #[arg(short, long)]
+        config: PathBuf,
+        /// Only this client (and its routes).
+        #[arg(long)]
+        client: Option<String>,
+        /// Only this route (and its client).
+        #[arg(long)]
+        route: Option<String>,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
     /// Ask the running proxy to reload its configuration file (through its
     /// admin listener, named in FILE). FILE is checked first.
     Reload {
@@ -121,6 +138,22 @@ pub fn main(cli: Cli) -> ExitCode {
             clients,
             token_lifetime,
         } => crate::emulator::commands::emulator(listen, &clients, token_lifetime),
+        Command::Doctor {
+            config,
+            client,
+            route,
+            json,
+        } => match load(&config) {
+            Ok(c) => crate::doctor::run(
+                &c,
+                &crate::doctor::Request {
+                    client,
+                    route,
+                    json,
+                },
+            ),
+            Err(code) => code,
+        },
         Command::Reload { config } => match load(&config) {
             Ok(c) => crate::admin::request_reload(c.admin.listen),
             Err(code) => code,

@@ -3,8 +3,9 @@
 //!
 //! # Layout
 //!
-//! - [`cli`] — `run`, `check`, `token`, `reload`, `demo`, `emulator`;
-//!   `token_cmd` — the `token` command; `logging` — tracing set-up.
+//! - [`cli`] — `run`, `check`, `token`, `reload`, `doctor`, `demo`,
+//!   `emulator`; `token_cmd` — the `token` command; `doctor` — the
+//!   onboarding checks; `logging` — tracing set-up.
 //! - [`config`] — YAML → raw structs → validated [`config::Config`]
 //!   (`config::validate`, one file per section; every default in
 //!   [`config::defaults`]; `Secret`, which redacts itself).
@@ -34,6 +35,7 @@ mod admin;
 pub mod cli;
 mod clock;
 pub mod config;
+mod doctor;
 mod downstream_tls;
 #[cfg(feature = "emulator")]
 pub mod emulator;

@@ -101,7 +101,7 @@ pub fn run(config: &Config, req: &Request) -> ExitCode {
 }
 
 /// The identity service's own words: `error`/`errorCode`, description, ecid.
-fn describe_error(e: &FetchError) -> String {
+pub(crate) fn describe_error(e: &FetchError) -> String {
     match e.idp() {
         Some(idp) => {
             let mut s = format!("{e}");
@@ -120,10 +120,7 @@ fn describe_error(e: &FetchError) -> String {
 /// Expiry and scopes, decoded from the JWT without verifying it (the file
 /// is for a person; the identity service already vouched for it).
 fn summarize(r: &crate::oauth::token::TokenResponse) -> String {
-    let claims = jsonwebtoken::dangerous::insecure_decode_claims::<serde_json::Value>(
-        r.access_token.expose(),
-    )
-    .ok();
+    let claims = crate::oauth::token::unverified_claims(r.access_token.expose());
     let expires = claims
         .as_ref()
         .and_then(|c| c["exp"].as_f64())

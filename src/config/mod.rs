@@ -335,4 +335,6 @@ pub struct RouteConfig {
     pub max_body_bytes: Option<u64>,
     /// Methods forwarded; others are refused with 405.
     pub methods: Vec<http::Method>,
+    /// The path `doctor` asks the upstream for.
+    pub probe_path: String,
 }

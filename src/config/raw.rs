@@ -191,6 +191,8 @@ pub struct RawRoute {
     pub max_body_bytes: Option<u64>,
     /// Methods the route forwards (default: all but TRACE and CONNECT).
     pub methods: Option<Vec<String>>,
+    /// What `bearer-proxy doctor` GETs upstream (default: the path prefix).
+    pub probe_path: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

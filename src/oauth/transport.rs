@@ -91,6 +91,30 @@ impl TokenEndpoint {
         step: &Step<'_>,
         scopes: &[String],
     ) -> Result<TokenResponse, FetchError> {
+        self.send_dated(step, scopes).await.0
+    }
+
+    /// [`Self::send`], also returning the identity service's `Date` header
+    /// (for `doctor`'s clock-skew check).
+    pub async fn send_dated(
+        &self,
+        step: &Step<'_>,
+        scopes: &[String],
+    ) -> (
+        Result<TokenResponse, FetchError>,
+        Option<std::time::SystemTime>,
+    ) {
+        let mut date = None;
+        let result = self.exchange(step, scopes, &mut date).await;
+        (result, date)
+    }
+
+    async fn exchange(
+        &self,
+        step: &Step<'_>,
+        scopes: &[String],
+        date: &mut Option<std::time::SystemTime>,
+    ) -> Result<TokenResponse, FetchError> {
         let mut form = grant::form(&self.client, step, scopes)?;
         let authorization = client_auth::apply(&self.client, &mut form)?;
         let body = form_urlencoded::Serializer::new(String::new())
@@ -114,6 +138,10 @@ impl TokenEndpoint {
         let mut response = request.send().await.map_err(send_error)?;
         let status = response.status();
         let headers = response.headers().clone();
+        *date = headers
+            .get(http::header::DATE)
+            .and_then(|d| d.to_str().ok())
+            .and_then(|d| httpdate::parse_http_date(d).ok());
         let mut body = Vec::new();
         while let Some(chunk) = response.chunk().await.map_err(send_error)? {
             if body.len() + chunk.len() > MAX_BODY {

@@ -10,7 +10,7 @@ use pingora::http::ResponseHeader;
 use super::ctx::RequestCtx;
 use super::snapshot::LiveRoute;
 use crate::metrics::metrics;
-use crate::oauth::token::unverified_claims;
+use crate::oauth::token::bearer_claims;
 use crate::oauth::{Episode, Verdict};
 
 /// `outcome` label of `bearer_proxy_upstream_unauthorized_total`.
@@ -49,7 +49,7 @@ fn start_episode(
     answer: &ResponseHeader,
     cooldown: Duration,
 ) {
-    let claims = unverified_claims(sent).unwrap_or_default();
+    let claims = bearer_claims(sent).unwrap_or_default();
     let token_aud = claims.get("aud").cloned();
     let token_scope = claims
         .get("scope")

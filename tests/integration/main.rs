@@ -6,6 +6,7 @@ mod support;
 
 mod access;
 mod config_errors;
+mod doctor;
 mod errors;
 mod idp_hardening;
 mod limits;

@@ -5,6 +5,8 @@
 
 mod access;
 mod client;
+#[cfg(test)]
+mod client_tests;
 mod files;
 mod route;
 mod server;

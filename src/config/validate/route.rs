@@ -7,8 +7,9 @@ use std::sync::Arc;
 use super::{valid_name, Clients, Validator};
 use crate::config::defaults as d;
 use crate::config::raw::RawRoute;
-use crate::config::{ClientConfig, HostPattern, RouteConfig};
+use crate::config::{ClientConfig, HostPattern, RouteConfig, UpstreamTarget};
 use crate::route_table::{DuplicateRoute, RouteTable};
+use rustls::pki_types::CertificateDer;
 
 impl Validator<'_> {
     pub(super) fn routes(
@@ -59,6 +60,7 @@ impl Validator<'_> {
 
     fn route(&mut self, i: usize, raw: RawRoute, clients: &Clients) -> Option<RouteConfig> {
         let p = format!("routes[{i}]");
+        let (upstream, upstream_ca) = self.route_upstream(&p, &raw);
         let name = match raw.name {
             Some(n) if valid_name(&n) => Some(n),
             Some(n) => {
@@ -88,6 +90,44 @@ impl Validator<'_> {
                 format!("{path_prefix:?} must start with '/'"),
             );
         }
+        let client = self.route_client(&p, raw.client.as_deref(), clients);
+        let scopes = self.route_scopes(&p, raw.scopes, client.as_deref());
+        let access = self.access(&format!("{p}.access"), raw.access);
+        let methods = self.methods(&p, raw.methods.as_deref());
+        let probe_path = raw.probe_path.unwrap_or_else(|| path_prefix.clone());
+        if !probe_path.starts_with('/') {
+            self.err(
+                format!("{p}.probe_path"),
+                format!("{probe_path:?} must start with '/'"),
+            );
+        }
+        if raw.max_body_bytes == Some(0) {
+            self.err(
+                format!("{p}.max_body_bytes"),
+                "must be greater than zero (leave it out for no limit)",
+            );
+        }
+        Some(RouteConfig {
+            max_body_bytes: raw.max_body_bytes,
+            methods,
+            probe_path,
+            access: Arc::new(access?),
+            name: name?,
+            host,
+            path_prefix,
+            upstream: upstream?,
+            upstream_ca,
+            client: client?,
+            scopes,
+        })
+    }
+
+    /// Where the route's traffic goes, and the extra CAs it is checked with.
+    fn route_upstream(
+        &mut self,
+        p: &str,
+        raw: &RawRoute,
+    ) -> (Option<UpstreamTarget>, Vec<CertificateDer<'static>>) {
         let upstream = match raw.upstream.as_deref() {
             None => {
                 self.err(format!("{p}.upstream"), "is required");
@@ -107,28 +147,7 @@ impl Validator<'_> {
             }
             None => Vec::new(),
         };
-        let client = self.route_client(&p, raw.client.as_deref(), clients);
-        let scopes = self.route_scopes(&p, raw.scopes, client.as_deref());
-        let access = self.access(&format!("{p}.access"), raw.access);
-        let methods = self.methods(&p, raw.methods.as_deref());
-        if raw.max_body_bytes == Some(0) {
-            self.err(
-                format!("{p}.max_body_bytes"),
-                "must be greater than zero (leave it out for no limit)",
-            );
-        }
-        Some(RouteConfig {
-            max_body_bytes: raw.max_body_bytes,
-            methods,
-            access: Arc::new(access?),
-            name: name?,
-            host,
-            path_prefix,
-            upstream: upstream?,
-            upstream_ca,
-            client: client?,
-            scopes,
-        })
+        (upstream, upstream_ca)
     }
 
     fn route_client(

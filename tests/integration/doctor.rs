@@ -1,0 +1,152 @@
+//! `bearer-proxy doctor` against the emulator and the echo upstream: what
+//! it shows for a healthy set-up, and how it explains each failure.
+
+use std::process::Output;
+
+use crate::support::*;
+
+/// Runs `doctor` on `config` (written to a temp dir) with `args`.
+async fn doctor(config: &ProxyConfig<'_>, args: &[&str]) -> (Output, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.yaml");
+    std::fs::write(&path, config.yaml(free_port(), free_port())).unwrap();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_bearer-proxy"));
+    cmd.arg("doctor")
+        .arg("-c")
+        .arg(&path)
+        .args(args)
+        .env("TEST_CLIENT_SECRET", config.client_secret);
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !text.contains("eyJ"),
+        "no token in doctor's output:\n{text}"
+    );
+    (out, text)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_healthy_client_and_route_pass_with_claims_and_clock_skew() {
+    let idp = Idp::start().await;
+    let upstream = Upstream::start().await;
+    let config = ProxyConfig::new(&idp, &upstream);
+    let (out, text) = doctor(&config, &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("ok   client oic"), "{text}");
+    assert!(text.contains(&format!("token: sub {CLIENT_ID}")), "{text}");
+    assert!(
+        text.contains("clock skew against the identity service"),
+        "{text}"
+    );
+    assert!(text.contains("ok   route main"), "{text}");
+    assert!(text.contains("the upstream accepted the token"), "{text}");
+    assert!(upstream.last_authorization().starts_with("Bearer "));
+
+    let (out, _) = doctor(&config, &["--json"]).await;
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["ok"], true);
+    assert_eq!(report["clients"][0]["scope"], SCOPE);
+    assert!(report["clients"][0]["clock_skew_s"].as_f64().unwrap().abs() < 5.0);
+    assert_eq!(report["routes"][0]["status"], 200);
+    assert!(
+        report["routes"][0]["tls"].is_null(),
+        "plain http loopback upstream"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_identity_service_refusal_shows_its_error_description_and_ecid() {
+    let idp = Idp::start().await;
+    let upstream = Upstream::start().await;
+    let mut config = ProxyConfig::new(&idp, &upstream);
+    config.client_secret = "wrong-secret";
+    let (out, text) = doctor(&config, &["--json"]).await;
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let client = &report["clients"][0];
+    assert_eq!(client["ok"], false);
+    assert_eq!(client["idp_error"], "invalid_client");
+    assert!(client["idp_description"].is_string());
+    assert!(client["ecid"].as_str().is_some_and(|e| !e.is_empty()));
+    assert_eq!(report["routes"][0]["ok"], false, "no token, no probe");
+    assert!(!text.contains("wrong-secret"), "no secret in the output");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_401_is_explained_with_the_role_and_audience_causes_and_the_claims() {
+    let idp = Idp::start().await;
+    let upstream = Upstream::start().await;
+    upstream.state.refuse_every_token(true);
+    let config = ProxyConfig::new(&idp, &upstream);
+    let (out, text) = doctor(&config, &[]).await;
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("ok   client oic"),
+        "the token itself was fine: {text}"
+    );
+    assert!(text.contains("FAIL route main"), "{text}");
+    assert!(
+        text.contains("GET answered 401 · WWW-Authenticate: Bearer error=\"invalid_token\""),
+        "{text}"
+    );
+    for words in [
+        "ServiceInvoker",
+        "primary audience",
+        SCOPE,
+        "upstream host: 127.0.0.1",
+    ] {
+        assert!(text.contains(words), "{words:?} missing:\n{text}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_403_fails_and_a_404_passes_for_the_probe_path() {
+    let idp = Idp::start().await;
+    let upstream = Upstream::start().await;
+    let mut config = ProxyConfig::new(&idp, &upstream);
+    config.route().probe_path = Some("/__status/403".into());
+    let (out, text) = doctor(&config, &["--route", "main"]).await;
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("forbids this path (403)"), "{text}");
+    config.route().probe_path = Some("/__status/404".into());
+    let (out, text) = doctor(&config, &["--client", "oic"]).await;
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("404 for the probe path"), "{text}");
+    let (out, text) = doctor(&config, &["--route", "nope"]).await;
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(text.contains("unknown route \"nope\""), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_verification_certificate_and_failure_are_reported() {
+    let idp = Idp::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (upstream, ca) = Upstream::start_tls(dir.path()).await;
+    let url = format!("https://localhost:{}", upstream.addr.port());
+    let mut config = ProxyConfig::new(&idp, &upstream);
+    config.route().upstream = Some(url);
+    config.route().upstream_ca_file = Some(ca);
+    let (out, text) = doctor(&config, &["--json"]).await;
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let tls = &report["routes"][0]["tls"];
+    assert_eq!(tls["verified"], true, "{report}");
+    assert!(
+        tls["not_after"].is_string() && tls["days_left"].as_i64().unwrap() > 0,
+        "{report}"
+    );
+
+    config.route().upstream_ca_file = None;
+    let (out, text) = doctor(&config, &[]).await;
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("TLS: NOT verified"), "{text}");
+    assert!(text.contains("TLS failed"), "{text}");
+    assert_eq!(
+        upstream.state.request_count(),
+        1,
+        "no request without verified TLS"
+    );
+}
