@@ -87,6 +87,7 @@ impl AdminApp {
                     json!({
                         "version": env!("CARGO_PKG_VERSION"),
                         "ready": cache.is_ready(),
+                        "shared_cache": cache.shared_status(),
                         "routes": routes,
                         "clients": clients,
                     }),

@@ -1,4 +1,4 @@
-//! Command line: `run`, `check`, `reload`, `token`, `doctor`, and with the
+//! Command line: `run`, `check`, `reload`, `token`, `doctor`, `keygen`, and with the
 //! `emulator` feature `demo` and `emulator` (in `emulator::commands`).
 //! Exit status 2 means the configuration is invalid; 1 means the proxy
 //! could not start.
@@ -79,6 +79,12 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Write a new key for sealing shared-cache entries (32 random bytes,
+    /// base64) to FILE (mode 0600, never overwriting) or to stdout.
+    Keygen {
+        #[arg(short, long)]
+        out: Option<PathBuf>,
+    },
     /// Ask the running proxy to reload its configuration file (through its
     /// admin listener, named in FILE). FILE is checked first.
     Reload {
@@ -154,6 +160,7 @@ pub fn main(cli: Cli) -> ExitCode {
             ),
             Err(code) => code,
         },
+        Command::Keygen { out } => crate::keygen::run(out.as_deref()),
         Command::Reload { config } => match load(&config) {
             Ok(c) => crate::admin::request_reload(c.admin.listen),
             Err(code) => code,
@@ -242,6 +249,22 @@ pub fn describe(path: &Path, c: &Config) -> String {
                 ""
             }
         );
+    }
+    match &c.cache {
+        config::CacheSettings::Memory => {
+            let _ = writeln!(out, "cache: memory (each replica fetches its own tokens)");
+        }
+        config::CacheSettings::Redis(r) => {
+            let _ = writeln!(
+                out,
+                "cache: redis {} prefix={} keys={} lock_ttl={} operation_timeout={}",
+                r.url,
+                r.key_prefix,
+                r.keys.len(),
+                humantime::format_duration(r.lock_ttl),
+                humantime::format_duration(r.operation_timeout)
+            );
+        }
     }
     let _ = writeln!(out, "routes:");
     for r in &c.routes {

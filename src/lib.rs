@@ -5,7 +5,8 @@
 //!
 //! - [`cli`] — `run`, `check`, `token`, `reload`, `doctor`, `demo`,
 //!   `emulator`; `token_cmd` — the `token` command; `doctor` — the
-//!   onboarding checks; `logging` — tracing set-up.
+//!   onboarding checks; `keygen` — a shared-cache key; `logging` —
+//!   tracing set-up.
 //! - [`config`] — YAML → raw structs → validated [`config::Config`]
 //!   (`config::validate`, one file per section; every default in
 //!   [`config::defaults`]; `Secret`, which redacts itself).
@@ -39,6 +40,7 @@ mod doctor;
 mod downstream_tls;
 #[cfg(feature = "emulator")]
 pub mod emulator;
+mod keygen;
 mod logging;
 mod metrics;
 mod oauth;

@@ -33,6 +33,10 @@ pub struct Metrics {
     pub upstream_unauthorized: IntCounterVec,
     /// `{route}`.
     pub upstream_duration: HistogramVec,
+    /// `{client,result}`; result is `hit|miss|lock_acquired|lock_waited|published|fallback`.
+    pub shared_cache: IntCounterVec,
+    /// `{kind}`; kind is `unavailable|timeout|decrypt|malformed`.
+    pub shared_cache_errors: IntCounterVec,
     pub in_flight: IntGauge,
 }
 
@@ -100,6 +104,16 @@ const UPSTREAM_DURATION: Def = Def {
     help: "Time from sending a request upstream to the end of its response",
     labels: &["route"],
 };
+const SHARED_CACHE: Def = Def {
+    name: "bearer_proxy_shared_cache_total",
+    help: "Shared token cache: entries adopted (hit) or not (miss), fleet locks taken or waited for, tokens published, fetches done locally because Redis could not help",
+    labels: &["client", "result"],
+};
+const SHARED_CACHE_ERRORS: Def = Def {
+    name: "bearer_proxy_shared_cache_errors_total",
+    help: "Shared token cache failures: Redis unavailable or slow, entries that do not decrypt or parse",
+    labels: &["kind"],
+};
 const IN_FLIGHT: Def = Def {
     name: "bearer_proxy_requests_in_flight",
     help: "Requests currently being handled",
@@ -159,6 +173,8 @@ impl Metrics {
             upstream_unauthorized_retries: r.counter(UPSTREAM_UNAUTHORIZED_RETRIES),
             upstream_unauthorized: r.counter(UPSTREAM_UNAUTHORIZED),
             upstream_duration: r.histogram(UPSTREAM_DURATION, UPSTREAM_BUCKETS),
+            shared_cache: r.counter(SHARED_CACHE),
+            shared_cache_errors: r.counter(SHARED_CACHE_ERRORS),
             in_flight: r.int_gauge(IN_FLIGHT),
             registry,
         }

@@ -59,6 +59,8 @@ pub struct RestartOnly {
     pub threads: usize,
     pub work_stealing: bool,
     pub admin_listen: SocketAddr,
+    /// The cache backend and its Redis settings, described.
+    pub cache: String,
 }
 
 impl RestartOnly {
@@ -69,6 +71,7 @@ impl RestartOnly {
             threads: config.server.threads,
             work_stealing: config.server.work_stealing,
             admin_listen: config.admin.listen,
+            cache: describe_cache(&config.cache),
         }
     }
 
@@ -83,11 +86,32 @@ impl RestartOnly {
                 self.work_stealing != new.work_stealing,
             ),
             ("admin.listen", self.admin_listen != new.admin_listen),
+            ("cache", self.cache != new.cache),
         ]
         .into_iter()
         .filter(|(_, changed)| *changed)
         .map(|(path, _)| path.to_string())
         .collect()
+    }
+}
+
+/// Everything of the cache settings that a running fleet cannot swap.
+fn describe_cache(cache: &config::CacheSettings) -> String {
+    match cache {
+        config::CacheSettings::Memory => "memory".into(),
+        config::CacheSettings::Redis(r) => {
+            let keys: Vec<String> = r.keys.iter().map(|k| format!("{:?}", k.id)).collect();
+            format!(
+                "redis {} {:?} {} {:?} {:?} {:?} {:?}",
+                r.url,
+                r.username,
+                r.key_prefix,
+                keys,
+                r.lock_ttl,
+                r.operation_timeout,
+                r.ca_pem.as_ref().map(Vec::len)
+            )
+        }
     }
 }
 

@@ -57,6 +57,14 @@ pub const ASSERTION_LIFETIME_MIN: Duration = Duration::from_secs(60);
 /// Longest assertion lifetime the identity service accepts.
 pub const ASSERTION_LIFETIME_MAX: Duration = Duration::from_secs(3600);
 
+/// `cache.redis.key_prefix`: lets several fleets share one Redis.
+pub const REDIS_KEY_PREFIX: &str = "bearer-proxy:";
+/// `cache.redis.lock_ttl`: longest a replica may hold a slot's fetch lock.
+pub const REDIS_LOCK_TTL: Duration = Duration::from_secs(30);
+/// `cache.redis.operation_timeout`: past this, Redis counts as unavailable
+/// and the replica fetches on its own.
+pub const REDIS_OPERATION_TIMEOUT: Duration = Duration::from_millis(500);
+
 /// `routes[*].match.path_prefix`.
 pub const PATH_PREFIX: &str = "/";
 /// Methods a route forwards when it names none: every method except TRACE

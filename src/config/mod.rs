@@ -28,6 +28,7 @@ pub use validate::{load_file, load_str};
 pub struct Config {
     pub server: ServerSettings,
     pub admin: AdminSettings,
+    pub cache: CacheSettings,
     /// Clients sorted by name.
     pub clients: Vec<Arc<ClientConfig>>,
     /// Routes in file order.
@@ -87,6 +88,46 @@ pub struct Limits {
     /// After a fresh token is refused by the upstream too, 401s pass
     /// through this long without a renewal.
     pub upstream_401_cooldown: Duration,
+}
+
+/// Where token slots live.
+#[derive(Debug, Clone)]
+pub enum CacheSettings {
+    Memory,
+    Redis(Arc<RedisSettings>),
+}
+
+/// A Redis shared by the replicas of one fleet.
+#[derive(Debug)]
+pub struct RedisSettings {
+    /// `redis://` or `rediss://`, without credentials.
+    pub url: url::Url,
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+    /// Extra trust anchors for `rediss://`, PEM (as the Redis client takes them).
+    pub ca_pem: Option<Vec<u8>>,
+    pub key_prefix: String,
+    /// The key entries are sealed with, then keys still accepted for reading.
+    pub keys: Vec<EncryptionKey>,
+    pub lock_ttl: Duration,
+    pub operation_timeout: Duration,
+}
+
+/// A 256-bit key for sealing shared-cache entries.
+pub struct EncryptionKey {
+    /// First 8 bytes of SHA-256 of the key: names it in each envelope
+    /// without revealing it.
+    pub id: [u8; 8],
+    pub bytes: [u8; 32],
+}
+
+impl std::fmt::Debug for EncryptionKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EncryptionKey")
+            .field("id", &self.id)
+            .field("bytes", &"[redacted]")
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -18,6 +18,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub admin: RawAdmin,
     #[serde(default)]
+    pub cache: RawCache,
+    #[serde(default)]
     pub clients: BTreeMap<String, RawClient>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub routes: Vec<RawRoute>,
@@ -65,6 +67,44 @@ pub struct RawTlsListener {
 #[serde(deny_unknown_fields)]
 pub struct RawAdmin {
     pub listen: Option<String>,
+}
+
+/// `cache:` — where token slots live.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCache {
+    pub backend: Option<CacheBackend>,
+    pub redis: Option<RawRedis>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CacheBackend {
+    /// Each replica keeps its own tokens.
+    #[default]
+    Memory,
+    /// Replicas share sealed tokens in Redis.
+    Redis,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRedis {
+    pub url: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cluster_nodes: Vec<String>,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub password_file: Option<PathBuf>,
+    pub ca_file: Option<PathBuf>,
+    pub key_prefix: Option<String>,
+    pub encryption_key_file: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub previous_encryption_key_files: Vec<PathBuf>,
+    #[serde(default, with = "humantime_serde")]
+    pub lock_ttl: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub operation_timeout: Option<Duration>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]

@@ -8,17 +8,24 @@ use std::time::Duration;
 use tokio::runtime::Handle;
 
 use super::rate::RateCeilings;
+use super::shared::{SharedCache, SharedStatus};
 use super::slot::TokenSlot;
 use super::transport::TransportError;
-use crate::config::{Config, RouteConfig};
+use crate::config::{CacheSettings, Config, RouteConfig};
 
-/// A slot could not be made: its client's HTTP client failed to build.
+/// The cache could not be built from a valid configuration.
 #[derive(Debug, thiserror::Error)]
-#[error("client {client}: {source}")]
-pub struct CacheError {
-    pub client: String,
-    #[source]
-    pub source: TransportError,
+pub enum CacheError {
+    /// A client's HTTP client failed to build.
+    #[error("client {client}: {source}")]
+    Client {
+        client: String,
+        #[source]
+        source: TransportError,
+    },
+    /// The Redis client could not be set up (it connects on first use).
+    #[error("shared cache: {0}")]
+    Redis(String),
 }
 
 /// Identifies a slot: the client and its sorted, de-duplicated scopes.
@@ -46,6 +53,9 @@ pub struct TokenCache {
     runtime: Arc<OnceLock<Handle>>,
     /// Shared across reloads, so one token URL never has two ceilings.
     ceilings: Arc<RateCeilings>,
+    /// The fleet's Redis (`cache.backend: redis`); kept across reloads
+    /// (changed cache settings apply after a restart).
+    shared: Option<Arc<SharedCache>>,
 }
 
 impl TokenCache {
@@ -63,6 +73,16 @@ impl TokenCache {
     fn build(config: &Config, previous: Option<&TokenCache>) -> Result<Self, CacheError> {
         let runtime = previous.map_or_else(|| Arc::new(OnceLock::new()), |p| p.runtime.clone());
         let ceilings = previous.map_or_else(Arc::default, |p| p.ceilings.clone());
+        let shared = match previous {
+            Some(p) => p.shared.clone(),
+            None => match &config.cache {
+                CacheSettings::Memory => None,
+                CacheSettings::Redis(settings) => Some(
+                    SharedCache::new(settings.clone())
+                        .map_err(|e| CacheError::Redis(e.to_string()))?,
+                ),
+            },
+        };
         let mut slots = HashMap::new();
         for route in &config.routes {
             let scopes = Self::requested_scopes(route);
@@ -80,8 +100,17 @@ impl TokenCache {
                     config.server.token_requests_per_second,
                     config.server.token_requests_per_minute,
                 );
-                let slot = TokenSlot::new(route.client.clone(), scopes, runtime.clone(), ceiling)
-                    .map_err(|source| CacheError {
+                let fleet = shared
+                    .as_ref()
+                    .map(|s| s.slot(&route.client.name, &route.client.fingerprint(), &scopes));
+                let slot = TokenSlot::new(
+                    route.client.clone(),
+                    scopes,
+                    runtime.clone(),
+                    ceiling,
+                    fleet,
+                )
+                .map_err(|source| CacheError::Client {
                     client: route.client.name.clone(),
                     source,
                 })?;
@@ -92,12 +121,23 @@ impl TokenCache {
             slots,
             runtime,
             ceilings,
+            shared,
         })
     }
 
     /// Runs fetches on `handle` from now on (the refresher's runtime).
     pub fn set_runtime(&self, handle: Handle) {
-        let _ = self.runtime.set(handle);
+        if self.runtime.set(handle.clone()).is_ok() {
+            if let Some(shared) = &self.shared {
+                let _enter = handle.enter();
+                shared.listen();
+            }
+        }
+    }
+
+    /// The shared cache's state for `/status`; `None` with the memory backend.
+    pub fn shared_status(&self) -> Option<SharedStatus> {
+        self.shared.as_ref().map(|s| s.status())
     }
 
     fn requested_scopes(route: &RouteConfig) -> Vec<String> {

@@ -12,6 +12,7 @@ mod error;
 pub(crate) mod grant;
 mod rate;
 pub(crate) mod refresher;
+mod shared;
 mod slot;
 pub(crate) mod token;
 pub(crate) mod transport;

@@ -1,6 +1,7 @@
 //! Background renewal: one task per slot that sleeps until the token's
 //! renewal time (or the end of a failure backoff) and fetches again, so a
-//! warm cache never makes a request wait for the identity service.
+//! warm cache never makes a request wait for the identity service. With a
+//! shared cache it also takes the tokens other replicas publish.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -17,6 +18,8 @@ pub fn spawn(slot: Arc<TokenSlot>, shutdown: watch::Receiver<bool>) {
 
 async fn renew_forever(slot: Arc<TokenSlot>, mut shutdown: watch::Receiver<bool>) {
     let mut changed = slot.subscribe();
+    // With a shared cache: another replica published this slot's token.
+    let published = slot.shared_notify();
     loop {
         if *shutdown.borrow() || slot.is_retired() {
             return;
@@ -32,6 +35,10 @@ async fn renew_forever(slot: Arc<TokenSlot>, mut shutdown: watch::Receiver<bool>
             }
             // A request-path fetch finished: re-plan from its result.
             _ = changed.changed() => {}
+            _ = async { match &published {
+                Some(notify) => notify.notified().await,
+                None => std::future::pending().await,
+            } } => slot.adopt_if_newer().await,
             _ = shutdown.changed() => {}
         }
     }

@@ -14,6 +14,8 @@ use serde::Serialize;
 use tokio::runtime::Handle;
 use tokio::sync::watch;
 
+mod fleet;
+
 use super::backoff::{backoff, REJECTION_MEMORY};
 use super::error::FetchError;
 use super::grant::{self, Step};
@@ -76,6 +78,13 @@ pub struct TokenSlot {
     /// A replacement token awaits its first answer: the only time a
     /// response touches `unauthorized`.
     watching: std::sync::atomic::AtomicBool,
+    /// The fleet's copy of this slot, with the `cache.backend: redis`.
+    shared: Option<super::shared::SharedSlot>,
+    /// Fetch time of the token last purged for an upstream 401: never
+    /// adopted again from the shared cache.
+    refused_fetched_at: Mutex<Option<f64>>,
+    /// Where the current token came from: `idp` or `shared`.
+    source: Mutex<&'static str>,
     /// Set when a reload dropped the slot: its refresher stops.
     retired: std::sync::atomic::AtomicBool,
     metrics: SlotMetrics,
@@ -88,6 +97,7 @@ impl TokenSlot {
         scopes: Vec<String>,
         runtime: Arc<OnceLock<Handle>>,
         ceiling: Arc<RateCeiling>,
+        shared: Option<super::shared::SharedSlot>,
     ) -> Result<Self, TransportError> {
         let endpoint = TokenEndpoint::new(client.clone(), Some(ceiling))?;
         let fingerprint = client.fingerprint();
@@ -113,6 +123,9 @@ impl TokenSlot {
             fingerprint,
             retired: std::sync::atomic::AtomicBool::new(false),
             unauthorized: Mutex::new(Unauthorized::default()),
+            shared,
+            refused_fetched_at: Mutex::new(None),
+            source: Mutex::new("idp"),
             watching: std::sync::atomic::AtomicBool::new(false),
             runtime,
         })
@@ -166,6 +179,11 @@ impl TokenSlot {
         Some(h)
     }
 
+    /// The refresh token of this replica's own last fetch.
+    fn local_refresh(&self) -> Option<Secret> {
+        lock(&self.refresh_token).clone()
+    }
+
     /// Drops the cached token if it is still the one that was sent as
     /// `sent`: after an upstream 401, only the first request to notice
     /// purges it; later ones find a new token already there (no purge
@@ -177,6 +195,7 @@ impl TokenSlot {
                 let previous = self.current.compare_and_swap(&Some(token.clone()), None);
                 let purged = previous.as_ref().is_some_and(|p| Arc::ptr_eq(p, &token));
                 if purged {
+                    *lock(&self.refused_fetched_at) = Some(token.fetched_at_unix);
                     tracing::info!(
                         client = self.client.name.as_str(),
                         "token refused by the upstream; fetching a new one"
@@ -258,8 +277,13 @@ impl TokenSlot {
         let slot = self.clone();
         let task = async move {
             let started = Instant::now();
-            let (result, sent) = slot.obtain().await;
-            let outcome = slot.complete(result, started, sent);
+            let outcome = match &slot.shared {
+                Some(shared) => slot.fetch_via_fleet(shared, started).await,
+                None => {
+                    let (result, sent) = slot.obtain(slot.local_refresh()).await;
+                    slot.complete(result, started, sent)
+                }
+            };
             // The token is stored before the in-flight marker goes away, so a
             // request that finds no fetch running will find the token.
             *lock(&slot.inflight) = None;
@@ -276,9 +300,11 @@ impl TokenSlot {
     /// Renews with the refresh token when there is one; if the identity
     /// service refuses it, falls back to the configured grant once.
     /// Also returns when the last request was sent.
-    async fn obtain(&self) -> (Result<TokenResponse, FetchError>, Instant) {
-        let refresh = lock(&self.refresh_token).clone();
-        if let Some(token) = refresh {
+    async fn obtain(
+        &self,
+        refresh: Option<Secret>,
+    ) -> (Result<TokenResponse, FetchError>, Instant) {
+        if let Some(token) = refresh.filter(|_| self.client.refresh_token) {
             match self.attempt(&Step::Refresh(&token)).await {
                 (Ok(response), sent) => return (Ok(response), sent),
                 (Err(e), _) if e.is_rejection() => {
@@ -331,7 +357,10 @@ impl TokenSlot {
         let mut state = lock(&self.state);
         state.last_fetch_unix = Some(crate::clock::unix_now());
         match result {
-            Ok(response) => Ok(self.store(&mut state, response, sent, elapsed)),
+            Ok(response) => {
+                *lock(&self.source) = "idp";
+                Ok(self.store(&mut state, response, sent, elapsed))
+            }
             Err(error) => {
                 self.record_failure(&mut state, &error);
                 Err(error)
@@ -480,6 +509,7 @@ impl TokenSlot {
                 .and_then(|e| e.idp())
                 .map(|i| i.code.clone()),
             upstream_refusal: lock(&self.unauthorized).episode(),
+            token_source: *lock(&self.source),
             last_ecid: state
                 .last_error
                 .as_ref()
@@ -521,4 +551,6 @@ pub struct SlotStatus {
     pub last_ecid: Option<String>,
     /// The last "upstream refuses fresh tokens" episode, if any.
     pub upstream_refusal: Option<Episode>,
+    /// `idp` (fetched by this replica) or `shared` (adopted from the fleet).
+    pub token_source: &'static str,
 }

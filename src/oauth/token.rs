@@ -159,11 +159,59 @@ impl AccessToken {
     /// lifetime for tokens that live less than 5 × `refresh_before`), minus
     /// up to 5 % jitter so that clients fetched together do not renew together.
     pub fn new(response: &TokenResponse, refresh_before: Duration, fetched: Instant) -> Self {
-        let lifetime = response.expires_in;
         let mut header =
             HeaderValue::try_from(format!("Bearer {}", response.access_token.expose()))
                 .expect("token bytes were checked to be visible ASCII");
         header.set_sensitive(true);
+        let now_unix = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs_f64();
+        Self::scheduled(
+            header,
+            response.expires_in,
+            Duration::ZERO,
+            refresh_before,
+            fetched,
+            now_unix,
+        )
+    }
+
+    /// A token another replica fetched at `entry.fetched_at`: its lifetime
+    /// counts from then, its renewal is planned as if fetched here (with
+    /// this replica's own jitter). `None` if the entry's token could not be
+    /// a header value.
+    pub fn from_entry(entry: &super::shared::Entry, refresh_before: Duration) -> Option<Self> {
+        if !entry.access_token.bytes().all(|b| b.is_ascii_graphic())
+            || entry.access_token.is_empty()
+        {
+            return None;
+        }
+        let mut header = HeaderValue::try_from(format!("Bearer {}", entry.access_token)).ok()?;
+        header.set_sensitive(true);
+        let lifetime = Duration::try_from_secs_f64(entry.expires_at - entry.fetched_at).ok()?;
+        let elapsed =
+            Duration::try_from_secs_f64((crate::clock::unix_now() - entry.fetched_at).max(0.0))
+                .unwrap_or_default();
+        Some(Self::scheduled(
+            header,
+            lifetime,
+            elapsed,
+            refresh_before,
+            Instant::now(),
+            entry.fetched_at,
+        ))
+    }
+
+    /// `elapsed`: how long ago, at `now`, the token was fetched.
+    fn scheduled(
+        header: HeaderValue,
+        lifetime: Duration,
+        elapsed: Duration,
+        refresh_before: Duration,
+        now: Instant,
+        fetched_at_unix: f64,
+    ) -> Self {
         // `refresh_before` ahead of expiry while that is past 80 % of the
         // lifetime; for tokens short next to `refresh_before`, at 80 %.
         // Both agree at refresh_before = 20 % of the lifetime.
@@ -175,17 +223,13 @@ impl AccessToken {
         let jitter = lifetime.mul_f64(0.05 * rand::random::<f64>());
         let renew_in = planned.saturating_sub(jitter);
         let margin = MAX_SAFETY_MARGIN.min(lifetime / 10);
-        let now_unix = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_secs_f64();
         AccessToken {
             header,
-            usable_until: fetched + lifetime - margin,
-            renew_at: fetched + renew_in,
+            usable_until: now + (lifetime - margin).saturating_sub(elapsed),
+            renew_at: now + renew_in.saturating_sub(elapsed),
             lifetime,
-            expires_at_unix: now_unix + lifetime.as_secs_f64(),
-            fetched_at_unix: now_unix,
+            expires_at_unix: fetched_at_unix + lifetime.as_secs_f64(),
+            fetched_at_unix,
         }
     }
 

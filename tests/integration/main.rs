@@ -8,6 +8,7 @@ mod access;
 mod config_errors;
 mod doctor;
 mod errors;
+mod fleet;
 mod idp_hardening;
 mod limits;
 mod observability;

@@ -4,6 +4,7 @@
 //! and the helpers they share.
 
 mod access;
+mod cache;
 mod client;
 #[cfg(test)]
 mod client_tests;
@@ -132,6 +133,7 @@ impl Validator<'_> {
         let admin = self
             .socket_addr("admin.listen", &admin_listen)
             .map(|listen| AdminSettings { listen });
+        let cache = self.cache(raw.cache);
         let clients = self.clients(raw.clients);
         let (routes, route_table) = self.routes(raw.routes, &clients);
         for name in clients.valid.keys() {
@@ -142,6 +144,7 @@ impl Validator<'_> {
         Some(Config {
             server: server?,
             admin: admin?,
+            cache: cache?,
             clients: clients.valid.into_values().collect(),
             routes,
             route_table: route_table?,

@@ -12,8 +12,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub use bearer_proxy::config::raw::{
-    Audience, BasicEncoding, ClientAuthMethod, GrantKind, Issuer, RawAccess, RawClient, RawConfig,
-    RawRetry, RawRoute, RawServer, RawSigningKey, RawTlsListener,
+    Audience, BasicEncoding, CacheBackend, ClientAuthMethod, GrantKind, Issuer, RawAccess,
+    RawCache, RawClient, RawConfig, RawRedis, RawRetry, RawRoute, RawServer, RawSigningKey,
+    RawTlsListener,
 };
 use bearer_proxy::emulator::{self, EchoState, IdpState, ServerHandle};
 use rustls::pki_types::pem::PemObject as _;
@@ -547,5 +548,125 @@ where
             return false;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A private `redis-server` (Debian's package, installed by
+/// `.ci/install-deps`) on an ephemeral port: no persistence, its own temp
+/// dir; stopped on drop. `stop` and `restart` (same port) simulate an
+/// outage.
+pub struct Redis {
+    child: Option<Child>,
+    pub port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl Redis {
+    pub async fn start() -> Redis {
+        let mut redis = Redis {
+            child: None,
+            port: free_port(),
+            dir: tempfile::tempdir().unwrap(),
+        };
+        redis.launch().await;
+        redis
+    }
+
+    async fn launch(&mut self) {
+        let child = Command::new("redis-server")
+            .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
+            .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
+            .arg("--dir")
+            .arg(self.dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server is installed (.ci/install-deps)");
+        self.child = Some(child);
+        let url = self.url();
+        let ready = eventually(Duration::from_secs(10), || {
+            let url = url.clone();
+            async move {
+                redis::Client::open(url.as_str())
+                    .and_then(|c| c.get_connection())
+                    .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c))
+                    .is_ok()
+            }
+        })
+        .await;
+        assert!(ready, "redis-server did not answer PING");
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    /// Kills the server (an outage).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again on the same port, empty.
+    pub async fn restart(&mut self) {
+        self.stop();
+        self.launch().await;
+    }
+
+    pub fn connection(&self) -> redis::Connection {
+        redis::Client::open(self.url().as_str())
+            .unwrap()
+            .get_connection()
+            .unwrap()
+    }
+
+    /// Every key and its raw value.
+    pub fn dump(&self) -> Vec<(String, Vec<u8>)> {
+        let mut c = self.connection();
+        let keys: Vec<String> = redis::cmd("KEYS").arg("*").query(&mut c).unwrap();
+        keys.into_iter()
+            .filter_map(|k| {
+                let v: Option<Vec<u8>> = redis::cmd("GET").arg(&k).query(&mut c).ok()?;
+                Some((k, v?))
+            })
+            .collect()
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A fresh cache key as `bearer-proxy keygen` writes it.
+pub fn cache_key() -> String {
+    use base64::Engine;
+    let bytes: [u8; 32] = rand::random();
+    base64::engine::general_purpose::STANDARD.encode(bytes) + "\n"
+}
+
+impl<'a> ProxyConfig<'a> {
+    /// This configuration with the Redis backend: `key` is written next to
+    /// the config as `cache.key` (and `previous` as `previous.key`).
+    pub fn shared(mut self, redis: &Redis, key: &str, previous: Option<&str>) -> Self {
+        self.raw.cache = RawCache {
+            backend: Some(CacheBackend::Redis),
+            redis: Some(RawRedis {
+                url: Some(redis.url()),
+                encryption_key_file: Some("cache.key".into()),
+                previous_encryption_key_files: previous
+                    .map(|_| vec!["previous.key".into()])
+                    .unwrap_or_default(),
+                ..RawRedis::default()
+            }),
+        };
+        self.files.push(("cache.key", key.to_string()));
+        if let Some(p) = previous {
+            self.files.push(("previous.key", p.to_string()));
+        }
+        self
     }
 }

@@ -1,0 +1,344 @@
+//! The Redis-backed slot store that lets a fleet of replicas share one
+//! token per slot. The request path never comes here: it reads the
+//! in-process `ArcSwap` as before. Redis is touched on a miss, a renewal,
+//! or when another replica published a newer token.
+//!
+//! One fetch per slot for the whole fleet: before fetching, a replica
+//! takes the slot's lock (`SET NX PX lock_ttl`, random owner, released
+//! only by its owner); the others wait for the new entry (a pub/sub
+//! notification, with a bounded poll as fallback) and adopt it. Refresh
+//! tokens are used only by the lock holder, and the rotated one is written
+//! back before the lock is released, so rotation never races. Any Redis
+//! trouble — down, slow, garbage — and the replica fetches on its own, as
+//! without a shared cache, until Redis answers again.
+
+mod listener;
+mod seal;
+mod store;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use prometheus::IntCounter;
+use serde::Serialize;
+use sha2::Digest as _;
+use tokio::sync::Notify;
+
+use super::error::FetchError;
+use super::token::TokenResponse;
+use crate::config::{RedisSettings, Secret};
+use crate::metrics::metrics;
+pub use seal::Entry;
+use seal::{Keyring, OpenError};
+use store::{Store, StoreError};
+
+/// How often a replica waiting for another's fetch looks at Redis when no
+/// notification arrives (a lost message, a pub/sub connection that is down).
+const POLL: Duration = Duration::from_millis(200);
+
+/// What a fleet-wide fetch produced.
+pub enum Obtained {
+    /// A token another replica (or an earlier fetch) put in Redis.
+    Adopted(Entry),
+    /// Fetched here, holding the lock; published when it succeeded.
+    Fetched(Result<TokenResponse, FetchError>, Instant),
+    /// Redis could not help: fetch locally, as without a shared cache.
+    Unavailable,
+}
+
+/// The fleet's Redis: connection, keys, health.
+pub struct SharedCache {
+    store: Store,
+    keyring: Keyring,
+    settings: Arc<RedisSettings>,
+    healthy: AtomicBool,
+    last_error: Mutex<Option<&'static str>>,
+    /// Per slot channel, the replicas' waiters.
+    waiters: Mutex<std::collections::HashMap<String, Arc<Notify>>>,
+}
+
+/// What `/status` shows of the shared cache.
+#[derive(Debug, Serialize)]
+pub struct SharedStatus {
+    pub backend: &'static str,
+    pub url: String,
+    pub key_prefix: String,
+    pub healthy: bool,
+    pub last_error: Option<&'static str>,
+}
+
+impl SharedCache {
+    pub fn new(settings: Arc<RedisSettings>) -> Result<Arc<Self>, redis::RedisError> {
+        Ok(Arc::new(SharedCache {
+            store: Store::new(&settings)?,
+            keyring: Keyring::new(&settings.keys),
+            settings,
+            healthy: AtomicBool::new(true),
+            last_error: Mutex::new(None),
+            waiters: Mutex::new(std::collections::HashMap::new()),
+        }))
+    }
+
+    /// The slot store for one client and scope set. The Redis key is a
+    /// hash of the client's fingerprint (every setting and secret) and the
+    /// scopes: a changed client gets a new key, and neither the client id
+    /// nor its secret appears in Redis.
+    pub fn slot(
+        self: &Arc<Self>,
+        client: &str,
+        fingerprint: &[u8; 32],
+        scopes: &[String],
+    ) -> SharedSlot {
+        let mut h = sha2::Sha256::new();
+        h.update(fingerprint);
+        for s in scopes {
+            h.update((s.len() as u64).to_le_bytes());
+            h.update(s.as_bytes());
+        }
+        let id: String = h.finalize()[..16]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let prefix = &self.settings.key_prefix;
+        let channel = format!("{prefix}renewed:{id}");
+        let notify = lock(&self.waiters)
+            .entry(channel.clone())
+            .or_insert_with(|| Arc::new(Notify::new()))
+            .clone();
+        let counter = |result| metrics().shared_cache.with_label_values(&[client, result]);
+        SharedSlot {
+            cache: self.clone(),
+            key: format!("{prefix}slot:{id}"),
+            lock_key: format!("{prefix}lock:{id}"),
+            channel,
+            notify,
+            counts: SharedCounts {
+                hit: counter("hit"),
+                miss: counter("miss"),
+                lock_acquired: counter("lock_acquired"),
+                lock_waited: counter("lock_waited"),
+                published: counter("published"),
+                fallback: counter("fallback"),
+            },
+        }
+    }
+
+    /// Starts the pub/sub listener on the current runtime.
+    pub fn listen(self: &Arc<Self>) {
+        tokio::spawn(listener::run(self.clone()));
+    }
+
+    pub fn status(&self) -> SharedStatus {
+        SharedStatus {
+            backend: "redis",
+            url: self.settings.url.to_string(),
+            key_prefix: self.settings.key_prefix.clone(),
+            healthy: self.healthy.load(Ordering::Relaxed),
+            last_error: *lock(&self.last_error),
+        }
+    }
+
+    fn waiter(&self, channel: &str) -> Option<Arc<Notify>> {
+        lock(&self.waiters).get(channel).cloned()
+    }
+
+    /// Counts a failure; logs once per episode.
+    fn failed(&self, kind: &'static str) {
+        metrics()
+            .shared_cache_errors
+            .with_label_values(&[kind])
+            .inc();
+        *lock(&self.last_error) = Some(kind);
+        if self.healthy.swap(false, Ordering::Relaxed) {
+            tracing::warn!(
+                error = kind,
+                url = %self.settings.url,
+                "shared token cache unavailable; each replica fetches its own tokens until it answers again"
+            );
+        }
+    }
+
+    fn answered(&self) {
+        if !self.healthy.swap(true, Ordering::Relaxed) {
+            tracing::info!(url = %self.settings.url, "shared token cache answering again");
+        }
+    }
+
+    fn checked<T>(&self, result: Result<T, StoreError>) -> Result<T, ()> {
+        match result {
+            Ok(v) => {
+                self.answered();
+                Ok(v)
+            }
+            Err(e) => {
+                self.failed(e.label());
+                Err(())
+            }
+        }
+    }
+}
+
+/// Counters resolved once per slot.
+struct SharedCounts {
+    hit: IntCounter,
+    miss: IntCounter,
+    lock_acquired: IntCounter,
+    lock_waited: IntCounter,
+    published: IntCounter,
+    fallback: IntCounter,
+}
+
+/// One slot's keys in Redis.
+pub struct SharedSlot {
+    cache: Arc<SharedCache>,
+    key: String,
+    lock_key: String,
+    channel: String,
+    notify: Arc<Notify>,
+    counts: SharedCounts,
+}
+
+impl SharedSlot {
+    /// A notification that another replica published this slot's token.
+    pub fn notify(&self) -> &Arc<Notify> {
+        &self.notify
+    }
+
+    /// The entry in Redis, if it can be read and opened.
+    pub async fn read(&self) -> Result<Option<Entry>, ()> {
+        let cache = &self.cache;
+        let Some(sealed) = cache.checked(cache.store.get(&self.key).await)? else {
+            return Ok(None);
+        };
+        match cache.keyring.open(self.key.as_bytes(), &sealed) {
+            Ok(entry) => Ok(Some(entry)),
+            Err(e) => {
+                // Garbage or another key's entry: fetch and overwrite.
+                let kind = if e == OpenError::Decrypt {
+                    "decrypt"
+                } else {
+                    "malformed"
+                };
+                metrics()
+                    .shared_cache_errors
+                    .with_label_values(&[kind])
+                    .inc();
+                Ok(None)
+            }
+        }
+    }
+
+    /// A token for this slot, fetched once for the whole fleet. `adoptable`
+    /// says whether an entry found in Redis will do (newer than ours, not
+    /// the one just refused); `fetch` asks the identity service, given the
+    /// entry's refresh token.
+    pub async fn obtain<A, F, Fut>(&self, adoptable: A, fetch: F) -> Obtained
+    where
+        A: Fn(&Entry) -> bool,
+        F: FnOnce(Option<Secret>) -> Fut,
+        Fut: std::future::Future<Output = (Result<TokenResponse, FetchError>, Instant)>,
+    {
+        let deadline = Instant::now() + 2 * self.cache.settings.lock_ttl;
+        loop {
+            let notified = self.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            match self.read().await {
+                Err(()) => return self.fallback(),
+                Ok(Some(entry)) if adoptable(&entry) => {
+                    self.counts.hit.inc();
+                    return Obtained::Adopted(entry);
+                }
+                Ok(_) => self.counts.miss.inc(),
+            }
+            let owner = format!("{:032x}", rand::random::<u128>());
+            let ttl = self.cache.settings.lock_ttl;
+            match self
+                .cache
+                .checked(self.cache.store.try_lock(&self.lock_key, &owner, ttl).await)
+            {
+                Err(()) => return self.fallback(),
+                Ok(true) => {
+                    self.counts.lock_acquired.inc();
+                    return self.fetch_locked(&owner, adoptable, fetch).await;
+                }
+                Ok(false) => self.counts.lock_waited.inc(),
+            }
+            if Instant::now() >= deadline {
+                return self.fallback();
+            }
+            // Another replica is fetching: wait for its notification, or
+            // look again after a short while.
+            let _ = tokio::time::timeout(POLL, notified).await;
+        }
+    }
+
+    fn fallback(&self) -> Obtained {
+        self.counts.fallback.inc();
+        Obtained::Unavailable
+    }
+
+    /// Holding the lock: look once more, fetch, write the entry (with the
+    /// rotated refresh token) and publish it, then release the lock.
+    async fn fetch_locked<A, F, Fut>(&self, owner: &str, adoptable: A, fetch: F) -> Obtained
+    where
+        A: Fn(&Entry) -> bool,
+        F: FnOnce(Option<Secret>) -> Fut,
+        Fut: std::future::Future<Output = (Result<TokenResponse, FetchError>, Instant)>,
+    {
+        let previous = self.read().await.ok().flatten();
+        if let Some(entry) = previous.as_ref().filter(|e| adoptable(e)) {
+            self.release(owner).await;
+            self.counts.hit.inc();
+            return Obtained::Adopted(entry.clone());
+        }
+        let old_refresh = previous.and_then(|e| e.refresh_token);
+        let (result, sent) = fetch(old_refresh.clone().map(Secret::new)).await;
+        if let Ok(response) = &result {
+            self.publish(response, old_refresh).await;
+        }
+        self.release(owner).await;
+        Obtained::Fetched(result, sent)
+    }
+
+    async fn publish(&self, response: &TokenResponse, old_refresh: Option<String>) {
+        let now = crate::clock::unix_now();
+        let entry = Entry {
+            access_token: response.access_token.expose().to_string(),
+            expires_at: now + response.expires_in.as_secs_f64(),
+            fetched_at: now,
+            refresh_token: response
+                .refresh_token
+                .as_ref()
+                .map(|r| r.expose().to_string())
+                .or(old_refresh),
+        };
+        let cache = &self.cache;
+        let sealed = cache.keyring.seal(self.key.as_bytes(), &entry);
+        if cache
+            .checked(
+                cache
+                    .store
+                    .set(&self.key, sealed, response.expires_in)
+                    .await,
+            )
+            .is_ok()
+            && cache
+                .checked(cache.store.publish(&self.channel, "renewed").await)
+                .is_ok()
+        {
+            self.counts.published.inc();
+        }
+    }
+
+    async fn release(&self, owner: &str) {
+        let _ = self
+            .cache
+            .checked(self.cache.store.unlock(&self.lock_key, owner).await);
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}

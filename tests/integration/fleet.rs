@@ -1,0 +1,392 @@
+//! A fleet of replicas sharing one sealed token cache in a real Redis: one
+//! identity-service request per token lifetime for the whole fleet,
+//! refresh tokens that never race, and no failed request when Redis fails.
+
+use std::time::Duration;
+
+use crate::support::*;
+
+const SHARED: &str = "bearer_proxy_shared_cache_total";
+
+async fn replica(idp: &Idp, upstream: &Upstream, redis: &Redis, key: &str) -> Proxy {
+    Proxy::start(&ProxyConfig::new(idp, upstream).shared(redis, key, None)).await
+}
+
+/// `count` GETs spread over `proxies`, all at once; panics on any failure.
+async fn all_ok(proxies: &[&Proxy], count: usize) {
+    let client = client();
+    let requests = (0..count).map(|i| {
+        let url = proxies[i % proxies.len()].url(&format!("/r/{i}"));
+        let client = client.clone();
+        async move { client.get(url).send().await.map(|r| r.status().as_u16()) }
+    });
+    for (i, result) in futures_util::future::join_all(requests)
+        .await
+        .into_iter()
+        .enumerate()
+    {
+        assert_eq!(result.ok(), Some(200), "request {i}");
+    }
+}
+
+async fn shared_metric(proxy: &Proxy, result: &str) -> f64 {
+    proxy
+        .metric(&format!("{SHARED}{{client=\"oic\",result=\"{result}\"}}"))
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_replicas_starting_together_make_one_token_request_for_300_requests() {
+    let (idp, upstream, redis) = (
+        Idp::start().await,
+        Upstream::start().await,
+        Redis::start().await,
+    );
+    let key = cache_key();
+    let (a, b, c) = tokio::join!(
+        replica(&idp, &upstream, &redis, &key),
+        replica(&idp, &upstream, &redis, &key),
+        replica(&idp, &upstream, &redis, &key),
+    );
+    all_ok(&[&a, &b, &c], 300).await;
+    assert_eq!(idp.state.request_count(), 1, "one token for the fleet");
+    let mut published = 0.0;
+    let mut adopted = 0.0;
+    for p in [&a, &b, &c] {
+        published += shared_metric(p, "published").await;
+        adopted += shared_metric(p, "hit").await;
+    }
+    assert_eq!(published, 1.0);
+    assert_eq!(adopted, 2.0, "the other two took it from Redis");
+    let tokens: std::collections::HashSet<String> = upstream
+        .state
+        .requests()
+        .iter()
+        .filter_map(|r| r.header("authorization").map(str::to_owned))
+        .collect();
+    assert_eq!(tokens.len(), 1, "every replica sent the same token");
+}
+
+/// Steady requests over all three replicas until `stop`; returns how many
+/// answered and the first failure, if any.
+async fn load_until(proxies: &[&Proxy], stop: std::time::Instant) -> (usize, Option<String>) {
+    let client = client();
+    let mut answered = 0;
+    while std::time::Instant::now() < stop {
+        for p in proxies {
+            match client.get(p.url("/load")).send().await {
+                Ok(r) if r.status() == 200 => answered += 1,
+                Ok(r) => return (answered, Some(format!("{} from {}", r.status(), p.port))),
+                Err(e) => return (answered, Some(e.to_string())),
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    (answered, None)
+}
+
+/// Samples 40 s: a 10 s token is renewed about five times; the whole fleet
+/// makes at most one token request per renewal (consecutive requests are
+/// never closer than a renewal apart) and no request fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn renewals_cost_one_request_each_for_the_fleet_sampled_over_40_seconds() {
+    let (idp, upstream, redis) = (
+        Idp::start().await,
+        Upstream::start().await,
+        Redis::start().await,
+    );
+    idp.state.set_token_lifetime(Duration::from_secs(10));
+    let key = cache_key();
+    let (a, b, c) = tokio::join!(
+        replica(&idp, &upstream, &redis, &key),
+        replica(&idp, &upstream, &redis, &key),
+        replica(&idp, &upstream, &redis, &key),
+    );
+    let stop = std::time::Instant::now() + Duration::from_secs(40);
+    let (answered, failure) = load_until(&[&a, &b, &c], stop).await;
+    assert_eq!(failure, None, "after {answered} answers");
+    let arrivals = idp.state.arrivals();
+    // 40 s of 10 s tokens renewed at 80 %: the start plus about five.
+    assert!(
+        (4..=7).contains(&arrivals.len()),
+        "{} token requests",
+        arrivals.len()
+    );
+    for pair in arrivals.windows(2) {
+        assert!(
+            pair[1] - pair[0] > Duration::from_secs(5),
+            "two token requests {:?} apart: the fleet renewed twice",
+            pair[1] - pair[0]
+        );
+    }
+}
+
+/// Samples 20 s of password-grant tokens living 4 s, renewed with
+/// single-use refresh tokens by three replicas: no refresh is ever refused
+/// (only the lock holder uses the refresh token, and writes the rotated
+/// one back before releasing the lock) and no request fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotating_refresh_tokens_never_race_across_replicas_sampled_over_20_seconds() {
+    let (idp, upstream, redis) = (
+        Idp::start().await,
+        Upstream::start().await,
+        Redis::start().await,
+    );
+    idp.state.set_token_lifetime(Duration::from_secs(4));
+    let key = cache_key();
+    let config = || {
+        let mut config = ProxyConfig::new(&idp, &upstream).shared(&redis, &key, None);
+        let client = config.client();
+        client.grant = GrantKind::Password;
+        client.username = Some(USER.into());
+        client.password = Some(USER_PASSWORD.into());
+        client.refresh_token = true;
+        config
+    };
+    let (ca, cb, cc) = (config(), config(), config());
+    let (a, b, c) = tokio::join!(Proxy::start(&ca), Proxy::start(&cb), Proxy::start(&cc));
+    let stop = std::time::Instant::now() + Duration::from_secs(20);
+    let (answered, failure) = load_until(&[&a, &b, &c], stop).await;
+    assert_eq!(failure, None, "after {answered} answers");
+    let log = idp.state.requests();
+    let refreshes = log
+        .iter()
+        .filter(|r| r.field("grant_type") == Some("refresh_token"))
+        .count();
+    assert!(
+        refreshes >= 4,
+        "renewed with refresh tokens: {refreshes} of {}",
+        log.len()
+    );
+    for p in [&a, &b, &c] {
+        assert_eq!(
+            p.metric("bearer_proxy_token_refresh_fallback_total{client=\"oic\"}")
+                .await,
+            0.0,
+            "no refresh token was refused (invalid_grant)"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_down_under_load_fails_no_request_and_sharing_resumes_after_restart() {
+    let (idp, upstream, mut redis) = (
+        Idp::start().await,
+        Upstream::start().await,
+        Redis::start().await,
+    );
+    idp.state.set_token_lifetime(Duration::from_secs(4));
+    let key = cache_key();
+    let (a, b, c) = tokio::join!(
+        replica(&idp, &upstream, &redis, &key),
+        replica(&idp, &upstream, &redis, &key),
+        replica(&idp, &upstream, &redis, &key),
+    );
+    redis.stop();
+    // Tokens renew every ~3 s: each replica now renews on its own.
+    let (answered, failure) = load_until(
+        &[&a, &b, &c],
+        std::time::Instant::now() + Duration::from_secs(8),
+    )
+    .await;
+    assert_eq!(failure, None, "after {answered} answers with Redis down");
+    let mut fallbacks = 0.0;
+    for p in [&a, &b, &c] {
+        fallbacks += shared_metric(p, "fallback").await;
+        assert!(
+            p.metric("bearer_proxy_shared_cache_errors_total{kind=\"unavailable\"}")
+                .await
+                + p.metric("bearer_proxy_shared_cache_errors_total{kind=\"timeout\"}")
+                    .await
+                > 0.0
+        );
+        assert_eq!(
+            p.output().matches("shared token cache unavailable").count(),
+            1,
+            "one warning per episode"
+        );
+    }
+    assert!(
+        fallbacks >= 3.0,
+        "every replica fetched on its own: {fallbacks}"
+    );
+
+    redis.restart().await;
+    let before: f64 = published_total(&[&a, &b, &c]).await;
+    let (answered, failure) = load_until(
+        &[&a, &b, &c],
+        std::time::Instant::now() + Duration::from_secs(8),
+    )
+    .await;
+    assert_eq!(failure, None, "after {answered} answers once Redis is back");
+    assert!(
+        published_total(&[&a, &b, &c]).await > before,
+        "sharing resumed"
+    );
+    for p in [&a, &b, &c] {
+        assert!(p.output().contains("shared token cache answering again"));
+    }
+}
+
+async fn published_total(proxies: &[&Proxy]) -> f64 {
+    let mut total = 0.0;
+    for p in proxies {
+        total += shared_metric(p, "published").await;
+    }
+    total
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_replica_with_a_warm_cache_is_ready_without_a_token_request() {
+    let (idp, upstream, redis) = (
+        Idp::start().await,
+        Upstream::start().await,
+        Redis::start().await,
+    );
+    let key = cache_key();
+    let a = replica(&idp, &upstream, &redis, &key).await;
+    assert_eq!(idp.state.request_count(), 1);
+    let d = replica(&idp, &upstream, &redis, &key).await;
+    assert_eq!(get_status(d.admin_url("/readyz")).await, 200);
+    assert_eq!(
+        idp.state.request_count(),
+        1,
+        "ready with zero token requests"
+    );
+    all_ok(&[&d], 10).await;
+    let status: serde_json::Value = client()
+        .get(d.admin_url("/status"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(status["clients"][0]["token_source"], "shared", "{status}");
+    assert_eq!(status["shared_cache"]["healthy"], true);
+    assert_eq!(status["shared_cache"]["backend"], "redis");
+    drop(a);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_key_reads_old_entries_and_a_foreign_key_refetches() {
+    let (idp, upstream, redis) = (
+        Idp::start().await,
+        Upstream::start().await,
+        Redis::start().await,
+    );
+    let (old, new) = (cache_key(), cache_key());
+    let _a = replica(&idp, &upstream, &redis, &old).await;
+    // Rotation step: the new key seals, the old one still opens.
+    let b = Proxy::start(&ProxyConfig::new(&idp, &upstream).shared(&redis, &new, Some(&old))).await;
+    assert_eq!(idp.state.request_count(), 1, "the old key's entry was read");
+    all_ok(&[&b], 5).await;
+    // A replica that never had the old key cannot open it: it counts the
+    // failure and fetches (and overwrites the entry with the new key).
+    let c = replica(&idp, &upstream, &redis, &new).await;
+    assert_eq!(idp.state.request_count(), 2);
+    // Counted at each read (before taking the lock and under it).
+    assert!(
+        c.metric("bearer_proxy_shared_cache_errors_total{kind=\"decrypt\"}")
+            .await
+            >= 1.0
+    );
+    all_ok(&[&c], 5).await;
+    let d = replica(&idp, &upstream, &redis, &new).await;
+    assert_eq!(
+        idp.state.request_count(),
+        2,
+        "the rewritten entry opens with the new key"
+    );
+    all_ok(&[&d], 5).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupted_entry_is_counted_refetched_and_replaced() {
+    let (idp, upstream, redis) = (
+        Idp::start().await,
+        Upstream::start().await,
+        Redis::start().await,
+    );
+    let key = cache_key();
+    let _a = replica(&idp, &upstream, &redis, &key).await;
+    let (slot_key, _) = redis
+        .dump()
+        .into_iter()
+        .find(|(k, _)| k.contains(":slot:"))
+        .unwrap();
+    let _: () = redis::cmd("SET")
+        .arg(&slot_key)
+        .arg("garbage")
+        .query(&mut redis.connection())
+        .unwrap();
+    let b = replica(&idp, &upstream, &redis, &key).await;
+    // Counted at each read (before taking the lock and under it).
+    assert!(
+        b.metric("bearer_proxy_shared_cache_errors_total{kind=\"malformed\"}")
+            .await
+            >= 1.0
+    );
+    assert_eq!(idp.state.request_count(), 2);
+    all_ok(&[&b], 5).await;
+    let c = replica(&idp, &upstream, &redis, &key).await;
+    assert_eq!(idp.state.request_count(), 2, "the entry was replaced");
+    all_ok(&[&c], 5).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_in_redis_is_readable_without_the_key() {
+    let (idp, upstream, redis) = (
+        Idp::start().await,
+        Upstream::start().await,
+        Redis::start().await,
+    );
+    let key = cache_key();
+    let mut config = ProxyConfig::new(&idp, &upstream).shared(&redis, &key, None);
+    let client = config.client();
+    client.grant = GrantKind::Password;
+    client.username = Some(USER.into());
+    client.password = Some(USER_PASSWORD.into());
+    client.refresh_token = true;
+    let proxy = Proxy::start(&config).await;
+    all_ok(&[&proxy], 3).await;
+    let token = upstream
+        .last_authorization()
+        .strip_prefix("Bearer ")
+        .unwrap()
+        .to_string();
+    let signature = token.rsplit('.').next().unwrap().to_string();
+    let refresh = idp
+        .state
+        .requests()
+        .iter()
+        .find_map(|r| r.field("refresh_token").map(str::to_owned));
+    let dump = redis.dump();
+    assert!(!dump.is_empty(), "the entry is there");
+    for (k, v) in &dump {
+        let value = String::from_utf8_lossy(v);
+        for secret in [
+            token.as_str(),
+            signature.as_str(),
+            CLIENT_SECRET,
+            CLIENT_ID,
+            USER_PASSWORD,
+        ] {
+            assert!(
+                !k.contains(secret) && !value.contains(secret),
+                "{k} holds a secret"
+            );
+        }
+        if let Some(r) = &refresh {
+            assert!(!value.contains(r.as_str()));
+        }
+    }
+    let ttl: i64 = redis::cmd("PTTL")
+        .arg(&dump[0].0)
+        .query(&mut redis.connection())
+        .unwrap();
+    assert!(
+        ttl > 3_500_000 && ttl <= 3_600_000,
+        "TTL = the token's remaining life: {ttl} ms"
+    );
+}
