@@ -97,21 +97,24 @@ impl RestartOnly {
 
 /// Everything of the cache settings that a running fleet cannot swap.
 fn describe_cache(cache: &config::CacheSettings) -> String {
+    use sha2::Digest as _;
     match cache {
         config::CacheSettings::Memory => "memory".into(),
-        config::CacheSettings::Redis(r) => {
-            let keys: Vec<String> = r.keys.iter().map(|k| format!("{:?}", k.id)).collect();
-            format!(
-                "redis {} {:?} {} {:?} {:?} {:?} {:?}",
-                r.url,
-                r.username,
-                r.key_prefix,
-                keys,
-                r.lock_ttl,
-                r.operation_timeout,
-                r.ca_pem.as_ref().map(Vec::len)
-            )
-        }
+        // The keys are not here: a reload swaps them (key rotation). The
+        // password only as a digest: this string is compared, and could
+        // be shown.
+        config::CacheSettings::Redis(r) => format!(
+            "redis {} {:?} {} {:?} {:?} {:?} {:?}",
+            r.url,
+            r.username,
+            r.key_prefix,
+            r.lock_ttl,
+            r.operation_timeout,
+            r.ca_pem.as_ref().map(Vec::len),
+            r.password
+                .as_ref()
+                .map(|p| sha2::Sha256::digest(p.expose().as_bytes())),
+        ),
     }
 }
 

@@ -8,8 +8,10 @@
 #
 # usage: B_SERVER="work_stealing: true" benches/load/ab.sh
 #        A_BIN=/tmp/old-bearer-proxy benches/load/ab.sh
+#        B_EXTRA='cache: { backend: redis, … }' benches/load/ab.sh
 #        (A_BIN/B_BIN default to the release build; A_SERVER/B_SERVER are
-#        extra `server:` settings; THREADS=2 ROUNDS=5 DURATION=6 CONNS=64)
+#        extra `server:` settings, A_EXTRA/B_EXTRA extra top-level YAML;
+#        THREADS=2 ROUNDS=5 DURATION=6 CONNS=64)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 THREADS=${THREADS:-2}
@@ -32,6 +34,8 @@ with_server() { # extra-settings offset file
 bp_config "$THREADS" "$work/base.yaml"
 with_server "${A_SERVER:-}" 0 "$work/a.yaml"
 with_server "${B_SERVER:-}" 10 "$work/b.yaml"
+[ -n "${A_EXTRA:-}" ] && printf '%s\n' "$A_EXTRA" >> "$work/a.yaml"
+[ -n "${B_EXTRA:-}" ] && printf '%s\n' "$B_EXTRA" >> "$work/b.yaml"
 "$A_BIN" --log-level warn run -c "$work/a.yaml" > "$work/a.log" 2>&1 &
 a=$!
 pids+=("$a")
@@ -51,7 +55,7 @@ one() { # pid port → "req/s cpu-seconds-per-100k"
     n=$(awk '/requests in/ {print $1}' <<< "$out")
     echo "$rps $(awk -v d=$((t1 - t0)) -v n="$n" -v t="$TCK" 'BEGIN { printf "%.3f", d / t / n * 100000 }')"
 }
-echo "== A: ${A_BIN} ${A_SERVER:-}; B: ${B_BIN} ${B_SERVER:-}; $THREADS thread(s), wrk -t1 -c$CONNS, ${DURATION}s rounds"
+echo "== A: ${A_BIN} ${A_SERVER:-} ${A_EXTRA:-}; B: ${B_BIN} ${B_SERVER:-} ${B_EXTRA:-}; $THREADS thread(s), wrk -t1 -c$CONNS, ${DURATION}s rounds"
 : > "$work/ab"
 for r in $(seq 1 "$ROUNDS"); do
     read -r ar ac <<< "$(one "$a" "$BPX")"

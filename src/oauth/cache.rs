@@ -74,7 +74,12 @@ impl TokenCache {
         let runtime = previous.map_or_else(|| Arc::new(OnceLock::new()), |p| p.runtime.clone());
         let ceilings = previous.map_or_else(Arc::default, |p| p.ceilings.clone());
         let shared = match previous {
-            Some(p) => p.shared.clone(),
+            Some(p) => {
+                if let (Some(shared), CacheSettings::Redis(settings)) = (&p.shared, &config.cache) {
+                    shared.set_keys(&settings.keys);
+                }
+                p.shared.clone()
+            }
             None => match &config.cache {
                 CacheSettings::Memory => None,
                 CacheSettings::Redis(settings) => Some(

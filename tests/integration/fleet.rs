@@ -276,7 +276,7 @@ async fn a_rotated_key_reads_old_entries_and_a_foreign_key_refetches() {
         Redis::start().await,
     );
     let (old, new) = (cache_key(), cache_key());
-    let _a = replica(&idp, &upstream, &redis, &old).await;
+    let a = replica(&idp, &upstream, &redis, &old).await;
     // Rotation step: the new key seals, the old one still opens.
     let b = Proxy::start(&ProxyConfig::new(&idp, &upstream).shared(&redis, &new, Some(&old))).await;
     assert_eq!(idp.state.request_count(), 1, "the old key's entry was read");
@@ -299,6 +299,17 @@ async fn a_rotated_key_reads_old_entries_and_a_foreign_key_refetches() {
         "the rewritten entry opens with the new key"
     );
     all_ok(&[&d], 5).await;
+    // The same rotation on a running replica, by reload: no restart needed.
+    a.rewrite(&ProxyConfig::new(&idp, &upstream).shared(&redis, &new, Some(&old)));
+    let (status, body) = a.admin_reload().await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["report"]["needs_restart"],
+        serde_json::json!([]),
+        "{body}"
+    );
+    all_ok(&[&a], 5).await;
+    assert_eq!(idp.state.request_count(), 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -498,3 +498,55 @@ fn findings_that_are_warnings_not_errors() {
         .expect("offline_access and expiry mix with any resource server");
     assert!(config.clients[0].refresh_token);
 }
+
+#[test]
+fn cache_errors() {
+    use crate::config::raw::{CacheBackend, RawCache, RawRedis};
+    let dir = tempfile::tempdir().unwrap();
+    let good_key = dir.path().join("good.key");
+    std::fs::write(&good_key, "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\n").unwrap();
+    let short_key = dir.path().join("short.key");
+    std::fs::write(&short_key, "c2hvcnQ=\n").unwrap();
+    let redis = |change: &dyn Fn(&mut RawRedis)| {
+        let mut r = RawRedis {
+            url: Some("redis://127.0.0.1:6379/0".into()),
+            encryption_key_file: Some(good_key.clone()),
+            ..RawRedis::default()
+        };
+        change(&mut r);
+        with(|raw| {
+            raw.cache = RawCache {
+                backend: Some(CacheBackend::Redis),
+                redis: Some(r),
+            }
+        })
+    };
+    let config = load(&redis(&|_| {}).to_yaml(), true).expect("a valid redis cache");
+    assert!(matches!(
+        config.cache,
+        crate::config::CacheSettings::Redis(_)
+    ));
+    assert_errors(vec![
+        ("no redis section", with(|raw| raw.cache.backend = Some(CacheBackend::Redis)), "cache.redis: is required with backend redis"),
+        ("no url", redis(&|r| r.url = None), "cache.redis.url: is required"),
+        ("http url", redis(&|r| r.url = Some("http://127.0.0.1:6379".into())), "cache.redis.url: \"http://127.0.0.1:6379\": unsupported scheme (use redis:// or rediss://)"),
+        ("sentinel", redis(&|r| r.url = Some("redis+sentinel://127.0.0.1:26379/mymaster".into())), "Redis Sentinel is not supported yet"),
+        ("credentials in url", redis(&|r| r.url = Some("redis://user:hunter2@127.0.0.1:6379".into())), "cache.redis.url: must not contain credentials"),
+        ("cluster", redis(&|r| r.cluster_nodes = vec!["redis://127.0.0.1:7000".into()]), "cache.redis.cluster_nodes: Redis Cluster is not supported yet"),
+        ("no key", redis(&|r| r.encryption_key_file = None), "cache.redis.encryption_key_file: is required"),
+        ("short key", redis(&|r| r.encryption_key_file = Some(short_key.clone())), "short.key: not 32 bytes in base64"),
+        ("bad previous key", redis(&|r| r.previous_encryption_key_files = vec![short_key.clone()]), "cache.redis.previous_encryption_key_files[0]:"),
+        ("ca for plain redis", redis(&|r| r.ca_file = Some("client-cert.pem".into())), "cache.redis.ca_file: only applies to rediss:// urls"),
+        ("zero lock ttl", redis(&|r| r.lock_ttl = Some(Duration::ZERO)), "cache.redis.lock_ttl: must be greater than zero"),
+        ("password twice", redis(&|r| { r.password = Some("p".into()); r.password_file = Some("p".into()); }), "cache.redis.password: set either password or password_file, not both"),
+    ]);
+    let errors = load(
+        &redis(&|r| r.url = Some("redis://user:hunter2@h".into())).to_yaml(),
+        true,
+    )
+    .unwrap_err();
+    assert!(!errors.contains("hunter2"), "{errors}");
+    let memory = with(|raw| raw.cache.redis = Some(RawRedis::default()));
+    let warnings = load(&memory.to_yaml(), true).unwrap().warnings;
+    assert_eq!(warnings, ["cache.redis: not used with backend memory"]);
+}

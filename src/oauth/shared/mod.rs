@@ -50,7 +50,8 @@ pub enum Obtained {
 /// The fleet's Redis: connection, keys, health.
 pub struct SharedCache {
     store: Store,
-    keyring: Keyring,
+    /// Swapped by a reload (key rotation); everything else needs a restart.
+    keyring: arc_swap::ArcSwap<Keyring>,
     settings: Arc<RedisSettings>,
     healthy: AtomicBool,
     last_error: Mutex<Option<&'static str>>,
@@ -72,7 +73,7 @@ impl SharedCache {
     pub fn new(settings: Arc<RedisSettings>) -> Result<Arc<Self>, redis::RedisError> {
         Ok(Arc::new(SharedCache {
             store: Store::new(&settings)?,
-            keyring: Keyring::new(&settings.keys),
+            keyring: arc_swap::ArcSwap::from_pointee(Keyring::new(&settings.keys)),
             settings,
             healthy: AtomicBool::new(true),
             last_error: Mutex::new(None),
@@ -122,6 +123,11 @@ impl SharedCache {
                 fallback: counter("fallback"),
             },
         }
+    }
+
+    /// The keys of a reloaded configuration: the first seals from now on.
+    pub fn set_keys(&self, keys: &[crate::config::EncryptionKey]) {
+        self.keyring.store(Arc::new(Keyring::new(keys)));
     }
 
     /// Starts the pub/sub listener on the current runtime.
@@ -211,7 +217,7 @@ impl SharedSlot {
         let Some(sealed) = cache.checked(cache.store.get(&self.key).await)? else {
             return Ok(None);
         };
-        match cache.keyring.open(self.key.as_bytes(), &sealed) {
+        match cache.keyring.load().open(self.key.as_bytes(), &sealed) {
             Ok(entry) => Ok(Some(entry)),
             Err(e) => {
                 // Garbage or another key's entry: fetch and overwrite.
@@ -315,7 +321,7 @@ impl SharedSlot {
                 .or(old_refresh),
         };
         let cache = &self.cache;
-        let sealed = cache.keyring.seal(self.key.as_bytes(), &entry);
+        let sealed = cache.keyring.load().seal(self.key.as_bytes(), &entry);
         if cache
             .checked(
                 cache
