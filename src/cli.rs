@@ -258,7 +258,7 @@ pub fn describe(path: &Path, c: &Config) -> String {
             let _ = writeln!(
                 out,
                 "cache: redis {} prefix={} keys={} lock_ttl={} operation_timeout={}",
-                r.url,
+                r.target,
                 r.key_prefix,
                 r.keys.len(),
                 humantime::format_duration(r.lock_ttl),

@@ -105,7 +105,7 @@ fn describe_cache(cache: &config::CacheSettings) -> String {
         // be shown.
         config::CacheSettings::Redis(r) => format!(
             "redis {} {:?} {} {:?} {:?} {:?} {:?}",
-            r.url,
+            r.target,
             r.username,
             r.key_prefix,
             r.lock_ttl,

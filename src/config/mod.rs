@@ -100,8 +100,8 @@ pub enum CacheSettings {
 /// A Redis shared by the replicas of one fleet.
 #[derive(Debug)]
 pub struct RedisSettings {
-    /// `redis://` or `rediss://`, without credentials.
-    pub url: url::Url,
+    /// Where the primary is: a `redis://`/`rediss://` URL, or sentinels.
+    pub target: RedisTarget,
     pub username: Option<String>,
     pub password: Option<Secret>,
     /// Extra trust anchors for `rediss://`, PEM (as the Redis client takes them).
@@ -111,6 +111,43 @@ pub struct RedisSettings {
     pub keys: Vec<EncryptionKey>,
     pub lock_ttl: Duration,
     pub operation_timeout: Duration,
+}
+
+/// How a replica finds the Redis primary.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RedisTarget {
+    /// `redis://` or `rediss://`, without credentials.
+    Direct(url::Url),
+    /// `redis+sentinel://host:port[,host:port…]/master[/db]`
+    /// (`rediss+sentinel://` for TLS to the primary): ask the sentinels.
+    Sentinel {
+        nodes: Vec<(String, u16)>,
+        master: String,
+        db: i64,
+        tls: bool,
+    },
+}
+
+impl std::fmt::Display for RedisTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RedisTarget::Direct(url) => write!(f, "{url}"),
+            RedisTarget::Sentinel {
+                nodes,
+                master,
+                db,
+                tls,
+            } => {
+                let hosts: Vec<String> = nodes.iter().map(|(h, p)| format!("{h}:{p}")).collect();
+                let scheme = if *tls {
+                    "rediss+sentinel"
+                } else {
+                    "redis+sentinel"
+                };
+                write!(f, "{scheme}://{}/{master}/{db}", hosts.join(","))
+            }
+        }
+    }
 }
 
 /// A 256-bit key for sealing shared-cache entries.

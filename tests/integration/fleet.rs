@@ -401,3 +401,60 @@ async fn nothing_in_redis_is_readable_without_the_key() {
         "TTL = the token's remaining life: {ttl} ms"
     );
 }
+
+/// A real Sentinel topology: a primary, its replica, one sentinel. The
+/// fleet finds the primary through the sentinel; after a failover a new
+/// replica finds the new primary, with the token replicated there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_find_the_primary_through_sentinel_before_and_after_a_failover() {
+    let (idp, upstream) = (Idp::start().await, Upstream::start().await);
+    let primary = Redis::start().await;
+    let replica_redis = Redis::start_replica_of(&primary).await;
+    let sentinel = Sentinel::start(&primary).await;
+    let url = format!("redis+sentinel://127.0.0.1:{}/mymaster", sentinel.port);
+    let key = cache_key();
+    let config = || ProxyConfig::new(&idp, &upstream).shared_at(&url, &key, None);
+    let (ca, cb) = (config(), config());
+    let (a, b) = tokio::join!(Proxy::start(&ca), Proxy::start(&cb));
+    all_ok(&[&a, &b], 20).await;
+    assert_eq!(
+        idp.state.request_count(),
+        1,
+        "one token through the sentinel's primary"
+    );
+    assert!(primary.dump().iter().any(|(k, _)| k.contains(":slot:")));
+
+    // The sentinel learns of the replica from the primary's INFO.
+    let knows_replica = || async {
+        sentinel
+            .command::<Vec<redis::Value>>(&["replicas", "mymaster"])
+            .is_ok_and(|r| !r.is_empty())
+    };
+    assert!(
+        eventually(Duration::from_secs(30), knows_replica).await,
+        "sentinel found the replica"
+    );
+    let replicated = || async {
+        replica_redis
+            .dump()
+            .iter()
+            .any(|(k, _)| k.contains(":slot:"))
+    };
+    assert!(eventually(Duration::from_secs(10), replicated).await);
+    let promote = || async {
+        let _ = sentinel.command::<String>(&["failover", "mymaster"]);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        sentinel.primary_port() == Some(replica_redis.port)
+    };
+    assert!(
+        eventually(Duration::from_secs(30), promote).await,
+        "failover to the replica"
+    );
+    let c = Proxy::start(&config()).await;
+    all_ok(&[&c], 5).await;
+    assert_eq!(
+        idp.state.request_count(),
+        1,
+        "the new primary had the token"
+    );
+}

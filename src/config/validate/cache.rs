@@ -9,7 +9,61 @@ use sha2::Digest as _;
 use super::{SecretInput, Validator};
 use crate::config::defaults as d;
 use crate::config::raw::{CacheBackend, RawCache, RawRedis};
-use crate::config::{CacheSettings, EncryptionKey, RedisSettings};
+use crate::config::{CacheSettings, EncryptionKey, RedisSettings, RedisTarget};
+
+const CREDENTIALS: &str =
+    "must not contain credentials; use username and password (or password_file)";
+
+fn parse_direct(raw: &str) -> Result<RedisTarget, String> {
+    let u = url::Url::parse(raw).map_err(|e| format!("not a valid URL: {e}"))?;
+    if !matches!(u.scheme(), "redis" | "rediss") {
+        return Err("unsupported scheme (use redis://, rediss:// or redis+sentinel://)".into());
+    }
+    if u.host_str().is_none_or(str::is_empty) {
+        return Err("has no host".into());
+    }
+    if !u.username().is_empty() || u.password().is_some() {
+        return Err(CREDENTIALS.into());
+    }
+    Ok(RedisTarget::Direct(u))
+}
+
+/// `redis+sentinel://host:port[,host:port…]/master[/db]`.
+fn parse_sentinel(raw: &str) -> Result<RedisTarget, String> {
+    let (scheme, rest) = raw.split_once("://").ok_or("not a URL")?;
+    let naming = "name the primary: redis+sentinel://host:26379/<master name>";
+    let (hosts, path) = rest.split_once('/').ok_or(naming)?;
+    if hosts.contains('@') {
+        return Err(CREDENTIALS.into());
+    }
+    let nodes = hosts
+        .split(',')
+        .map(|h| {
+            let (host, port) = h.rsplit_once(':').unwrap_or((h, "26379"));
+            let port = port
+                .parse::<u16>()
+                .map_err(|_| "a sentinel's port is not a number")?;
+            if host.is_empty() {
+                return Err("a sentinel without a host");
+            }
+            Ok((host.to_string(), port))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut parts = path.split('/').filter(|s| !s.is_empty());
+    let master = parts.next().ok_or(naming)?;
+    let db = match parts.next() {
+        Some(d) => d
+            .parse::<i64>()
+            .map_err(|_| "the database must be a number")?,
+        None => 0,
+    };
+    Ok(RedisTarget::Sentinel {
+        nodes,
+        master: master.to_string(),
+        db,
+        tls: scheme == "rediss+sentinel",
+    })
+}
 
 impl Validator<'_> {
     pub(super) fn cache(&mut self, raw: RawCache) -> Option<CacheSettings> {
@@ -41,9 +95,20 @@ impl Validator<'_> {
                 "Redis Cluster is not supported yet: give one redis:// or rediss:// url (a primary, or a proxy in front of the cluster)",
             );
         }
-        let url = self.redis_url(p, raw.url.as_deref());
-        if raw.ca_file.is_some() && url.as_ref().is_some_and(|u| u.scheme() != "rediss") {
+        let target = self.redis_target(p, raw.url.as_deref());
+        let tls = match &target {
+            Some(RedisTarget::Direct(u)) => u.scheme() == "rediss",
+            Some(RedisTarget::Sentinel { tls, .. }) => *tls,
+            None => true,
+        };
+        if raw.ca_file.is_some() && !tls {
             self.err(format!("{p}.ca_file"), "only applies to rediss:// urls");
+        }
+        if raw.ca_file.is_some() && matches!(target, Some(RedisTarget::Sentinel { .. })) {
+            self.err(
+                format!("{p}.ca_file"),
+                "is not supported with sentinels yet: the primary's certificate is checked against the system roots",
+            );
         }
         let ca_pem = raw.ca_file.as_ref().and_then(|f| {
             let path = format!("{p}.ca_file");
@@ -86,7 +151,7 @@ impl Validator<'_> {
             d::REDIS_OPERATION_TIMEOUT,
         );
         Some(RedisSettings {
-            url: url?,
+            target: target?,
             username: raw.username.filter(|u| !u.is_empty()),
             password,
             ca_pem,
@@ -98,29 +163,24 @@ impl Validator<'_> {
     }
 
     /// `redis://` or `rediss://`, host required, no credentials in it (they
-    /// would show wherever the URL is shown).
-    fn redis_url(&mut self, p: &str, raw: Option<&str>) -> Option<url::Url> {
+    /// would show wherever the URL is shown); or sentinels.
+    fn redis_target(&mut self, p: &str, raw: Option<&str>) -> Option<RedisTarget> {
         let path = format!("{p}.url");
         let Some(raw) = raw else {
             self.err(
                 path,
-                "is required (redis://host:6379/0, or rediss:// for TLS)",
+                "is required (redis://host:6379/0, rediss:// for TLS, or redis+sentinel://host:26379/<master>)",
             );
             return None;
         };
         let shown = super::urls::redact_userinfo(raw);
-        let problem = match url::Url::parse(raw) {
-            Err(e) => Some(format!("{shown:?} is not a valid URL: {e}")),
-            Ok(u) if u.scheme() == "redis+sentinel" => Some(format!("{shown:?}: Redis Sentinel is not supported yet; give the primary's redis:// or rediss:// url")),
-            Ok(u) if !matches!(u.scheme(), "redis" | "rediss") => Some(format!("{shown:?}: unsupported scheme (use redis:// or rediss://)")),
-            Ok(u) if u.host_str().is_none_or(str::is_empty) => Some(format!("{shown:?} has no host")),
-            Ok(u) if !u.username().is_empty() || u.password().is_some() => Some("must not contain credentials; use username and password (or password_file)".to_string()),
-            Ok(u) => return Some(u),
-        };
-        if let Some(message) = problem {
-            self.err(path, message);
-        }
-        None
+        let result =
+            if raw.starts_with("redis+sentinel://") || raw.starts_with("rediss+sentinel://") {
+                parse_sentinel(raw).map_err(|why| format!("{shown:?}: {why}"))
+            } else {
+                parse_direct(raw).map_err(|why| format!("{shown:?}: {why}"))
+            };
+        result.map_err(|message| self.err(path, message)).ok()
     }
 
     /// The current key, then the previous ones: each a file holding 32

@@ -529,9 +529,13 @@ fn cache_errors() {
     assert_errors(vec![
         ("no redis section", with(|raw| raw.cache.backend = Some(CacheBackend::Redis)), "cache.redis: is required with backend redis"),
         ("no url", redis(&|r| r.url = None), "cache.redis.url: is required"),
-        ("http url", redis(&|r| r.url = Some("http://127.0.0.1:6379".into())), "cache.redis.url: \"http://127.0.0.1:6379\": unsupported scheme (use redis:// or rediss://)"),
-        ("sentinel", redis(&|r| r.url = Some("redis+sentinel://127.0.0.1:26379/mymaster".into())), "Redis Sentinel is not supported yet"),
-        ("credentials in url", redis(&|r| r.url = Some("redis://user:hunter2@127.0.0.1:6379".into())), "cache.redis.url: must not contain credentials"),
+        ("http url", redis(&|r| r.url = Some("http://127.0.0.1:6379".into())), "cache.redis.url: \"http://127.0.0.1:6379\": unsupported scheme (use redis://, rediss:// or redis+sentinel://)"),
+        (
+            "sentinel without a master name",
+            redis(&|r| r.url = Some("redis+sentinel://127.0.0.1:26379".into())),
+            "name the primary: redis+sentinel://host:26379/<master name>",
+        ),
+        ("credentials in url", redis(&|r| r.url = Some("redis://user:hunter2@127.0.0.1:6379".into())), "cache.redis.url: \"redis://***@127.0.0.1:6379\": must not contain credentials"),
         ("cluster", redis(&|r| r.cluster_nodes = vec!["redis://127.0.0.1:7000".into()]), "cache.redis.cluster_nodes: Redis Cluster is not supported yet"),
         ("no key", redis(&|r| r.encryption_key_file = None), "cache.redis.encryption_key_file: is required"),
         ("short key", redis(&|r| r.encryption_key_file = Some(short_key.clone())), "short.key: not 32 bytes in base64"),

@@ -14,7 +14,11 @@ pub async fn run(cache: Arc<SharedCache>) {
     let pattern = format!("{}renewed:*", cache.settings.key_prefix);
     let mut backoff = Duration::from_millis(200);
     loop {
-        if let Ok(mut pubsub) = cache.store.client().get_async_pubsub().await {
+        let pubsub = match cache.store.client().await {
+            Ok(client) => client.get_async_pubsub().await.ok(),
+            Err(_) => None,
+        };
+        if let Some(mut pubsub) = pubsub {
             if pubsub.psubscribe(&pattern).await.is_ok() {
                 backoff = Duration::from_millis(200);
                 let mut messages = pubsub.on_message();

@@ -138,7 +138,7 @@ impl SharedCache {
     pub fn status(&self) -> SharedStatus {
         SharedStatus {
             backend: "redis",
-            url: self.settings.url.to_string(),
+            url: self.settings.target.to_string(),
             key_prefix: self.settings.key_prefix.clone(),
             healthy: self.healthy.load(Ordering::Relaxed),
             last_error: *lock(&self.last_error),
@@ -159,7 +159,7 @@ impl SharedCache {
         if self.healthy.swap(false, Ordering::Relaxed) {
             tracing::warn!(
                 error = kind,
-                url = %self.settings.url,
+                url = %self.settings.target,
                 "shared token cache unavailable; each replica fetches its own tokens until it answers again"
             );
         }
@@ -167,7 +167,7 @@ impl SharedCache {
 
     fn answered(&self) {
         if !self.healthy.swap(true, Ordering::Relaxed) {
-            tracing::info!(url = %self.settings.url, "shared token cache answering again");
+            tracing::info!(url = %self.settings.target, "shared token cache answering again");
         }
     }
 

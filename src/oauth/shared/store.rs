@@ -9,7 +9,56 @@ use redis::aio::ConnectionManager;
 use redis::AsyncCommands;
 use tokio::sync::Mutex;
 
-use crate::config::RedisSettings;
+use crate::config::{RedisSettings, RedisTarget};
+
+/// Username, password and database, as both kinds of connection take them.
+fn node_info(settings: &RedisSettings, db: i64) -> redis::RedisConnectionInfo {
+    let mut info = redis::RedisConnectionInfo::default().set_db(db);
+    if let Some(user) = &settings.username {
+        info = info.set_username(user);
+    }
+    if let Some(password) = &settings.password {
+        info = info.set_password(password.expose());
+    }
+    info
+}
+
+fn direct_client(settings: &RedisSettings, url: &url::Url) -> redis::RedisResult<redis::Client> {
+    use redis::IntoConnectionInfo;
+    let info = url.as_str().into_connection_info()?;
+    let db = info.redis_settings().db();
+    let info = info.set_redis_settings(node_info(settings, db));
+    match &settings.ca_pem {
+        Some(pem) => redis::Client::build_with_tls(
+            info,
+            redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(pem.clone()),
+            },
+        ),
+        None => redis::Client::open(info),
+    }
+}
+
+fn sentinel_client(
+    settings: &RedisSettings,
+    nodes: &[(String, u16)],
+    master: &str,
+    db: i64,
+    tls: bool,
+) -> redis::RedisResult<redis::sentinel::SentinelClient> {
+    use redis::sentinel::{SentinelClient, SentinelNodeConnectionInfo, SentinelServerType};
+    let sentinels: Vec<String> = nodes
+        .iter()
+        .map(|(h, p)| format!("redis://{h}:{p}"))
+        .collect();
+    let mut node =
+        SentinelNodeConnectionInfo::default().set_redis_connection_info(node_info(settings, db));
+    if tls {
+        node = node.set_tls_mode(redis::TlsMode::Secure);
+    }
+    SentinelClient::build(sentinels, master, Some(node), SentinelServerType::Master)
+}
 
 /// What went wrong talking to Redis (the `kind` label of
 /// `bearer_proxy_shared_cache_errors_total`).
@@ -29,10 +78,17 @@ impl StoreError {
 }
 
 pub struct Store {
-    client: redis::Client,
+    source: Source,
     conn: Mutex<Option<ConnectionManager>>,
     timeout: Duration,
     release: redis::Script,
+}
+
+/// Where connections go: one server, or whichever the sentinels name
+/// primary now.
+enum Source {
+    Direct(redis::Client),
+    Sentinel(Mutex<redis::sentinel::SentinelClient>),
 }
 
 /// Deletes the lock only if this replica still owns it: a holder whose
@@ -41,37 +97,31 @@ const RELEASE: &str = "if redis.call('get', KEYS[1]) == ARGV[1] then return redi
 
 impl Store {
     pub fn new(settings: &RedisSettings) -> Result<Self, redis::RedisError> {
-        use redis::IntoConnectionInfo;
-        let mut redis_info = redis::RedisConnectionInfo::default();
-        let info = settings.url.as_str().into_connection_info()?;
-        redis_info = redis_info.set_db(info.redis_settings().db());
-        if let Some(user) = &settings.username {
-            redis_info = redis_info.set_username(user);
-        }
-        if let Some(password) = &settings.password {
-            redis_info = redis_info.set_password(password.expose());
-        }
-        let info = info.set_redis_settings(redis_info);
-        let client = match &settings.ca_pem {
-            Some(pem) => redis::Client::build_with_tls(
-                info,
-                redis::TlsCertificates {
-                    client_tls: None,
-                    root_cert: Some(pem.clone()),
-                },
-            )?,
-            None => redis::Client::open(info)?,
+        let source = match &settings.target {
+            RedisTarget::Direct(url) => Source::Direct(direct_client(settings, url)?),
+            RedisTarget::Sentinel {
+                nodes,
+                master,
+                db,
+                tls,
+            } => Source::Sentinel(Mutex::new(sentinel_client(
+                settings, nodes, master, *db, *tls,
+            )?)),
         };
         Ok(Store {
-            client,
+            source,
             conn: Mutex::new(None),
             timeout: settings.operation_timeout,
             release: redis::Script::new(RELEASE),
         })
     }
 
-    pub fn client(&self) -> &redis::Client {
-        &self.client
+    /// A client of the primary: for the pub/sub connection.
+    pub async fn client(&self) -> redis::RedisResult<redis::Client> {
+        match &self.source {
+            Source::Direct(client) => Ok(client.clone()),
+            Source::Sentinel(sentinel) => sentinel.lock().await.async_get_client().await,
+        }
     }
 
     /// Runs `op` on the connection within the time-out.
@@ -84,9 +134,15 @@ impl Store {
             let conn = self.connection().await?;
             op(conn).await.map_err(|_| StoreError::Unavailable)
         };
-        tokio::time::timeout(self.timeout, attempt)
+        let result = tokio::time::timeout(self.timeout, attempt)
             .await
-            .unwrap_or(Err(StoreError::Timeout))
+            .unwrap_or(Err(StoreError::Timeout));
+        if result.is_err() {
+            // Next time connect afresh: after a failover the sentinels
+            // name another primary (and a direct connection is re-made).
+            *self.conn.lock().await = None;
+        }
+        result
     }
 
     async fn connection(&self) -> Result<ConnectionManager, StoreError> {
@@ -98,8 +154,8 @@ impl Store {
             .set_connection_timeout(Some(self.timeout))
             .set_response_timeout(Some(self.timeout))
             .set_number_of_retries(1);
-        let conn = self
-            .client
+        let client = self.client().await.map_err(|_| StoreError::Unavailable)?;
+        let conn = client
             .get_connection_manager_with_config(config)
             .await
             .map_err(|_| StoreError::Unavailable)?;

@@ -559,14 +559,31 @@ pub struct Redis {
     child: Option<Child>,
     pub port: u16,
     dir: tempfile::TempDir,
+    /// Extra `redis-server` arguments (a replica's `--replicaof`).
+    extra: Vec<String>,
 }
 
 impl Redis {
     pub async fn start() -> Redis {
+        Self::start_with(Vec::new()).await
+    }
+
+    /// A replica of `primary`.
+    pub async fn start_replica_of(primary: &Redis) -> Redis {
+        Self::start_with(vec![
+            "--replicaof".into(),
+            "127.0.0.1".into(),
+            primary.port.to_string(),
+        ])
+        .await
+    }
+
+    async fn start_with(extra: Vec<String>) -> Redis {
         let mut redis = Redis {
             child: None,
             port: free_port(),
             dir: tempfile::tempdir().unwrap(),
+            extra,
         };
         redis.launch().await;
         redis
@@ -576,6 +593,7 @@ impl Redis {
         let child = Command::new("redis-server")
             .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
             .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
+            .args(&self.extra)
             .arg("--dir")
             .arg(self.dir.path())
             .stdout(Stdio::null())
@@ -641,6 +659,83 @@ impl Drop for Redis {
     }
 }
 
+/// A Redis Sentinel (`redis-server --sentinel`) watching `primary` as
+/// `mymaster`, quorum 1; stopped on drop.
+pub struct Sentinel {
+    child: Child,
+    pub port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Sentinel {
+    pub async fn start(primary: &Redis) -> Sentinel {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let conf = dir.path().join("sentinel.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "port {port}\nbind 127.0.0.1\nprotected-mode no\ndir {}\n\
+                 sentinel monitor mymaster 127.0.0.1 {} 1\n\
+                 sentinel down-after-milliseconds mymaster 2000\n\
+                 sentinel failover-timeout mymaster 10000\n",
+                dir.path().display(),
+                primary.port
+            ),
+        )
+        .unwrap();
+        let child = Command::new("redis-server")
+            .arg(&conf)
+            .arg("--sentinel")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let sentinel = Sentinel {
+            child,
+            port,
+            _dir: dir,
+        };
+        let url = format!("redis://127.0.0.1:{port}");
+        let up = eventually(Duration::from_secs(10), || {
+            let url = url.clone();
+            async move {
+                redis::Client::open(url.as_str())
+                    .and_then(|c| c.get_connection())
+                    .is_ok()
+            }
+        })
+        .await;
+        assert!(up, "the sentinel did not start");
+        sentinel
+    }
+
+    pub fn command<T: redis::FromRedisValue>(&self, args: &[&str]) -> redis::RedisResult<T> {
+        let mut c = redis::Client::open(format!("redis://127.0.0.1:{}", self.port).as_str())?
+            .get_connection()?;
+        let mut cmd = redis::cmd("SENTINEL");
+        for a in args {
+            cmd.arg(*a);
+        }
+        cmd.query(&mut c)
+    }
+
+    /// The port of the primary the sentinel names now.
+    pub fn primary_port(&self) -> Option<u16> {
+        let addr: Vec<String> = self
+            .command(&["get-master-addr-by-name", "mymaster"])
+            .ok()?;
+        addr.get(1)?.parse().ok()
+    }
+}
+
+impl Drop for Sentinel {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// A fresh cache key as `bearer-proxy keygen` writes it.
 pub fn cache_key() -> String {
     use base64::Engine;
@@ -651,11 +746,16 @@ pub fn cache_key() -> String {
 impl<'a> ProxyConfig<'a> {
     /// This configuration with the Redis backend: `key` is written next to
     /// the config as `cache.key` (and `previous` as `previous.key`).
-    pub fn shared(mut self, redis: &Redis, key: &str, previous: Option<&str>) -> Self {
+    pub fn shared(self, redis: &Redis, key: &str, previous: Option<&str>) -> Self {
+        self.shared_at(&redis.url(), key, previous)
+    }
+
+    /// [`Self::shared`] with any Redis URL (e.g. `redis+sentinel://…`).
+    pub fn shared_at(mut self, url: &str, key: &str, previous: Option<&str>) -> Self {
         self.raw.cache = RawCache {
             backend: Some(CacheBackend::Redis),
             redis: Some(RawRedis {
-                url: Some(redis.url()),
+                url: Some(url.to_string()),
                 encryption_key_file: Some("cache.key".into()),
                 previous_encryption_key_files: previous
                     .map(|_| vec!["previous.key".into()])
