@@ -106,12 +106,13 @@ impl RawAccess {
     }
 }
 
-/// Unset options serialize as `null`; a file would leave them out.
+/// Unset options serialize as `null` and untouched sections as `{}`; a
+/// file would leave both out.
 fn drop_nulls(value: &mut Value) {
     match value {
         Value::Mapping(map) => {
-            map.retain(|_, v| !v.is_null());
             map.values_mut().for_each(drop_nulls);
+            map.retain(|_, v| !v.is_null() && v.as_mapping().is_none_or(|m| !m.is_empty()));
         }
         Value::Sequence(items) => items.iter_mut().for_each(drop_nulls),
         _ => {}

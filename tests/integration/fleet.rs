@@ -458,3 +458,80 @@ async fn replicas_find_the_primary_through_sentinel_before_and_after_a_failover(
         "the new primary had the token"
     );
 }
+
+/// A replica that died holding a slot's lock: the lock expires on its own
+/// and the next replica fetches then.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lock_left_by_a_dead_replica_expires_and_the_next_one_fetches() {
+    let (idp, upstream, redis) = (
+        Idp::start().await,
+        Upstream::start().await,
+        Redis::start().await,
+    );
+    let key = cache_key();
+    let a = replica(&idp, &upstream, &redis, &key).await;
+    let (slot_key, _) = redis
+        .dump()
+        .into_iter()
+        .find(|(k, _)| k.contains(":slot:"))
+        .unwrap();
+    drop(a);
+    // The entry is gone and a "dead" owner holds the lock for 1.5 s.
+    let lock_key = slot_key.replace(":slot:", ":lock:");
+    let mut c = redis.connection();
+    let _: () = redis::cmd("DEL").arg(&slot_key).query(&mut c).unwrap();
+    let _: () = redis::cmd("SET")
+        .arg(&lock_key)
+        .arg("dead-replica")
+        .arg("PX")
+        .arg(1500)
+        .query(&mut c)
+        .unwrap();
+    let started = std::time::Instant::now();
+    let b = replica(&idp, &upstream, &redis, &key).await;
+    assert_eq!(idp.state.request_count(), 2);
+    assert!(
+        started.elapsed() >= Duration::from_millis(1400),
+        "waited for the lock to expire"
+    );
+    assert!(shared_metric(&b, "lock_waited").await >= 1.0);
+    assert_eq!(
+        shared_metric(&b, "fallback").await,
+        0.0,
+        "no fallback: the lock expired in time"
+    );
+    all_ok(&[&b], 5).await;
+}
+
+/// A Redis that answers too slowly (blocked by DEBUG SLEEP) is treated as
+/// unavailable: the replica fetches on its own and counts a timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_redis_times_out_and_the_replica_fetches_on_its_own() {
+    let (idp, upstream, redis) = (
+        Idp::start().await,
+        Upstream::start().await,
+        Redis::start().await,
+    );
+    let key = cache_key();
+    let url = redis.url();
+    let sleeper = std::thread::spawn(move || {
+        let mut c = redis::Client::open(url.as_str())
+            .unwrap()
+            .get_connection()
+            .unwrap();
+        let slept: redis::RedisResult<String> =
+            redis::cmd("DEBUG").arg("SLEEP").arg(3).query(&mut c);
+        slept.expect("DEBUG SLEEP is enabled on the test server");
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let a = replica(&idp, &upstream, &redis, &key).await;
+    all_ok(&[&a], 5).await;
+    assert_eq!(idp.state.request_count(), 1);
+    assert!(
+        a.metric("bearer_proxy_shared_cache_errors_total{kind=\"timeout\"}")
+            .await
+            >= 1.0
+    );
+    assert!(shared_metric(&a, "fallback").await >= 1.0);
+    sleeper.join().unwrap();
+}

@@ -68,6 +68,15 @@ pub enum StoreError {
     Timeout,
 }
 
+/// A Redis that answers too late is slow, not down.
+fn classify(e: redis::RedisError) -> StoreError {
+    if e.is_timeout() {
+        StoreError::Timeout
+    } else {
+        StoreError::Unavailable
+    }
+}
+
 impl StoreError {
     pub fn label(self) -> &'static str {
         match self {
@@ -132,7 +141,7 @@ impl Store {
     {
         let attempt = async {
             let conn = self.connection().await?;
-            op(conn).await.map_err(|_| StoreError::Unavailable)
+            op(conn).await.map_err(classify)
         };
         let result = tokio::time::timeout(self.timeout, attempt)
             .await
@@ -154,11 +163,11 @@ impl Store {
             .set_connection_timeout(Some(self.timeout))
             .set_response_timeout(Some(self.timeout))
             .set_number_of_retries(1);
-        let client = self.client().await.map_err(|_| StoreError::Unavailable)?;
+        let client = self.client().await.map_err(classify)?;
         let conn = client
             .get_connection_manager_with_config(config)
             .await
-            .map_err(|_| StoreError::Unavailable)?;
+            .map_err(classify)?;
         *slot = Some(conn.clone());
         Ok(conn)
     }

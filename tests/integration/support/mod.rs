@@ -593,6 +593,8 @@ impl Redis {
         let child = Command::new("redis-server")
             .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
             .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
+            // DEBUG SLEEP makes it slow on purpose (a test of time-outs).
+            .args(["--enable-debug-command", "local"])
             .args(&self.extra)
             .arg("--dir")
             .arg(self.dir.path())
