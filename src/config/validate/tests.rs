@@ -550,7 +550,12 @@ fn cache_errors() {
     )
     .unwrap_err();
     assert!(!errors.contains("hunter2"), "{errors}");
-    let memory = with(|raw| raw.cache.redis = Some(RawRedis::default()));
+    let memory = with(|raw| {
+        raw.cache.redis = Some(RawRedis {
+            url: Some("redis://127.0.0.1:6379".into()),
+            ..RawRedis::default()
+        })
+    });
     let warnings = load(&memory.to_yaml(), true).unwrap().warnings;
     assert_eq!(warnings, ["cache.redis: not used with backend memory"]);
 }
