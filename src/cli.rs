@@ -162,7 +162,7 @@ pub fn main(cli: Cli) -> ExitCode {
         },
         Command::Keygen { out } => crate::keygen::run(out.as_deref()),
         Command::Reload { config } => match load(&config) {
-            Ok(c) => crate::admin::request_reload(c.admin.listen),
+            Ok(c) => crate::admin::request_reload(&c.admin),
             Err(code) => code,
         },
         Command::Token {

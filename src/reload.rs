@@ -61,6 +61,8 @@ pub struct RestartOnly {
     pub admin_listen: SocketAddr,
     /// The cache backend and its Redis settings, described.
     pub cache: String,
+    /// The admin token (a digest) and whether `/metrics` is open.
+    pub admin: String,
 }
 
 impl RestartOnly {
@@ -72,6 +74,7 @@ impl RestartOnly {
             work_stealing: config.server.work_stealing,
             admin_listen: config.admin.listen,
             cache: describe_cache(&config.cache),
+            admin: describe_admin(&config.admin),
         }
     }
 
@@ -87,6 +90,7 @@ impl RestartOnly {
             ),
             ("admin.listen", self.admin_listen != new.admin_listen),
             ("cache", self.cache != new.cache),
+            ("admin.token", self.admin != new.admin),
         ]
         .into_iter()
         .filter(|(_, changed)| *changed)
@@ -116,6 +120,15 @@ fn describe_cache(cache: &config::CacheSettings) -> String {
                 .map(|p| sha2::Sha256::digest(p.expose().as_bytes())),
         ),
     }
+}
+
+fn describe_admin(admin: &config::AdminSettings) -> String {
+    use sha2::Digest as _;
+    let token = admin
+        .token
+        .as_ref()
+        .map(|t| sha2::Sha256::digest(t.expose().as_bytes()));
+    format!("{token:?} {}", admin.metrics_public)
 }
 
 pub struct Reloader {

@@ -150,7 +150,8 @@ pub fn run(config: Config, source: PathBuf) -> Result<(), StartError> {
         tracing::warn!("{w}");
     }
     let settings = config.server.clone();
-    let admin_listen = config.admin.listen;
+    let admin_settings = config.admin.clone();
+    let admin_listen = admin_settings.listen;
     let restart_only = RestartOnly::of(&config);
     let snapshot = Arc::new(Snapshot::new(config)?);
     let routes = snapshot.routes.len();
@@ -170,7 +171,7 @@ pub fn run(config: Config, source: PathBuf) -> Result<(), StartError> {
     proxy.add_dependency(&background);
     let mut admin = Service::new(
         "admin".to_string(),
-        HttpServer::new_app(AdminApp { current, reloader }),
+        HttpServer::new_app(AdminApp::new(current, reloader, &admin_settings)),
     );
     admin.add_tcp(&admin_listen.to_string());
     server.add_service(admin);

@@ -170,6 +170,9 @@ impl std::fmt::Debug for EncryptionKey {
 #[derive(Debug, Clone)]
 pub struct AdminSettings {
     pub listen: SocketAddr,
+    /// The admin token; `None`: endpoints are open (POSTs from loopback only).
+    pub token: Option<Secret>,
+    pub metrics_public: bool,
 }
 
 /// One Oracle confidential application.

@@ -67,6 +67,12 @@ pub struct RawTlsListener {
 #[serde(deny_unknown_fields)]
 pub struct RawAdmin {
     pub listen: Option<String>,
+    /// When set, every admin endpoint but `/healthz` and `/readyz` needs
+    /// `Authorization: Bearer <token>`.
+    pub token: Option<String>,
+    pub token_file: Option<PathBuf>,
+    /// Leave `/metrics` open even with a token (for a scraper without one).
+    pub metrics_public: Option<bool>,
 }
 
 /// `cache:` — where token slots live.

@@ -5,6 +5,7 @@
 mod support;
 
 mod access;
+mod admin;
 mod config_errors;
 mod doctor;
 mod errors;

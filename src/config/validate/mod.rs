@@ -126,13 +126,7 @@ impl Validator<'_> {
     /// (client certificates need an mTLS listener), clients before routes.
     fn config(&mut self, raw: RawConfig) -> Option<Config> {
         let server = self.server(raw.server);
-        let admin_listen = raw
-            .admin
-            .listen
-            .unwrap_or_else(|| defaults::ADMIN_LISTEN.to_string());
-        let admin = self
-            .socket_addr("admin.listen", &admin_listen)
-            .map(|listen| AdminSettings { listen });
+        let admin = self.admin(raw.admin);
         let cache = self.cache(raw.cache);
         let clients = self.clients(raw.clients);
         let (routes, route_table) = self.routes(raw.routes, &clients);
@@ -149,6 +143,33 @@ impl Validator<'_> {
             routes,
             route_table: route_table?,
             warnings: std::mem::take(&mut self.warnings),
+        })
+    }
+
+    /// `admin:` — the listener, and the token that protects it.
+    fn admin(&mut self, raw: super::raw::RawAdmin) -> Option<AdminSettings> {
+        let listen = raw
+            .listen
+            .unwrap_or_else(|| defaults::ADMIN_LISTEN.to_string());
+        let listen = self.socket_addr("admin.listen", &listen);
+        let token = match self.secret_pair("admin.token", "token", raw.token, raw.token_file) {
+            SecretInput::Value(t) if t.expose().len() < 16 => {
+                self.err(
+                    "admin.token",
+                    "must be at least 16 characters (e.g. openssl rand -hex 32)",
+                );
+                None
+            }
+            SecretInput::Value(t) => Some(t),
+            SecretInput::Missing | SecretInput::Invalid => None,
+        };
+        if raw.metrics_public.is_some() && token.is_none() {
+            self.warn("admin.metrics_public: only matters with admin.token".into());
+        }
+        Some(AdminSettings {
+            listen: listen?,
+            token,
+            metrics_public: raw.metrics_public.unwrap_or(false),
         })
     }
 

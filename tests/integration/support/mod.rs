@@ -420,6 +420,8 @@ impl Proxy {
     pub async fn admin_reload(&self) -> (u16, serde_json::Value) {
         let r = client()
             .post(self.admin_url("/reload"))
+            .header("content-type", "application/json")
+            .body("{}")
             .send()
             .await
             .unwrap();

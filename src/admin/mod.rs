@@ -1,6 +1,8 @@
-//! The admin listener: `/metrics`, `/healthz`, `/readyz`, `/status`, and
-//! `POST /reload` (from loopback addresses only). It binds to loopback by
-//! default; nothing it serves holds a secret.
+//! The admin listener: `/metrics`, `/healthz`, `/readyz`, `/status`,
+//! `POST /reload` and `POST /clients/{name}/renew`. Who may use which is
+//! the guard's (`guard`): an admin token when configured, loopback for
+//! POSTs otherwise. It binds to loopback by default; nothing it serves
+//! holds a secret.
 
 use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
@@ -17,12 +19,33 @@ use crate::metrics;
 use crate::proxy::Snapshot;
 use crate::reload::{ReloadError, Reloader};
 
+mod guard;
+mod renew;
+
 pub struct AdminApp {
     pub current: Arc<ArcSwap<Snapshot>>,
     pub reloader: Arc<Reloader>,
+    pub guard: guard::Guard,
 }
 
-fn json_response(status: StatusCode, body: serde_json::Value) -> Response<Vec<u8>> {
+impl AdminApp {
+    pub fn new(
+        current: Arc<ArcSwap<Snapshot>>,
+        reloader: Arc<Reloader>,
+        settings: &crate::config::AdminSettings,
+    ) -> Self {
+        AdminApp {
+            current,
+            reloader,
+            guard: guard::Guard {
+                token: settings.token.clone(),
+                metrics_public: settings.metrics_public,
+            },
+        }
+    }
+}
+
+pub(crate) fn json_response(status: StatusCode, body: serde_json::Value) -> Response<Vec<u8>> {
     let body = serde_json::to_vec_pretty(&body).unwrap_or_default();
     Response::builder()
         .status(status)
@@ -39,10 +62,24 @@ impl AdminApp {
         &self,
         method: &Method,
         path: &str,
+        headers: &http::HeaderMap,
         peer: Option<IpAddr>,
     ) -> Response<Vec<u8>> {
+        if let Err((status, body)) = self.guard.check(method, path, headers, peer) {
+            let mut response = json_response(status, body);
+            if status == StatusCode::UNAUTHORIZED {
+                response.headers_mut().insert(
+                    http::header::WWW_AUTHENTICATE,
+                    http::HeaderValue::from_static("Bearer realm=\"bearer-proxy admin\""),
+                );
+            }
+            return response;
+        }
+        if let Some(client) = renew::client_of(path) {
+            return renew::renew(&self.current.load_full(), method, client).await;
+        }
         if path == "/reload" {
-            return self.reload(method, peer).await;
+            return self.reload(method).await;
         }
         if method != Method::GET && method != Method::HEAD {
             return json_response(
@@ -50,6 +87,10 @@ impl AdminApp {
                 json!({"error": "method_not_allowed"}),
             );
         }
+        self.read_only(path)
+    }
+
+    fn read_only(&self, path: &str) -> Response<Vec<u8>> {
         let snapshot = self.current.load_full();
         let cache = &snapshot.cache;
         match path {
@@ -95,22 +136,16 @@ impl AdminApp {
             }
             _ => json_response(
                 StatusCode::NOT_FOUND,
-                json!({"error": "not_found", "endpoints": ["/metrics", "/healthz", "/readyz", "/status", "POST /reload"]}),
+                json!({"error": "not_found", "endpoints": ["/metrics", "/healthz", "/readyz", "/status", "POST /reload", "POST /clients/{name}/renew"]}),
             ),
         }
     }
 
-    async fn reload(&self, method: &Method, peer: Option<IpAddr>) -> Response<Vec<u8>> {
+    async fn reload(&self, method: &Method) -> Response<Vec<u8>> {
         if method != Method::POST {
             return json_response(
                 StatusCode::METHOD_NOT_ALLOWED,
                 json!({"error": "method_not_allowed", "use": "POST"}),
-            );
-        }
-        if !peer.is_some_and(|ip| ip.is_loopback() || ip.to_canonical().is_loopback()) {
-            return json_response(
-                StatusCode::FORBIDDEN,
-                json!({"error": "forbidden", "message": "reload is accepted from loopback addresses only"}),
             );
         }
         match self.reloader.reload().await {
@@ -147,13 +182,15 @@ impl ServeHttp for AdminApp {
             .map(|a| a.ip());
         let req = session.req_header();
         let (method, path) = (req.method.clone(), req.uri.path().to_owned());
-        self.handle(&method, &path, peer).await
+        let headers = req.headers.clone();
+        self.handle(&method, &path, &headers, peer).await
     }
 }
 
 /// `bearer-proxy reload`: asks the proxy at `admin` to reload, prints the
 /// answer. An unspecified admin address (0.0.0.0) is reached on loopback.
-pub fn request_reload(admin: SocketAddr) -> ExitCode {
+pub fn request_reload(settings: &crate::config::AdminSettings) -> ExitCode {
+    let admin = settings.listen;
     let target = match admin.ip() {
         IpAddr::V4(ip) if ip.is_unspecified() => SocketAddr::from(([127, 0, 0, 1], admin.port())),
         IpAddr::V6(ip) if ip.is_unspecified() => {
@@ -170,11 +207,15 @@ pub fn request_reload(admin: SocketAddr) -> ExitCode {
         }
     };
     let answer = runtime.block_on(async {
-        let response = reqwest::Client::new()
+        let mut request = reqwest::Client::new()
             .post(format!("http://{target}/reload"))
-            .timeout(std::time::Duration::from_secs(120))
-            .send()
-            .await?;
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body("{}")
+            .timeout(std::time::Duration::from_secs(120));
+        if let Some(token) = &settings.token {
+            request = request.bearer_auth(token.expose());
+        }
+        let response = request.send().await?;
         let status = response.status();
         Ok::<_, reqwest::Error>((status, response.text().await?))
     });
