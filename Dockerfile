@@ -10,15 +10,16 @@ COPY src ./src
 COPY conf ./conf
 COPY benches ./benches
 COPY tests ./tests
-# The shipped proxy links none of the bundled emulator's web stack.
-RUN cargo build --release --locked --no-default-features --bin bearer-proxy
+# The shipped proxy: stripped (profile dist) and linking none of the
+# bundled emulator's web stack.
+RUN cargo build --profile dist --locked --no-default-features --bin bearer-proxy
 
 FROM debian:bookworm-slim
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin bearer-proxy
-COPY --from=build /src/target/release/bearer-proxy /usr/local/bin/bearer-proxy
+COPY --from=build /src/target/dist/bearer-proxy /usr/local/bin/bearer-proxy
 # Mount your own file over this one; the bundled one listens on all
 # interfaces, as a container must, and reads credentials from the environment.
 COPY conf/container.yaml /etc/bearer-proxy/config.yaml

@@ -7,6 +7,7 @@ mod support;
 mod access;
 mod admin;
 mod config_errors;
+mod deploy_kit;
 mod doctor;
 mod errors;
 mod fleet;
