@@ -20,6 +20,7 @@ use crate::proxy::Snapshot;
 use crate::reload::{ReloadError, Reloader};
 
 mod guard;
+mod page;
 mod renew;
 
 pub struct AdminApp {
@@ -87,6 +88,9 @@ impl AdminApp {
                 json!({"error": "method_not_allowed"}),
             );
         }
+        if let Some(asset) = page::asset(path) {
+            return asset;
+        }
         self.read_only(path)
     }
 
@@ -103,7 +107,12 @@ impl AdminApp {
                     .body(body)
                     .expect("static response parts are valid")
             }
-            "/healthz" => json_response(StatusCode::OK, json!({"status": "ok"})),
+            // Whether the other endpoints need the admin token: the status
+            // page asks for it before calling them.
+            "/healthz" => json_response(
+                StatusCode::OK,
+                json!({"status": "ok", "admin_token": self.guard.token.is_some()}),
+            ),
             "/readyz" => {
                 let waiting: Vec<String> = cache
                     .slots()
@@ -127,7 +136,9 @@ impl AdminApp {
                     StatusCode::OK,
                     json!({
                         "version": env!("CARGO_PKG_VERSION"),
+                        "config_loaded_at": snapshot.loaded_at,
                         "ready": cache.is_ready(),
+                        "route_stats": route_stats(),
                         "shared_cache": cache.shared_status(),
                         "routes": routes,
                         "clients": clients,
@@ -171,6 +182,27 @@ impl AdminApp {
             ),
         }
     }
+}
+
+/// Answers so far per route and status, from the requests counter: the
+/// status page turns successive readings into "the last minutes".
+fn route_stats() -> serde_json::Value {
+    use prometheus::core::Collector;
+    let mut stats = serde_json::Map::new();
+    for family in metrics::metrics().requests.collect() {
+        for m in family.get_metric() {
+            let label = |name: &str| {
+                m.get_label()
+                    .iter()
+                    .find(|l| l.name() == name)
+                    .map(|l| l.value().to_string())
+                    .unwrap_or_default()
+            };
+            let route = stats.entry(label("route")).or_insert_with(|| json!({}));
+            route[label("status")] = json!(m.get_counter().get_value() as u64);
+        }
+    }
+    serde_json::Value::Object(stats)
 }
 
 #[async_trait]

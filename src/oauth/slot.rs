@@ -46,6 +46,8 @@ struct SlotState {
     last_outcome: Option<&'static str>,
     successes: u64,
     failures: u64,
+    /// Fetches the token URL's rate ceiling made wait.
+    rate_waits: u64,
 }
 
 /// Metric handles resolved once per slot, so a cache hit touches no label map.
@@ -326,7 +328,9 @@ impl TokenSlot {
     /// One request to the identity service, counted by grant and outcome;
     /// returns when it was sent (after the rate ceiling let it go).
     async fn attempt(&self, step: &Step<'_>) -> (Result<TokenResponse, FetchError>, Instant) {
-        self.endpoint.pace().await;
+        if self.endpoint.pace().await {
+            lock(&self.state).rate_waits += 1;
+        }
         let sent = Instant::now();
         let result = self.endpoint.send(step, &self.scopes).await;
         let outcome = match &result {
@@ -491,6 +495,12 @@ impl TokenSlot {
             client: self.client.name.clone(),
             scopes: self.scopes.clone(),
             token_valid: token.as_ref().is_some_and(|t| t.is_usable(now)),
+            renewing: lock(&self.inflight).is_some(),
+            next_renewal_at: token.as_ref().map(|t| {
+                let ahead = t.renew_at.saturating_duration_since(now).as_secs_f64();
+                crate::clock::rfc3339(crate::clock::unix_now() + ahead)
+            }),
+            rate_waits: state.rate_waits,
             token_expires_at: token
                 .as_ref()
                 .map(|t| crate::clock::rfc3339(t.expires_at_unix)),
@@ -539,6 +549,12 @@ pub struct SlotStatus {
     pub client: String,
     pub scopes: Vec<String>,
     pub token_valid: bool,
+    /// A fetch is running right now.
+    pub renewing: bool,
+    /// When the refresher renews the current token.
+    pub next_renewal_at: Option<String>,
+    /// Fetches that waited for the token URL's rate ceiling.
+    pub rate_waits: u64,
     pub token_expires_at: Option<String>,
     pub token_fetched_at: Option<String>,
     pub last_fetch_at: Option<String>,

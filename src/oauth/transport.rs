@@ -62,7 +62,7 @@ impl TokenEndpoint {
         step: &Step<'_>,
         scopes: &[String],
     ) -> Result<TokenResponse, FetchError> {
-        self.pace().await;
+        let _ = self.pace().await;
         self.send(step, scopes).await
     }
 
@@ -71,17 +71,20 @@ impl TokenEndpoint {
     /// its request left, not from when it joined the queue: dated from the
     /// queue, tokens fetched together under the ceiling all come due
     /// together again.
-    pub async fn pace(&self) {
-        if let Some(ceiling) = &self.ceiling {
-            let waited = ceiling.acquire().await;
-            if !waited.is_zero() {
-                tracing::debug!(
-                    client = self.client.name.as_str(),
-                    waited_ms = waited.as_millis() as u64,
-                    "token request paced by the rate ceiling"
-                );
-            }
+    /// Returns whether the ceiling made the request wait.
+    pub async fn pace(&self) -> bool {
+        let Some(ceiling) = &self.ceiling else {
+            return false;
+        };
+        let waited = ceiling.acquire().await;
+        if !waited.is_zero() {
+            tracing::debug!(
+                client = self.client.name.as_str(),
+                waited_ms = waited.as_millis() as u64,
+                "token request paced by the rate ceiling"
+            );
         }
+        !waited.is_zero()
     }
 
     /// Sends one token request now: the grant `step` for `scopes`, with

@@ -34,6 +34,8 @@ pub struct LiveRoute {
 /// Everything the request path reads, built once from a [`Config`].
 pub struct Snapshot {
     pub limits: Limits,
+    /// When this configuration was loaded (RFC 3339), for `/status`.
+    pub loaded_at: String,
     /// `Allow` of a 405 for TRACE or CONNECT: the default methods.
     pub default_allow: HeaderValue,
     pub routes: Vec<LiveRoute>,
@@ -91,6 +93,7 @@ impl Snapshot {
             .filter_map(|m| http::Method::from_bytes(m.as_bytes()).ok())
             .collect();
         Ok(Snapshot {
+            loaded_at: crate::clock::rfc3339(crate::clock::unix_now()),
             default_allow: super::path_policy::allow_header(&defaults),
             limits: config.server.limits,
             routes,

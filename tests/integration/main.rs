@@ -19,6 +19,7 @@ mod path_policy;
 mod reload;
 mod routing;
 mod shutdown;
+mod status_page;
 mod streaming;
 mod tls_listener;
 mod tls_upstream;

@@ -1,0 +1,185 @@
+// The admin status page: reads /status every five seconds (with the admin
+// token when the listener has one), renders with textContent only (error
+// texts come from the identity service), and renews a client on request.
+"use strict";
+
+const POLL_MS = 5000;
+const WINDOW_MS = 5 * 60 * 1000;
+const history = []; // [{at, stats}] readings of route_stats
+let status = null;
+const renewResults = {}; // client name → text of its last renewal
+
+const token = () => sessionStorage.getItem("bp-admin-token") || "";
+
+function headers(extra) {
+  const h = Object.assign({}, extra);
+  if (token()) h.Authorization = "Bearer " + token();
+  return h;
+}
+
+function el(tag, attrs, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (k === "class") e.className = v; else e.setAttribute(k, v);
+  }
+  for (const c of children) e.append(c instanceof Node ? c : document.createTextNode(String(c ?? "")));
+  return e;
+}
+
+function countdown(iso) {
+  if (!iso) return "—";
+  const s = Math.round((Date.parse(iso) - Date.now()) / 1000);
+  if (s <= 0) return "now (" + iso + ")";
+  const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), sec = s % 60;
+  return (h ? h + "h " : "") + (h || m ? m + "m " : "") + sec + "s";
+}
+
+function stateOf(c) {
+  if (!c.token_valid) return "failing";
+  if (c.renewing || c.consecutive_failures > 0) return "renewing";
+  return "valid";
+}
+
+function row(dl, label, value, cls) {
+  const dd = el("dd", cls ? { class: cls } : {}, value);
+  dl.append(el("dt", {}, label), dd);
+  return dd;
+}
+
+function clientCard(c) {
+  const key = c.client + " " + c.scopes.join(" ");
+  const state = stateOf(c);
+  const card = el("div", { class: "card", "data-client": c.client, "data-key": key });
+  const renew = el("button", { class: "renew", type: "button" }, "renew now");
+  const result = el("span", { class: "result" }, renewResults[c.client] || "");
+  renew.addEventListener("click", () => renewClient(c.client, renew, result));
+  card.append(el("h3", {}, c.client, el("span", { class: "state " + state }, state), renew, result));
+  const dl = el("dl");
+  row(dl, "scopes", c.scopes.join(" "));
+  row(dl, "expires in", countdown(c.token_expires_at), "countdown expires").dataset.at = c.token_expires_at || "";
+  row(dl, "next renewal in", countdown(c.next_renewal_at), "countdown renewal").dataset.at = c.next_renewal_at || "";
+  row(dl, "token from", c.token_source === "shared" ? "shared cache" : "identity service");
+  row(dl, "last fetch", (c.last_outcome || "—") + (c.last_fetch_at ? " at " + c.last_fetch_at : ""));
+  if (c.last_error) row(dl, "last error", c.last_error, "error");
+  if (c.last_idp_error) row(dl, "identity service said", c.last_idp_error);
+  if (c.last_ecid) row(dl, "ecid", c.last_ecid);
+  row(dl, "fetches", "", "fetches").append(
+    el("span", { class: "successes" }, c.fetch_successes), " ok, ",
+    el("span", { class: "failures" }, c.fetch_failures), " failed, ",
+    el("span", { class: "rate-waits" }, c.rate_waits), " waited for the rate ceiling");
+  card.append(dl);
+  if (c.upstream_refusal) card.append(episodeOf(c.upstream_refusal));
+  return card;
+}
+
+function episodeOf(e) {
+  const box = el("div", { class: "episode" });
+  box.append(el("strong", {}, (e.active ? "Upstream refuses fresh tokens" : "Last upstream refusal") + " on route " + e.route));
+  const dl = el("dl");
+  row(dl, "since", e.started_at);
+  row(dl, "cool-down until", e.cooldown_until);
+  row(dl, "upstream answered", e.status + (e.www_authenticate ? " — " + e.www_authenticate : ""));
+  row(dl, "token aud / scope", JSON.stringify(e.token_aud) + " / " + (e.token_scope || "—"));
+  row(dl, "upstream host", e.upstream_host);
+  row(dl, "401s passed on", e.passed_through);
+  row(dl, "likely cause", "the confidential application lacks the ServiceInvoker role on the Oracle Integration instance, or the scope's audience is not the instance's primary audience");
+  box.append(dl);
+  return box;
+}
+
+function routesTable() {
+  const now = Date.now();
+  const old = history.find(h => now - h.at <= WINDOW_MS) || history[0];
+  const latest = history[history.length - 1];
+  const table = el("table", {}, el("tr", {}, el("th", {}, "route"), el("th", {}, "last 5 min"),
+    el("th", {}, "by status, last 5 min"), el("th", {}, "by status, since start")));
+  for (const route of Object.keys(latest.stats).sort()) {
+    const counts = latest.stats[route], before = (old && old.stats[route]) || {};
+    const delta = {};
+    let total = 0;
+    for (const [code, n] of Object.entries(counts)) {
+      const d = n - (before[code] || 0);
+      if (d > 0) { delta[code] = d; total += d; }
+    }
+    const list = o => Object.entries(o).sort().map(([code, n]) => code + ": " + n).join(", ") || "—";
+    table.append(el("tr", { "data-route": route }, el("td", {}, route), el("td", {}, total),
+      el("td", {}, list(delta)), el("td", {}, list(counts))));
+  }
+  return table;
+}
+
+function render() {
+  document.getElementById("summary").textContent =
+    "version " + status.version + " · configuration loaded " + status.config_loaded_at + " · " + (status.ready ? "ready" : "not ready");
+  const clients = document.getElementById("clients");
+  clients.replaceChildren(...status.clients.map(clientCard));
+  document.getElementById("routes").replaceChildren(routesTable());
+  const s = status.shared_cache;
+  document.getElementById("shared").textContent = s
+    ? "Redis " + s.url + " (prefix " + s.key_prefix + "): " + (s.healthy ? "healthy" : "unavailable — each replica fetches its own tokens") + (s.last_error ? "; last error: " + s.last_error : "")
+    : "memory backend: this replica keeps its own tokens";
+  document.getElementById("updated").textContent = "updated " + new Date().toLocaleTimeString();
+}
+
+async function poll() {
+  if (needsToken && !token()) { showLogin(); return; }
+  try {
+    const r = await fetch("/status", { headers: headers(), cache: "no-store" });
+    if (r.status === 401) { showLogin(); return; }
+    if (!r.ok) throw new Error("HTTP " + r.status);
+    status = await r.json();
+    history.push({ at: Date.now(), stats: status.route_stats });
+    while (history.length > 1 && Date.now() - history[0].at > WINDOW_MS) history.shift();
+    document.getElementById("login").hidden = true;
+    render();
+  } catch (e) {
+    document.getElementById("updated").textContent = "cannot read /status: " + e.message;
+  }
+}
+
+async function renewClient(name, button, result) {
+  button.disabled = true;
+  result.textContent = "renewing…";
+  try {
+    const r = await fetch("/clients/" + encodeURIComponent(name) + "/renew", {
+      method: "POST", headers: headers({ "Content-Type": "application/json" }), body: "{}",
+    });
+    const body = await r.json();
+    renewResults[name] = (body.renewed || []).map(x => x.outcome + (x.error ? ": " + x.error : "")).join("; ") || body.message || ("HTTP " + r.status);
+  } catch (e) {
+    renewResults[name] = "renew failed: " + e.message;
+  }
+  result.textContent = renewResults[name];
+  button.disabled = false;
+  await poll();
+}
+
+function showLogin() {
+  document.getElementById("login").hidden = false;
+  document.getElementById("summary").textContent = "this admin listener needs its token";
+}
+
+function tick() {
+  for (const dd of document.querySelectorAll(".countdown")) dd.textContent = countdown(dd.dataset.at);
+}
+
+let needsToken = false;
+
+async function start() {
+  try {
+    const r = await fetch("/healthz", { cache: "no-store" });
+    needsToken = (await r.json()).admin_token === true;
+  } catch (e) {
+    document.getElementById("updated").textContent = "cannot reach the admin listener: " + e.message;
+  }
+  poll();
+  setInterval(poll, POLL_MS);
+  setInterval(tick, 1000);
+}
+
+document.getElementById("login").addEventListener("submit", ev => {
+  ev.preventDefault();
+  sessionStorage.setItem("bp-admin-token", document.getElementById("token").value);
+  poll();
+});
+start();

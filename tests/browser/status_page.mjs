@@ -1,0 +1,47 @@
+// The status page in a real browser. Loads it from a running proxy's admin
+// listener, signs in with the admin token, waits for the client rows,
+// checks the states shown for a healthy client and for one whose identity
+// service is down, clicks "renew now" on the healthy one and waits for its
+// fetch count to move, saves a screenshot, and fails on any console error.
+//   usage: node status_page.mjs <admin url> <token> <healthy> <failing> <screenshot.png>
+import { chromium } from "playwright-core";
+
+const [url, token, healthy, failing, shot] = process.argv.slice(2);
+const browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: ["--no-sandbox"] });
+const errors = [];
+try {
+  const page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
+  page.on("console", m => { if (m.type() === "error") errors.push("console: " + m.text()); });
+  page.on("pageerror", e => errors.push("page: " + e.message));
+  await page.goto(url);
+  await page.waitForSelector("#login:not([hidden])");
+  await page.fill("#token", token);
+  await page.click("#use-token");
+  const card = name => `[data-client="${name}"]`;
+  await page.waitForSelector(card(healthy) + " .state");
+  await page.waitForSelector(card(failing) + " .state");
+  const state = async name => (await page.textContent(card(name) + " .state")).trim();
+  if (await state(healthy) !== "valid") throw new Error(`${healthy} shows ${await state(healthy)}, not valid`);
+  if (await state(failing) !== "failing") throw new Error(`${failing} shows ${await state(failing)}, not failing`);
+  const failingText = await page.textContent(card(failing));
+  if (!failingText.includes("idp_unavailable")) throw new Error(`no outcome shown for ${failing}: ${failingText}`);
+  const before = await page.textContent(card(healthy) + " .successes");
+  await page.click(card(healthy) + " button.renew");
+  await page.waitForFunction(
+    ([sel, b]) => document.querySelector(sel)?.textContent !== b,
+    [card(healthy) + " .successes", before],
+    { timeout: 10000 },
+  );
+  const after = await page.textContent(card(healthy) + " .successes");
+  await page.waitForSelector("[data-route]");
+  await page.screenshot({ path: shot, fullPage: true });
+  console.log(`status page ok: ${healthy} valid, ${failing} failing, fetches ${before} -> ${after}`);
+} catch (e) {
+  errors.push(e.message);
+} finally {
+  await browser.close();
+}
+if (errors.length) {
+  console.error(errors.join("\n"));
+  process.exit(1);
+}

@@ -1,0 +1,59 @@
+//! The admin status page in a real browser (Debian's chromium, driven by
+//! playwright-core from tests/browser/status_page.mjs): a healthy client,
+//! one whose identity service is down, "renew now", no console error.
+
+use std::path::Path;
+
+use crate::support::*;
+
+const TOKEN: &str = "status-page-token-0123456789";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_status_page_shows_client_states_and_renews_in_a_real_browser() {
+    let (idp, upstream) = (Idp::start().await, Upstream::start().await);
+    let mut config = ProxyConfig::new(&idp, &upstream);
+    let down = RawClient {
+        token_url: Some(format!("http://127.0.0.1:{}/oauth2/v1/token", free_port())),
+        ..oic_client(&idp)
+    };
+    config.raw.clients.insert("backoffice".into(), down);
+    config.raw.routes.push(RawRoute::open(
+        "backoffice",
+        "/backoffice/",
+        &upstream.url(),
+        "backoffice",
+    ));
+    config.raw.admin.token = Some(TOKEN.into());
+    config.server().startup_token_wait = ms(300);
+    let proxy = Proxy::start(&config).await;
+    assert_eq!(get_status(proxy.url("/x")).await, 200);
+    assert_eq!(get_status(proxy.url("/backoffice/x")).await, 503);
+
+    let browser = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    assert!(
+        browser.join("node_modules/playwright-core").is_dir(),
+        "playwright-core is missing: .ci/install-deps installs it"
+    );
+    let shot = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/status-page.png");
+    let mut cmd = std::process::Command::new("node");
+    cmd.current_dir(&browser)
+        .arg("status_page.mjs")
+        .arg(proxy.admin_url("/"))
+        .args([TOKEN, "oic", "backoffice"])
+        .arg(&shot);
+    let out = tokio::task::spawn_blocking(move || cmd.output().expect("node runs"))
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(shot.is_file(), "screenshot saved under target/");
+    assert_eq!(
+        idp.state.request_count(),
+        2,
+        "the start-up fetch and the renewal"
+    );
+}
