@@ -114,13 +114,13 @@ mod tests {
         let none = headers(&[]);
         let good = headers(&[("authorization", "Bearer 0123456789abcdef-admin")]);
         let bad = headers(&[("authorization", "Bearer 0123456789abcdef-admiN")]);
-        for path in ["/healthz", "/readyz", "/metrics"] {
+        for path in ["/healthz", "/readyz", "/metrics", "/", "/page.js"] {
             assert!(
                 guard.check(&Method::GET, path, &none, remote).is_ok(),
                 "{path}"
             );
         }
-        for path in ["/status", "/"] {
+        for path in ["/status", "/clients/oic/renew"] {
             assert_eq!(
                 guard.check(&Method::GET, path, &bad, remote).unwrap_err().0,
                 401
