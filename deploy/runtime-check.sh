@@ -11,11 +11,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 started=$(date +%s)
-BIN=${1:-target/dist/bearer-proxy}
+TARGET=${CARGO_TARGET_DIR:-$PWD/target}
+BIN=${1:-$TARGET/dist/bearer-proxy}
 [ -x "$BIN" ] || cargo build --quiet --profile dist --locked --no-default-features --bin bearer-proxy
-HOST_BP=target/debug/bearer-proxy   # the test build: it has the emulator
+HOST_BP=$TARGET/debug/bearer-proxy   # the test build: it has the emulator
 [ -x "$HOST_BP" ] || cargo build --quiet --bin bearer-proxy
-ROOT=$PWD/target/runtime-rootfs
+ROOT=$TARGET/runtime-rootfs
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 if [ ! -f "$ROOT/.complete" ]; then
     command -v debootstrap >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends debootstrap >/dev/null
