@@ -10,6 +10,15 @@ pub fn one_worker() -> Result<tokio::runtime::Runtime, RuntimeError> {
         .map_err(RuntimeError)
 }
 
+/// [`one_worker`] for a command: on failure the error is printed and the
+/// command's exit status returned.
+pub fn for_command() -> Result<tokio::runtime::Runtime, std::process::ExitCode> {
+    one_worker().map_err(|e| {
+        eprintln!("error: {e}");
+        std::process::ExitCode::FAILURE
+    })
+}
+
 /// The operating system refused the runtime's threads or I/O driver.
 #[derive(Debug, thiserror::Error)]
 #[error("cannot start runtime: {0}")]

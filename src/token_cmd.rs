@@ -62,12 +62,9 @@ pub fn run(config: &Config, req: &Request) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let runtime = match crate::runtime::one_worker() {
+    let runtime = match crate::runtime::for_command() {
         Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     let response = match runtime.block_on(endpoint.request(&Step::Primary, &scopes)) {
         Ok(r) => r,

@@ -231,12 +231,9 @@ pub fn request_reload(settings: &crate::config::AdminSettings) -> ExitCode {
         _ => admin,
     };
     crate::tls::install_crypto_provider();
-    let runtime = match crate::runtime::one_worker() {
+    let runtime = match crate::runtime::for_command() {
         Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     let answer = runtime.block_on(async {
         let mut request = reqwest::Client::new()

@@ -44,12 +44,9 @@ pub fn run(config: &Config, req: &Request) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match crate::runtime::one_worker() {
+    let runtime = match crate::runtime::for_command() {
         Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     let report = runtime.block_on(examine(&clients, &routes));
     if req.json {

@@ -25,12 +25,9 @@ pub fn emulator(
             }
         }
     }
-    let runtime = match crate::runtime::one_worker() {
+    let runtime = match crate::runtime::for_command() {
         Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     runtime.block_on(async move {
         let listener = match tokio::net::TcpListener::bind(listen).await {

@@ -254,14 +254,7 @@ async fn a_new_replica_with_a_warm_cache_is_ready_without_a_token_request() {
         "ready with zero token requests"
     );
     all_ok(&[&d], 10).await;
-    let status: serde_json::Value = client()
-        .get(d.admin_url("/status"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let status: serde_json::Value = d.status_json().await;
     assert_eq!(status["clients"][0]["token_source"], "shared", "{status}");
     assert_eq!(status["shared_cache"]["healthy"], true);
     assert_eq!(status["shared_cache"]["backend"], "redis");
@@ -321,11 +314,7 @@ async fn a_corrupted_entry_is_counted_refetched_and_replaced() {
     );
     let key = cache_key();
     let _a = replica(&idp, &upstream, &redis, &key).await;
-    let (slot_key, _) = redis
-        .dump()
-        .into_iter()
-        .find(|(k, _)| k.contains(":slot:"))
-        .unwrap();
+    let slot_key = redis.slot_key();
     let _: () = redis::cmd("SET")
         .arg(&slot_key)
         .arg("garbage")
@@ -470,11 +459,7 @@ async fn a_lock_left_by_a_dead_replica_expires_and_the_next_one_fetches() {
     );
     let key = cache_key();
     let a = replica(&idp, &upstream, &redis, &key).await;
-    let (slot_key, _) = redis
-        .dump()
-        .into_iter()
-        .find(|(k, _)| k.contains(":slot:"))
-        .unwrap();
+    let slot_key = redis.slot_key();
     drop(a);
     // The entry is gone and a "dead" owner holds the lock for 1.5 s.
     let lock_key = slot_key.replace(":slot:", ":lock:");

@@ -94,14 +94,7 @@ async fn after_the_cool_down_one_renewal_tries_again_and_status_shows_the_episod
     let proxy = Proxy::start(&config).await;
     assert_upstream_401(client().get(proxy.url("/a")).send().await.unwrap()).await;
     assert_eq!(idp.state.request_count(), 2);
-    let status: serde_json::Value = client()
-        .get(proxy.admin_url("/status"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let status: serde_json::Value = proxy.status_json().await;
     let episode = &status["clients"][0]["upstream_refusal"];
     assert_eq!(episode["route"], "main", "{status}");
     assert_eq!(episode["active"], true);
@@ -115,14 +108,7 @@ async fn after_the_cool_down_one_renewal_tries_again_and_status_shows_the_episod
     assert!(!status.to_string().contains("eyJ"), "no token in /status");
     // Once the cool-down has passed, the next 401 gets one renewal.
     let cooled = || async {
-        let s: serde_json::Value = client()
-            .get(proxy.admin_url("/status"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let s: serde_json::Value = proxy.status_json().await;
         s["clients"][0]["upstream_refusal"]["active"] == false
     };
     assert!(eventually(Duration::from_secs(5), cooled).await);

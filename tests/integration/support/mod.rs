@@ -457,6 +457,18 @@ impl Proxy {
         }
     }
 
+    /// `GET /status` on the admin listener, as JSON.
+    pub async fn status_json(&self) -> serde_json::Value {
+        client()
+            .get(self.admin_url("/status"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
     pub async fn metrics(&self) -> String {
         client()
             .get(self.admin_url("/metrics"))
@@ -642,6 +654,15 @@ impl Redis {
             .unwrap()
             .get_connection()
             .unwrap()
+    }
+
+    /// The Redis key of the (first) token slot.
+    pub fn slot_key(&self) -> String {
+        self.dump()
+            .into_iter()
+            .map(|(k, _)| k)
+            .find(|k| k.contains(":slot:"))
+            .expect("a slot entry in Redis")
     }
 
     /// Every key and its raw value.
