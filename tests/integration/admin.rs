@@ -30,6 +30,18 @@ async fn call(
     )
 }
 
+/// `POST /clients/oic/renew` with the token.
+async fn renew(proxy: &Proxy) -> (u16, serde_json::Value) {
+    call(
+        proxy,
+        reqwest::Method::POST,
+        "/clients/oic/renew",
+        Some(TOKEN),
+        true,
+    )
+    .await
+}
+
 async fn protected(idp: &Idp, upstream: &Upstream, metrics_public: bool) -> Proxy {
     let mut config = ProxyConfig::new(idp, upstream);
     config.raw.admin.token_file = Some("admin.token".into());
@@ -107,14 +119,7 @@ async fn renew_fetches_a_fresh_token_now_and_says_how_it_went() {
     let proxy = protected(&idp, &upstream, false).await;
     use reqwest::Method;
     assert_eq!(idp.state.request_count(), 1);
-    let (status, body) = call(
-        &proxy,
-        Method::POST,
-        "/clients/oic/renew",
-        Some(TOKEN),
-        true,
-    )
-    .await;
+    let (status, body) = renew(&proxy).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["renewed"][0]["outcome"], "success");
     assert!(body["renewed"][0]["expires_at"].is_string());
@@ -147,14 +152,7 @@ async fn renew_fetches_a_fresh_token_now_and_says_how_it_went() {
     // The identity service failing: the old token stays, the answer says why.
     idp.state
         .set_mode(bearer_proxy::emulator::Mode::ServerError);
-    let (status, body) = call(
-        &proxy,
-        Method::POST,
-        "/clients/oic/renew",
-        Some(TOKEN),
-        true,
-    )
-    .await;
+    let (status, body) = renew(&proxy).await;
     assert_eq!(status, 502, "{body}");
     assert_eq!(body["renewed"][0]["outcome"], "idp_unavailable");
     assert_eq!(

@@ -8,8 +8,31 @@ use crate::support::*;
 
 const SHARED: &str = "bearer_proxy_shared_cache_total";
 
+/// The identity service, the upstream and a Redis for one fleet.
+async fn services() -> (Idp, Upstream, Redis) {
+    (
+        Idp::start().await,
+        Upstream::start().await,
+        Redis::start().await,
+    )
+}
+
 async fn replica(idp: &Idp, upstream: &Upstream, redis: &Redis, key: &str) -> Proxy {
     Proxy::start(&ProxyConfig::new(idp, upstream).shared(redis, key, None)).await
+}
+
+/// Three replicas starting together.
+async fn three_replicas(
+    idp: &Idp,
+    upstream: &Upstream,
+    redis: &Redis,
+    key: &str,
+) -> (Proxy, Proxy, Proxy) {
+    tokio::join!(
+        replica(idp, upstream, redis, key),
+        replica(idp, upstream, redis, key),
+        replica(idp, upstream, redis, key),
+    )
 }
 
 /// `count` GETs spread over `proxies`, all at once; panics on any failure.
@@ -37,17 +60,9 @@ async fn shared_metric(proxy: &Proxy, result: &str) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_replicas_starting_together_make_one_token_request_for_300_requests() {
-    let (idp, upstream, redis) = (
-        Idp::start().await,
-        Upstream::start().await,
-        Redis::start().await,
-    );
+    let (idp, upstream, redis) = services().await;
     let key = cache_key();
-    let (a, b, c) = tokio::join!(
-        replica(&idp, &upstream, &redis, &key),
-        replica(&idp, &upstream, &redis, &key),
-        replica(&idp, &upstream, &redis, &key),
-    );
+    let (a, b, c) = three_replicas(&idp, &upstream, &redis, &key).await;
     all_ok(&[&a, &b, &c], 300).await;
     assert_eq!(idp.state.request_count(), 1, "one token for the fleet");
     let mut published = 0.0;
@@ -90,18 +105,10 @@ async fn load_until(proxies: &[&Proxy], stop: std::time::Instant) -> (usize, Opt
 /// never closer than a renewal apart) and no request fails.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn renewals_cost_one_request_each_for_the_fleet_sampled_over_40_seconds() {
-    let (idp, upstream, redis) = (
-        Idp::start().await,
-        Upstream::start().await,
-        Redis::start().await,
-    );
+    let (idp, upstream, redis) = services().await;
     idp.state.set_token_lifetime(Duration::from_secs(10));
     let key = cache_key();
-    let (a, b, c) = tokio::join!(
-        replica(&idp, &upstream, &redis, &key),
-        replica(&idp, &upstream, &redis, &key),
-        replica(&idp, &upstream, &redis, &key),
-    );
+    let (a, b, c) = three_replicas(&idp, &upstream, &redis, &key).await;
     let stop = std::time::Instant::now() + Duration::from_secs(40);
     let (answered, failure) = load_until(&[&a, &b, &c], stop).await;
     assert_eq!(failure, None, "after {answered} answers");
@@ -127,11 +134,7 @@ async fn renewals_cost_one_request_each_for_the_fleet_sampled_over_40_seconds() 
 /// one back before releasing the lock) and no request fails.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rotating_refresh_tokens_never_race_across_replicas_sampled_over_20_seconds() {
-    let (idp, upstream, redis) = (
-        Idp::start().await,
-        Upstream::start().await,
-        Redis::start().await,
-    );
+    let (idp, upstream, redis) = services().await;
     idp.state.set_token_lifetime(Duration::from_secs(4));
     let key = cache_key();
     let config = || {
@@ -170,18 +173,10 @@ async fn rotating_refresh_tokens_never_race_across_replicas_sampled_over_20_seco
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_down_under_load_fails_no_request_and_sharing_resumes_after_restart() {
-    let (idp, upstream, mut redis) = (
-        Idp::start().await,
-        Upstream::start().await,
-        Redis::start().await,
-    );
+    let (idp, upstream, mut redis) = services().await;
     idp.state.set_token_lifetime(Duration::from_secs(4));
     let key = cache_key();
-    let (a, b, c) = tokio::join!(
-        replica(&idp, &upstream, &redis, &key),
-        replica(&idp, &upstream, &redis, &key),
-        replica(&idp, &upstream, &redis, &key),
-    );
+    let (a, b, c) = three_replicas(&idp, &upstream, &redis, &key).await;
     redis.stop();
     // Tokens renew every ~3 s: each replica now renews on its own.
     let (answered, failure) = load_until(
@@ -238,11 +233,7 @@ async fn published_total(proxies: &[&Proxy]) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_replica_with_a_warm_cache_is_ready_without_a_token_request() {
-    let (idp, upstream, redis) = (
-        Idp::start().await,
-        Upstream::start().await,
-        Redis::start().await,
-    );
+    let (idp, upstream, redis) = services().await;
     let key = cache_key();
     let a = replica(&idp, &upstream, &redis, &key).await;
     assert_eq!(idp.state.request_count(), 1);
@@ -263,11 +254,7 @@ async fn a_new_replica_with_a_warm_cache_is_ready_without_a_token_request() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rotated_key_reads_old_entries_and_a_foreign_key_refetches() {
-    let (idp, upstream, redis) = (
-        Idp::start().await,
-        Upstream::start().await,
-        Redis::start().await,
-    );
+    let (idp, upstream, redis) = services().await;
     let (old, new) = (cache_key(), cache_key());
     let a = replica(&idp, &upstream, &redis, &old).await;
     // Rotation step: the new key seals, the old one still opens.
@@ -307,11 +294,7 @@ async fn a_rotated_key_reads_old_entries_and_a_foreign_key_refetches() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_corrupted_entry_is_counted_refetched_and_replaced() {
-    let (idp, upstream, redis) = (
-        Idp::start().await,
-        Upstream::start().await,
-        Redis::start().await,
-    );
+    let (idp, upstream, redis) = services().await;
     let key = cache_key();
     let _a = replica(&idp, &upstream, &redis, &key).await;
     let slot_key = redis.slot_key();
@@ -336,11 +319,7 @@ async fn a_corrupted_entry_is_counted_refetched_and_replaced() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nothing_in_redis_is_readable_without_the_key() {
-    let (idp, upstream, redis) = (
-        Idp::start().await,
-        Upstream::start().await,
-        Redis::start().await,
-    );
+    let (idp, upstream, redis) = services().await;
     let key = cache_key();
     let mut config = ProxyConfig::new(&idp, &upstream).shared(&redis, &key, None);
     let client = config.client();
@@ -452,11 +431,7 @@ async fn replicas_find_the_primary_through_sentinel_before_and_after_a_failover(
 /// and the next replica fetches then.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lock_left_by_a_dead_replica_expires_and_the_next_one_fetches() {
-    let (idp, upstream, redis) = (
-        Idp::start().await,
-        Upstream::start().await,
-        Redis::start().await,
-    );
+    let (idp, upstream, redis) = services().await;
     let key = cache_key();
     let a = replica(&idp, &upstream, &redis, &key).await;
     let slot_key = redis.slot_key();
@@ -492,11 +467,7 @@ async fn a_lock_left_by_a_dead_replica_expires_and_the_next_one_fetches() {
 /// unavailable: the replica fetches on its own and counts a timeout.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_redis_times_out_and_the_replica_fetches_on_its_own() {
-    let (idp, upstream, redis) = (
-        Idp::start().await,
-        Upstream::start().await,
-        Redis::start().await,
-    );
+    let (idp, upstream, redis) = services().await;
     let key = cache_key();
     let url = redis.url();
     let sleeper = std::thread::spawn(move || {
