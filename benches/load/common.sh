@@ -4,6 +4,7 @@
 # Expects: cd to the repository, BASE_PORT optional.
 BASE=${BASE_PORT:-18400}
 UP=$((BASE + 43)) NGX=$((BASE + 1)) FLR=$((BASE + 2)) BPX=$((BASE + 3)) ADM=$((BASE + 4)) IDP=$((BASE + 5))
+HAP=$((BASE + 6)) CDY=$((BASE + 7))
 
 need() { command -v "$1" >/dev/null 2>&1; }
 
@@ -23,10 +24,10 @@ AWK_STATS='
 function median(a, n,   i, j, x) { for (i = 2; i <= n; i++) { x = a[i]; for (j = i - 1; j > 0 && a[j] > x; j--) a[j + 1] = a[j]; a[j + 1] = x } return (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2 }
 function spread(a, n,   m) { m = median(a, n); return sprintf("%.3f (%.3f..%.3f)", m, a[1], a[n]) }
 '
-if ! need wrk || ! need nginx || ! need openssl; then
+if ! need wrk || ! need nginx || ! need openssl || ! need haproxy || ! need caddy; then
     sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo
     $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq wrk nginx-light openssl >/dev/null
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq wrk nginx-light openssl haproxy caddy >/dev/null
 fi
 .ci/install-deps
 cargo build --release --quiet --bin bearer-proxy --example pingora_floor

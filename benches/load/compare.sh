@@ -5,6 +5,10 @@
 # Systems, alternated in every round with identical settings:
 #   direct         wrk straight to the HTTPS upstream (reference only)
 #   nginx          nginx reverse proxy adding a fixed Authorization header
+#   haproxy        HAProxy (Debian's), `http-request set-header Authorization`,
+#                  nbthread = the thread setting
+#   caddy          Caddy (Debian's, Go), `header_up Authorization`,
+#                  GOMAXPROCS = the thread setting
 #   pingora-floor  minimal pingora proxy adding a fixed header (benches/load/pingora_floor.rs)
 #   bearer-proxy   the real binary: one route, API-key access check, token
 #                  from the cache (the bundled emulator is the identity service)
@@ -90,6 +94,56 @@ for t in $THREADS; do
     pids+=("$floor_pid")
     wait_port "$FLR"
 
+    # HAProxy: the thread setting as nbthread, the same token, HTTPS
+    # upstream verified with keep-alive (http-reuse always).
+    cat > "$work/haproxy$t.cfg" <<EOF
+global
+    nbthread $t
+    maxconn 8000
+defaults
+    mode http
+    timeout connect 5s
+    timeout client 60s
+    timeout server 60s
+frontend fe
+    bind 127.0.0.1:$HAP
+    http-request set-header Host localhost
+    http-request set-header Authorization "Bearer $BENCH_TOKEN"
+    default_backend oic
+backend oic
+    http-reuse always
+    server up 127.0.0.1:$UP ssl verify required verifyhost localhost ca-file $work/ca.pem sni str(localhost)
+EOF
+    haproxy -f "$work/haproxy$t.cfg" >/dev/null 2>&1 &
+    hap_pid=$!
+    pids+=("$hap_pid")
+    wait_port "$HAP"
+
+    # Caddy (Go): GOMAXPROCS as the thread setting, the same token.
+    cat > "$work/Caddyfile$t" <<EOF
+{
+    admin off
+    auto_https off
+    log {
+        output discard
+    }
+}
+http://127.0.0.1:$CDY {
+    reverse_proxy https://127.0.0.1:$UP {
+        header_up Host localhost
+        header_up Authorization "Bearer $BENCH_TOKEN"
+        transport http {
+            tls_server_name localhost
+            tls_trusted_ca_certs $work/ca.pem
+        }
+    }
+}
+EOF
+    GOMAXPROCS=$t caddy run --config "$work/Caddyfile$t" --adapter caddyfile >"$work/caddy$t.log" 2>&1 &
+    cdy_pid=$!
+    pids+=("$cdy_pid")
+    wait_port "$CDY"
+
     bp_config "$t" "$work/bp$t.yaml"
     "$BP" --log-level warn run -c "$work/bp$t.yaml" >"$work/bp$t.log" 2>&1 &
     bp_pid=$!
@@ -101,8 +155,12 @@ for t in $THREADS; do
         if [ "$r" = 1 ]; then run_one direct "$t" "$r" "https://127.0.0.1:$UP/"; fi
         run_one nginx "$t" "$r" "http://127.0.0.1:$NGX/ic/api/x" "${ngx_pids[@]}"
         run_one pingora-floor "$t" "$r" "http://127.0.0.1:$FLR/ic/api/x" "$floor_pid"
+        run_one haproxy "$t" "$r" "http://127.0.0.1:$HAP/ic/api/x" "$hap_pid"
+        run_one caddy "$t" "$r" "http://127.0.0.1:$CDY/ic/api/x" "$cdy_pid"
         run_one bearer-proxy "$t" "$r" "http://127.0.0.1:$BPX/ic/api/x" "$bp_pid"
     done
+    kill "$hap_pid" "$cdy_pid" 2>/dev/null || true
+    wait "$hap_pid" "$cdy_pid" 2>/dev/null || true
     "$NGINX" -p "$work" -c "$work/proxy$t.conf" -e "$work/error.log" -s stop
     # `-s stop` returns at once; the next setting reuses the port.
     while kill -0 "${ngx_pids[0]}" 2>/dev/null; do sleep 0.05; done
@@ -116,7 +174,7 @@ echo
 echo "== medians over $ROUNDS rounds (peak RSS: the largest seen)"
 printf '%-8s %-14s %12s %9s %9s %12s %10s\n' threads system "req/s" "p50 ms" "p99 ms" "cpu s/100k" "peak MiB"
 for t in $THREADS; do
-    for sys in direct nginx pingora-floor bearer-proxy; do
+    for sys in direct nginx haproxy caddy pingora-floor bearer-proxy; do
         awk -v t="$t" -v s="$sys" '$1 == t && $3 == s' "$results" | awk -v t="$t" -v s="$sys" "$AWK_STATS"'
             { n++; rps[n] = $4; p50[n] = $5; p99[n] = $6; cpu[n] = $7; if ($8 != "-" && $8 > peak) peak = $8 }
             END { printf "%-8s %-14s %12.0f %9.3f %9.3f %12s %10s\n", t, s, median(rps, n), median(p50, n), median(p99, n), (cpu[1] == "-" ? "-" : sprintf("%.3f", median(cpu, n))), (peak == "" ? "-" : peak) }'
@@ -126,7 +184,7 @@ done
 echo
 echo "== ratios from paired rounds: median (min..max)"
 for t in $THREADS; do
-    for pair in "nginx" "pingora-floor"; do
+    for pair in "nginx" "haproxy" "caddy" "pingora-floor"; do
         awk -v t="$t" -v other="$pair" "$AWK_STATS"'
             $1 == t && $3 == "bearer-proxy" { b[$2] = $4; b99[$2] = $6; bc[$2] = $7 }
             $1 == t && $3 == other { o[$2] = $4; o99[$2] = $6; oc[$2] = $7 }
