@@ -479,7 +479,24 @@ async fn a_slow_redis_times_out_and_the_replica_fetches_on_its_own() {
             redis::cmd("DEBUG").arg("SLEEP").arg(3).query(&mut c);
         slept.expect("DEBUG SLEEP is enabled on the test server");
     });
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Redis is blocked once a PING goes unanswered for 100 ms.
+    let url = redis.url();
+    let blocked = || {
+        let url = url.clone();
+        async move {
+            let mut c = redis::Client::open(url.as_str())
+                .unwrap()
+                .get_connection()
+                .unwrap();
+            c.set_read_timeout(Some(Duration::from_millis(100)))
+                .unwrap();
+            redis::cmd("PING").query::<String>(&mut c).is_err()
+        }
+    };
+    assert!(
+        eventually(Duration::from_secs(2), blocked).await,
+        "DEBUG SLEEP took hold"
+    );
     let a = replica(&idp, &upstream, &redis, &key).await;
     all_ok(&[&a], 5).await;
     assert_eq!(idp.state.request_count(), 1);
