@@ -469,6 +469,14 @@ async fn a_lock_left_by_a_dead_replica_expires_and_the_next_one_fetches() {
 async fn a_slow_redis_times_out_and_the_replica_fetches_on_its_own() {
     let (idp, upstream, redis) = services().await;
     let key = cache_key();
+    // A connection opened before Redis blocks: its PING times out once
+    // DEBUG SLEEP has taken hold (opening one now would block too).
+    let probe = std::sync::Mutex::new(redis.connection());
+    probe
+        .lock()
+        .unwrap()
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
     let url = redis.url();
     let sleeper = std::thread::spawn(move || {
         let mut c = redis::Client::open(url.as_str())
@@ -479,19 +487,9 @@ async fn a_slow_redis_times_out_and_the_replica_fetches_on_its_own() {
             redis::cmd("DEBUG").arg("SLEEP").arg(3).query(&mut c);
         slept.expect("DEBUG SLEEP is enabled on the test server");
     });
-    // Redis is blocked once a PING goes unanswered for 100 ms.
-    let url = redis.url();
-    let blocked = || {
-        let url = url.clone();
-        async move {
-            let mut c = redis::Client::open(url.as_str())
-                .unwrap()
-                .get_connection()
-                .unwrap();
-            c.set_read_timeout(Some(Duration::from_millis(100)))
-                .unwrap();
-            redis::cmd("PING").query::<String>(&mut c).is_err()
-        }
+    let blocked = || async {
+        let mut c = probe.lock().unwrap();
+        redis::cmd("PING").query::<String>(&mut *c).is_err()
     };
     assert!(
         eventually(Duration::from_secs(2), blocked).await,
