@@ -139,11 +139,7 @@ async fn rotating_refresh_tokens_never_race_across_replicas_sampled_over_20_seco
     let key = cache_key();
     let config = || {
         let mut config = ProxyConfig::new(&idp, &upstream).shared(&redis, &key, None);
-        let client = config.client();
-        client.grant = GrantKind::Password;
-        client.username = Some(USER.into());
-        client.password = Some(USER_PASSWORD.into());
-        client.refresh_token = true;
+        *config.client() = password_refresh_client(&idp);
         config
     };
     let (ca, cb, cc) = (config(), config(), config());
@@ -322,11 +318,7 @@ async fn nothing_in_redis_is_readable_without_the_key() {
     let (idp, upstream, redis) = services().await;
     let key = cache_key();
     let mut config = ProxyConfig::new(&idp, &upstream).shared(&redis, &key, None);
-    let client = config.client();
-    client.grant = GrantKind::Password;
-    client.username = Some(USER.into());
-    client.password = Some(USER_PASSWORD.into());
-    client.refresh_token = true;
+    *config.client() = password_refresh_client(&idp);
     let proxy = Proxy::start(&config).await;
     all_ok(&[&proxy], 3).await;
     let token = upstream

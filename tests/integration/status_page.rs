@@ -16,13 +16,7 @@ async fn the_status_page_shows_client_states_and_renews_in_a_real_browser() {
         token_url: Some(format!("http://127.0.0.1:{}/oauth2/v1/token", free_port())),
         ..oic_client(&idp)
     };
-    config.raw.clients.insert("backoffice".into(), down);
-    config.raw.routes.push(RawRoute::open(
-        "backoffice",
-        "/backoffice/",
-        &upstream.url(),
-        "backoffice",
-    ));
+    config.add_client_route("backoffice", down, &upstream.url());
     config.raw.admin.token = Some(TOKEN.into());
     config.server().startup_token_wait = ms(300);
     let proxy = Proxy::start(&config).await;

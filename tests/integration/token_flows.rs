@@ -291,13 +291,7 @@ async fn assertions_carry_every_header_field_and_claim_and_are_fresh_each_time()
 }
 
 fn refresh_client(idp: &Idp, iss: Iss) -> RawClient {
-    let mut c = RawClient {
-        grant: GrantKind::Password,
-        username: Some(USER.into()),
-        password: Some(USER_PASSWORD.into()),
-        refresh_token: true,
-        ..oic_client(idp)
-    };
+    let mut c = password_refresh_client(idp);
     if iss == Iss::Oam {
         c.issuer = Issuer::Oam;
         c.identity_domain_name = Some(OAM_DOMAIN.into());

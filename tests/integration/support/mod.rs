@@ -251,6 +251,17 @@ pub fn oic_client(idp: &Idp) -> RawClient {
     RawClient::with_secret(&idp.token_url(), CLIENT_ID, "${TEST_CLIENT_SECRET}", SCOPE)
 }
 
+/// The test user's password-grant client, renewing with refresh tokens.
+pub fn password_refresh_client(idp: &Idp) -> RawClient {
+    RawClient {
+        grant: GrantKind::Password,
+        username: Some(USER.into()),
+        password: Some(USER_PASSWORD.into()),
+        refresh_token: true,
+        ..oic_client(idp)
+    }
+}
+
 /// A route under `/{name}/` to `upstream` with client `oic`'s token.
 pub fn route_to(name: &str, upstream: &str) -> RawRoute {
     RawRoute::open(name, &format!("/{name}/"), upstream, "oic")
@@ -278,6 +289,14 @@ impl<'a> ProxyConfig<'a> {
             client_secret: CLIENT_SECRET,
             files: Vec::new(),
         }
+    }
+
+    /// Adds client `name` and a route `/name/` to `upstream` with its token.
+    pub fn add_client_route(&mut self, name: &str, client: RawClient, upstream: &str) {
+        self.raw.clients.insert(name.into(), client);
+        self.raw
+            .routes
+            .push(RawRoute::open(name, &format!("/{name}/"), upstream, name));
     }
 
     /// Client `oic`.
