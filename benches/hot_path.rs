@@ -123,14 +123,13 @@ fn header_rewrite(c: &mut Criterion) {
                     &UpstreamHeaders {
                         host: &host,
                         authorization: Some(&auth),
-                        original_host: Some("oic.internal:8080"),
+                        original_host: Some(HeaderValue::from_static("oic.internal:8080")),
                         client_ip: Some(ip),
                         request_id: &request_id,
                         downstream_tls: false,
                         strip: None,
                     },
                 )
-                .unwrap()
             },
             criterion::BatchSize::SmallInput,
         )

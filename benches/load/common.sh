@@ -24,12 +24,20 @@ AWK_STATS='
 function median(a, n,   i, j, x) { for (i = 2; i <= n; i++) { x = a[i]; for (j = i - 1; j > 0 && a[j] > x; j--) a[j + 1] = a[j]; a[j + 1] = x } return (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2 }
 function spread(a, n,   m) { m = median(a, n); return sprintf("%.3f (%.3f..%.3f)", m, a[1], a[n]) }
 '
-if ! need wrk || ! need nginx || ! need openssl || ! need haproxy || ! need caddy; then
+# The peers and the load generator, and what a release build needs
+# (pingora's build wants cmake and a C toolchain) — not the test suite's
+# browser and cluster tools, which .ci/install-deps adds.
+missing=()
+for tool in wrk:wrk nginx:nginx-light openssl:openssl haproxy:haproxy caddy:caddy \
+    cmake:cmake cc:build-essential make:make; do
+    need "${tool%%:*}" || missing+=("${tool#*:}")
+done
+if ((${#missing[@]})); then
     sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo
+    echo "installing: ${missing[*]}" >&2
     $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq wrk nginx-light openssl haproxy caddy >/dev/null
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-.ci/install-deps
 cargo build --release --quiet --bin bearer-proxy --example pingora_floor
 # BP_BIN=path runs another build of bearer-proxy (an A/B comparison).
 BP=${BP_BIN:-$PWD/target/release/bearer-proxy}

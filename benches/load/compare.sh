@@ -13,17 +13,29 @@
 #   bearer-proxy   the real binary: one route, API-key access check, token
 #                  from the cache (the bundled emulator is the identity service)
 #
-# usage: benches/load/compare.sh            (ROUNDS=3 DURATION=6 CONNS=64 THREADS="1 2")
+# Two modes, both in every round:
+#   saturation  wrk, as fast as answers come: throughput, CPU per request
+#   fixed rate  benches/load/paced_load.rs at RATE req/s (below every
+#               proxy's saturation): the latency each proxy adds over
+#               `direct` at p50/p99/p99.9, what ordinary traffic feels
+#
+# usage: benches/load/compare.sh   (ROUNDS=3 DURATION=5 CONNS=64 THREADS="1 2"
+#                                   RATE=5000 RATE_DURATION=4 RATE_CONNS=50)
 #        PERF_DIR=/tmp/prof benches/load/compare.sh   also records a `perf` profile of
 #        each proxy in round 1 (flat reports in PERF_DIR/*.txt; needs perf)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROUNDS=${ROUNDS:-3}
-DURATION=${DURATION:-6}
+DURATION=${DURATION:-5}
 CONNS=${CONNS:-64}
 THREADS=${THREADS:-"1 2"}
+RATE=${RATE:-5000}
+RATE_DURATION=${RATE_DURATION:-4}
+RATE_CONNS=${RATE_CONNS:-50}
 started=$SECONDS
 . benches/load/common.sh
+cargo build --release --quiet --example paced_load
+PACED=$PWD/target/release/examples/paced_load
 built=$SECONDS
 
 # Peak resident kB of the processes `pids…`, summed.
@@ -76,6 +88,22 @@ run_one() { # system threads round url pids...
     echo "$t $r $sys $rps $p50 $p99 $cpu100k $peak ${non2xx:-0}" >> "$results"
     printf '  threads=%s round=%s %-14s %10s req/s  p50 %7s ms  p99 %7s ms  cpu/100k %6s s  peak %6s MiB  non-2xx %s\n' \
         "$t" "$r" "$sys" "$rps" "$p50" "$p99" "$cpu100k" "$peak" "${non2xx:-0}"
+}
+
+paced="$work/paced"
+: > "$paced"
+paced_one() { # system threads round url
+    local out
+    if [ "$1" = direct ]; then
+        out=$("$PACED" --url "$4" --ca "$work/ca.pem" --rate "$RATE" --duration "$RATE_DURATION" --connections "$RATE_CONNS")
+    else
+        out=$("$PACED" --url "$4" --header "X-API-Key: bench-key" --rate "$RATE" --duration "$RATE_DURATION" --connections "$RATE_CONNS")
+    fi
+    # sent N ok N errors N rate N p50_us N p99_us N p999_us N max_us N
+    set -- "$1" "$2" "$3" $out
+    echo "$2 $3 $1 ${13} ${15} ${17} ${19} ${9}" >> "$paced"
+    printf '  threads=%s round=%s %-14s at %5s req/s  p50 %6s us  p99 %6s us  p99.9 %6s us  max %7s us  errors %s\n' \
+        "$2" "$3" "$1" "${11}" "${13}" "${15}" "${17}" "${19}" "${9}"
 }
 
 for t in $THREADS; do
@@ -159,6 +187,15 @@ EOF
         run_one caddy "$t" "$r" "http://127.0.0.1:$CDY/ic/api/x" "$cdy_pid"
         run_one bearer-proxy "$t" "$r" "http://127.0.0.1:$BPX/ic/api/x" "$bp_pid"
     done
+    echo "-- fixed rate: $RATE req/s over $RATE_CONNS connections, ${RATE_DURATION}s per run"
+    for r in $(seq 1 "$ROUNDS"); do
+        paced_one direct "$t" "$r" "https://localhost:$UP/"
+        paced_one nginx "$t" "$r" "http://127.0.0.1:$NGX/ic/api/x"
+        paced_one pingora-floor "$t" "$r" "http://127.0.0.1:$FLR/ic/api/x"
+        paced_one haproxy "$t" "$r" "http://127.0.0.1:$HAP/ic/api/x"
+        paced_one caddy "$t" "$r" "http://127.0.0.1:$CDY/ic/api/x"
+        paced_one bearer-proxy "$t" "$r" "http://127.0.0.1:$BPX/ic/api/x"
+    done
     kill "$hap_pid" "$cdy_pid" 2>/dev/null || true
     wait "$hap_pid" "$cdy_pid" 2>/dev/null || true
     "$NGINX" -p "$work" -c "$work/proxy$t.conf" -e "$work/error.log" -s stop
@@ -190,6 +227,19 @@ for t in $THREADS; do
             $1 == t && $3 == other { o[$2] = $4; o99[$2] = $6; oc[$2] = $7 }
             END { for (r in b) if (r in o) { n++; tp[n] = b[r] / o[r]; lat[n] = b99[r] / o99[r]; cp[n] = bc[r] / oc[r] }
                   printf "threads=%s bearer/%s: throughput %s  p99 %s  cpu/request %s\n", t, other, spread(tp, n), spread(lat, n), spread(cp, n) }' "$results"
+    done
+done
+
+echo
+echo "== fixed rate, $RATE req/s: latency added over direct (same round), median over $ROUNDS rounds, microseconds"
+printf '%-8s %-14s %9s %9s %9s %9s\n' threads system "+p50" "+p99" "+p99.9" errors
+for t in $THREADS; do
+    for sys in nginx haproxy caddy pingora-floor bearer-proxy; do
+        awk -v t="$t" -v s="$sys" "$AWK_STATS"'
+            $1 == t && $3 == "direct" { d50[$2] = $4; d99[$2] = $5; d999[$2] = $6 }
+            $1 == t && $3 == s { p50[$2] = $4; p99[$2] = $5; p999[$2] = $6; errors += $8 }
+            END { for (r in p50) if (r in d50) { n++; a[n] = p50[r] - d50[r]; b[n] = p99[r] - d99[r]; c[n] = p999[r] - d999[r] }
+                  printf "%-8s %-14s %9d %9d %9d %9d\n", t, s, median(a, n), median(b, n), median(c, n), errors }' "$paced"
     done
 done
 

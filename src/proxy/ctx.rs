@@ -39,7 +39,7 @@ pub struct RequestCtx {
     /// Stable error code when the proxy answered the request itself.
     pub error_code: Option<&'static str>,
     /// Who passed the access check (a key or user name; never a credential).
-    pub caller: Option<String>,
+    pub caller: Option<std::sync::Arc<str>>,
     /// Subject of the verified client certificate, on mTLS listeners.
     pub cert_subject: Option<String>,
     /// The client reached us over TLS.

@@ -4,7 +4,7 @@
 use std::net::IpAddr;
 
 use http::header::{AUTHORIZATION, HOST};
-use http::HeaderValue;
+use http::{HeaderName, HeaderValue};
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::proxy::Session;
 
@@ -24,7 +24,8 @@ pub fn request_host(req: &RequestHeader) -> Option<&str> {
 pub struct UpstreamHeaders<'a> {
     pub host: &'a HeaderValue,
     pub authorization: Option<&'a HeaderValue>,
-    pub original_host: Option<&'a str>,
+    /// The host the client asked for (X-Forwarded-Host).
+    pub original_host: Option<HeaderValue>,
     pub client_ip: Option<IpAddr>,
     pub request_id: &'a HeaderValue,
     /// The client reached us over TLS.
@@ -33,7 +34,11 @@ pub struct UpstreamHeaders<'a> {
     pub strip: Option<&'a http::HeaderName>,
 }
 
-static X_FORWARDED_FOR: http::HeaderName = http::HeaderName::from_static("x-forwarded-for");
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+static HTTPS: HeaderValue = HeaderValue::from_static("https");
+static HTTP: HeaderValue = HeaderValue::from_static("http");
 
 thread_local! {
     /// The last client address as a header value: clients usually send many
@@ -59,44 +64,44 @@ fn ip_header(ip: IpAddr) -> HeaderValue {
 /// Replaces `Host` and `Authorization` (never appends: the client's own
 /// credentials must not reach the upstream), and sets the forwarding
 /// headers. Runs again on a retry, so it only inserts.
-pub fn rewrite_upstream_headers(
-    req: &mut RequestHeader,
-    h: &UpstreamHeaders<'_>,
-) -> pingora::Result<()> {
-    // Names as `&'static str`: pingora copies a `HeaderName` it has no
-    // title-cased form for, but borrows a static string.
-    if let Some(original) = h.original_host {
-        req.insert_header("x-forwarded-host", original)?;
+///
+/// The head is rebuilt from its parts rather than edited with
+/// `insert_header`: pingora's editing API re-parses every name and keeps a
+/// second map of the client's spelling, which made these seven edits a
+/// tenth of the proxy's work per request. Names go upstream in lower (or
+/// pingora's title) case, and an absolute-form target in origin form,
+/// which is what a reverse proxy owes its upstream anyway.
+pub fn rewrite_upstream_headers(req: &mut RequestHeader, h: &UpstreamHeaders<'_>) {
+    // Moved out, not cloned: the stand-in left behind allocates nothing.
+    let stand_in = RequestHeader::from(http::Request::new(()).into_parts().0);
+    let mut parts = http::request::Parts::from(std::mem::replace(req, stand_in));
+    let headers = &mut parts.headers;
+    // Room for the five forwarding headers: one grow instead of several.
+    headers.reserve(5);
+    if let Some(original) = &h.original_host {
+        headers.insert(X_FORWARDED_HOST.clone(), original.clone());
     }
-    req.insert_header(HOST, h.host.clone())?;
+    headers.insert(HOST, h.host.clone());
     match h.authorization {
-        Some(auth) => req.insert_header("authorization", auth.clone())?,
-        None => {
-            req.remove_header(&AUTHORIZATION);
-        }
-    }
+        Some(auth) => headers.insert(AUTHORIZATION, auth.clone()),
+        None => headers.remove(AUTHORIZATION),
+    };
     if let Some(ip) = h.client_ip {
-        match req
-            .headers
-            .get(&X_FORWARDED_FOR)
-            .and_then(|v| v.to_str().ok())
-        {
+        let value = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
             Some(prior) if !prior.trim().is_empty() => {
-                let value = format!("{prior}, {ip}");
-                req.insert_header("x-forwarded-for", value)?
+                HeaderValue::try_from(format!("{prior}, {ip}")).expect("visible ASCII")
             }
-            _ => req.insert_header("x-forwarded-for", ip_header(ip))?,
-        }
+            _ => ip_header(ip),
+        };
+        headers.insert(X_FORWARDED_FOR.clone(), value);
     }
-    req.insert_header(
-        "x-forwarded-proto",
-        if h.downstream_tls { "https" } else { "http" },
-    )?;
-    req.insert_header(request_id::HEADER, h.request_id.clone())?;
+    let proto = if h.downstream_tls { &HTTPS } else { &HTTP };
+    headers.insert(X_FORWARDED_PROTO.clone(), proto.clone());
+    headers.insert(request_id::NAME.clone(), h.request_id.clone());
     if let Some(name) = h.strip {
-        req.remove_header(name);
+        headers.remove(name);
     }
-    Ok(())
+    *req = RequestHeader::from(parts);
 }
 
 /// [`rewrite_upstream_headers`] for this request and route, with
@@ -107,20 +112,32 @@ pub fn rewrite_for_upstream(
     ctx: &RequestCtx,
     route: &LiveRoute,
     authorization: Option<&HeaderValue>,
-) -> pingora::Result<()> {
-    let original_host = request_host(session.req_header()).map(str::to_owned);
+) {
     rewrite_upstream_headers(
         head,
         &UpstreamHeaders {
             host: &route.host_header,
             authorization,
-            original_host: original_host.as_deref(),
+            original_host: original_host(session.req_header()),
             client_ip: client_ip(session),
             request_id: &ctx.request_id,
             downstream_tls: ctx.downstream_tls,
             strip: route.access.api_key_header(),
         },
     )
+}
+
+/// [`request_host`] as a header value: the client's own `Host` value when
+/// that is where it came from (no copy).
+fn original_host(req: &RequestHeader) -> Option<HeaderValue> {
+    match req.uri.authority() {
+        Some(a) => HeaderValue::from_str(a.as_str()).ok(),
+        None => req
+            .headers
+            .get(HOST)
+            .filter(|v| v.to_str().is_ok())
+            .cloned(),
+    }
 }
 
 pub fn client_ip(session: &Session) -> Option<IpAddr> {

@@ -108,15 +108,35 @@ fn connection_nominated(headers: &HeaderMap) -> Vec<String> {
         .collect()
 }
 
+/// `Connection` tokens that are options, not header names.
+fn is_connection_option(token: &str) -> bool {
+    ["close", "keep-alive", "transfer-encoding"]
+        .iter()
+        .any(|o| token.eq_ignore_ascii_case(o))
+}
+
+/// Whether `Connection` names a header to drop. Nearly every upstream
+/// answer says only `keep-alive` or `close`, so this looks without
+/// allocating; [`connection_nominated`] lists them when there are some.
+fn nominates_other_headers(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .any(|t| !t.is_empty() && !is_connection_option(t))
+}
+
 /// Hop-by-hop response headers (RFC 9110 §7.6.1) and any header the
 /// upstream nominated in `Connection` stay between the upstream and us.
 /// Framing (`Transfer-Encoding`) is pingora's to manage.
 pub fn strip_hop_by_hop(resp: &mut ResponseHeader) {
     // Every answer passes here, so names are pre-built: a `&str` name is
     // parsed again on each lookup.
-    if resp.headers.contains_key(CONNECTION) {
+    if nominates_other_headers(&resp.headers) {
         for name in connection_nominated(&resp.headers) {
-            if name != "close" && name != "keep-alive" && name != "transfer-encoding" {
+            if !is_connection_option(&name) {
                 resp.remove_header(&name);
             }
         }
@@ -179,6 +199,28 @@ mod tests {
         strip_request_hop_by_hop(&mut h);
         assert_eq!(h.len(), 1);
         assert!(h.contains_key("x-kept"));
+    }
+
+    fn answer(connection: &str) -> ResponseHeader {
+        let mut resp = ResponseHeader::build(200, None).unwrap();
+        resp.insert_header("Connection", connection).unwrap();
+        resp.insert_header("X-Private", "1").unwrap();
+        resp.insert_header("X-Kept", "1").unwrap();
+        resp
+    }
+
+    #[test]
+    fn answers_lose_the_headers_connection_names_and_no_others() {
+        let mut named = answer("Keep-Alive, X-PRIVATE");
+        strip_hop_by_hop(&mut named);
+        assert!(!named.headers.contains_key("x-private"));
+        assert!(named.headers.contains_key("x-kept"));
+        for options_only in ["keep-alive", "Close", " close , keep-alive "] {
+            let mut kept = answer(options_only);
+            strip_hop_by_hop(&mut kept);
+            assert!(kept.headers.contains_key("x-private"), "{options_only}");
+            assert!(kept.headers.contains_key("x-kept"), "{options_only}");
+        }
     }
 
     #[test]

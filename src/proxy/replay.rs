@@ -177,8 +177,7 @@ async fn send(
         Refusal::UpstreamUnavailable
     })?;
     let mut head = session.req_header().clone();
-    rewrite_for_upstream(session, &mut head, ctx, route, Some(&token))
-        .map_err(|_| Refusal::Internal("could not build the replay"))?;
+    rewrite_for_upstream(session, &mut head, ctx, route, Some(&token));
     let mut headers = head.headers.clone();
     super::limits::strip_request_hop_by_hop(&mut headers);
     let path = head

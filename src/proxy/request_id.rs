@@ -4,7 +4,7 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 
 pub const HEADER: &str = "x-request-id";
 /// For lookups: a `&str` name is parsed again on every lookup.
-static NAME: HeaderName = HeaderName::from_static(HEADER);
+pub(crate) static NAME: HeaderName = HeaderName::from_static(HEADER);
 
 /// The client's id if it is 1–128 characters of `[A-Za-z0-9._:-]` (so it is
 /// safe to log and echo), else a new UUID.

@@ -9,14 +9,16 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use ipnet::IpNet;
 use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
+
+mod api_keys;
+pub use api_keys::{api_key_line, ApiKeys};
 
 /// How long a successful bcrypt check is remembered, so a Basic-auth client
 /// does not cost a bcrypt (tens of milliseconds of CPU) per request.
@@ -27,7 +29,7 @@ const BASIC_CACHE_MAX: usize = 10_000;
 /// or user name, never a credential).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
-    Allow { who: String },
+    Allow { who: Arc<str> },
     Deny(Denial),
 }
 
@@ -38,67 +40,6 @@ pub struct Denial {
     /// The `reason` label of `bearer_proxy_access_denied_total`.
     pub reason: &'static str,
     pub challenge: Option<HeaderValue>,
-}
-
-/// API keys from an `api_keys_file`: `name:sha256hex` per line.
-#[derive(Debug)]
-pub struct ApiKeys {
-    pub header: HeaderName,
-    keys: Vec<(String, [u8; 32])>,
-}
-
-impl ApiKeys {
-    /// Parses the file's text; errors name the line.
-    pub fn parse(text: &str, header: HeaderName) -> Result<Self, String> {
-        let mut keys = Vec::new();
-        for (n, line) in text.lines().enumerate() {
-            let line = line.trim();
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            let (name, hex) = line
-                .split_once(':')
-                .ok_or_else(|| format!("line {}: expected name:sha256hex", n + 1))?;
-            let hash = decode_sha256_hex(hex.trim()).ok_or_else(|| {
-                format!(
-                    "line {}: {:?} is not 64 hex digits (the SHA-256 of the key)",
-                    n + 1,
-                    name
-                )
-            })?;
-            keys.push((name.trim().to_string(), hash));
-        }
-        if keys.is_empty() {
-            return Err("no keys in the file".into());
-        }
-        Ok(ApiKeys { header, keys })
-    }
-
-    /// The name of the key `presented` hashes to. Every stored hash is
-    /// compared, in constant time, so timing does not tell how close a
-    /// guess came or which key matched.
-    fn find(&self, presented: &[u8]) -> Option<&str> {
-        let digest: [u8; 32] = Sha256::digest(presented).into();
-        let mut found = None;
-        for (name, hash) in &self.keys {
-            if bool::from(hash.ct_eq(&digest)) {
-                found = Some(name.as_str());
-            }
-        }
-        found
-    }
-}
-
-fn decode_sha256_hex(hex: &str) -> Option<[u8; 32]> {
-    if hex.len() != 64 {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (i, chunk) in hex.as_bytes().chunks(2).enumerate() {
-        let s = std::str::from_utf8(chunk).ok()?;
-        out[i] = u8::from_str_radix(s, 16).ok()?;
-    }
-    Some(out)
 }
 
 /// Users from a bcrypt htpasswd file (`user:$2y$…` per line).
@@ -242,17 +183,15 @@ impl AccessPolicy {
                 .any(|s| subject_matches(s, subject))
             {
                 return Decision::Allow {
-                    who: format!("cert:{subject}"),
+                    who: format!("cert:{subject}").into(),
                 };
             }
         }
         if let Some(keys) = &self.api_keys {
             if let Some(value) = caller.headers.get(&keys.header) {
                 offered = true;
-                if let Some(name) = keys.find(value.as_bytes()) {
-                    return Decision::Allow {
-                        who: format!("api_key:{name}"),
-                    };
+                if let Some(who) = keys.find(value.as_bytes()) {
+                    return Decision::Allow { who };
                 }
             }
         }
@@ -261,7 +200,7 @@ impl AccessPolicy {
                 offered = true;
                 if users.verify(&user, &password).await {
                     return Decision::Allow {
-                        who: format!("user:{user}"),
+                        who: format!("user:{user}").into(),
                     };
                 }
             }
@@ -337,13 +276,6 @@ fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
     let raw = String::from_utf8(raw).ok()?;
     let (user, password) = raw.split_once(':')?;
     Some((user.to_string(), password.to_string()))
-}
-
-/// The hash line for an API key, as `api_keys_file` wants it.
-pub fn api_key_line(name: &str, key: &str) -> String {
-    let digest = Sha256::digest(key.as_bytes());
-    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-    format!("{name}:{hex}")
 }
 
 #[cfg(test)]
