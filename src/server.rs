@@ -197,6 +197,12 @@ fn pingora_server(settings: &ServerSettings) -> Server {
         daemon: false,
         grace_period_seconds: Some(settings.shutdown_grace.as_secs_f64().ceil() as u64),
         graceful_shutdown_timeout_seconds: Some(1),
+        // pingora's own timers (every upstream read and write, the client
+        // time-outs) sit in per-thread trees that one clock thread locks
+        // and walks every 10 ms, for the life of the process. Zero sends
+        // every time-out of a second or more (all the defaults) to tokio's
+        // per-runtime timer instead (docs/benchmarks.md).
+        fast_timeout_to_tokio_threshold_seconds: Some(0),
         ..ServerConf::default()
     };
     let mut server = Server::new_with_opt_and_conf(None::<Opt>, conf);
