@@ -230,28 +230,27 @@ fn proxy_service(
         app.server_options = Some(options);
     }
     for addr in &settings.listen {
-        proxy.add_listener(
-            ListenerConfig::tcp(addr.to_string())
-                .l4_buffer(L4BufferSettings::default().read(PLAIN_READ_BUFFER)),
-        );
+        proxy.add_listener(ListenerConfig::tcp(addr.to_string()).l4_buffer(client_buffers()));
     }
     for listener in &settings.tls_listen {
-        proxy.add_tls_with_settings(
-            &listener.address.to_string(),
-            None,
-            crate::downstream_tls::settings(listener)?,
+        proxy.add_listener(
+            ListenerConfig::tcp(listener.address.to_string())
+                .tls(crate::downstream_tls::settings(listener)?)
+                .l4_buffer(client_buffers()),
         );
     }
     Ok(proxy)
 }
 
-/// Read buffer of a plain-HTTP client connection. pingora's default is
-/// 64 KiB, allocated for every connection, idle or not: 10,000 idle
-/// keep-alive clients held 1 GiB. Request heads are read into pingora's own
-/// 4 KiB buffer anyway, so a small one costs nothing measurable (see
-/// docs/benchmarks.md). TLS listeners keep the default: the TLS layer reads
-/// whole records and gains from it.
-const PLAIN_READ_BUFFER: usize = 4 * 1024;
+/// A client connection's socket buffers: no read buffer. pingora's
+/// default is 64 KiB, allocated for every connection, idle or not (10,000
+/// idle keep-alive clients held 1 GiB), and it is a second copy: pingora
+/// reads request heads and bodies into buffers of its own, and rustls
+/// reads TLS records into its own. The 1,460-byte write buffer stays: it
+/// lets a head and a small body leave in one write.
+fn client_buffers() -> L4BufferSettings {
+    L4BufferSettings::default().read(0)
+}
 
 /// The process holds client secrets, private keys and tokens in memory: no
 /// core dumps, and other processes of the same user cannot ptrace it.

@@ -4,12 +4,18 @@
 //! to measure the proxy's resident memory per idle connection.
 //!
 //!   idle_clients --addr 127.0.0.1:18403 --connections 10000 \
-//!                --header "X-API-Key: bench-key" < fifo
+//!                --header "X-API-Key: bench-key" [--ca ca.pem] < fifo
+//!
+//! With `--ca` the connections are TLS (server name `localhost`).
 
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+#[path = "bench_tls.rs"]
+mod bench_tls;
+use bench_tls::Stream;
 
 fn arg(name: &str) -> Option<String> {
     let args: Vec<String> = std::env::args().collect();
@@ -19,9 +25,15 @@ fn arg(name: &str) -> Option<String> {
 }
 
 /// One request on a fresh connection; the stream stays open for reuse.
-async fn open(addr: &str, request: &[u8]) -> std::io::Result<TcpStream> {
-    let mut stream = TcpStream::connect(addr).await?;
+async fn open(
+    addr: &str,
+    tls: Option<&tokio_rustls::TlsConnector>,
+    request: &[u8],
+) -> std::io::Result<Box<dyn Stream>> {
+    let tcp = TcpStream::connect(addr).await?;
+    let mut stream = bench_tls::wrap(tcp, tls, "localhost").await?;
     stream.write_all(request).await?;
+    stream.flush().await?;
     let mut seen = Vec::with_capacity(1024);
     let mut buf = [0u8; 4096];
     loop {
@@ -57,12 +69,15 @@ async fn main() {
     let addr = arg("--addr").expect("--addr");
     let count: usize = arg("--connections").map_or(10_000, |n| n.parse().expect("number"));
     let header = arg("--header").map_or(String::new(), |h| format!("{h}\r\n"));
+    let tls = arg("--ca").map(|ca| bench_tls::connector(&ca));
     let request = format!("GET /ic/api/idle HTTP/1.1\r\nHost: bench\r\n{header}\r\n").into_bytes();
     let mut held = Vec::with_capacity(count);
     // In batches, so the listener's accept queue is not overrun.
     for batch in (0..count).collect::<Vec<_>>().chunks(500) {
-        let opened =
-            futures_util::future::join_all(batch.iter().map(|_| open(&addr, &request))).await;
+        let opened = futures_util::future::join_all(
+            batch.iter().map(|_| open(&addr, tls.as_ref(), &request)),
+        )
+        .await;
         for stream in opened {
             match stream {
                 Ok(s) => held.push(s),

@@ -13,13 +13,21 @@
 //!              --duration 10 --connections 50 --header "X-API-Key: k" \
 //!              [--ca ca.pem]   (https: the CA; the name is the URL's host)
 //!
+//! The first `--warmup` seconds (default 1) run the same schedule and are
+//! not counted: the proxy's upstream connections are opened then, not in
+//! the measured window.
+//!
 //! Prints one line: `sent ok errors rate p50_us p99_us p999_us max_us`.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+#[path = "bench_tls.rs"]
+mod bench_tls;
+use bench_tls::{connector, Stream};
 
 fn arg(name: &str) -> Option<String> {
     let args: Vec<String> = std::env::args().collect();
@@ -34,9 +42,6 @@ fn number<T: std::str::FromStr>(name: &str, default: T) -> T {
             .unwrap_or_else(|_| panic!("{name}: not a number: {v}"))
     })
 }
-
-trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
 
 /// Where to send and how: parsed once from the command line.
 struct Target {
@@ -67,31 +72,18 @@ impl Target {
 
     async fn connect(&self) -> std::io::Result<Box<dyn Stream>> {
         let tcp = TcpStream::connect(&self.addr).await?;
-        tcp.set_nodelay(true)?;
-        let Some(tls) = &self.tls else {
-            return Ok(Box::new(tcp));
-        };
-        let name = rustls::pki_types::ServerName::try_from(self.host.clone())
-            .map_err(std::io::Error::other)?;
-        Ok(Box::new(tls.connect(name, tcp).await?))
+        bench_tls::wrap(tcp, self.tls.as_ref(), &self.host).await
     }
 }
 
-fn connector(ca: &str) -> tokio_rustls::TlsConnector {
-    let pem = std::fs::read(ca).expect("--ca: readable");
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls::pki_types::pem::PemObject::pem_slice_iter(&pem) {
-        roots
-            .add(cert.expect("--ca: PEM"))
-            .expect("--ca: a certificate");
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("TLS versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    tokio_rustls::TlsConnector::from(Arc::new(config))
+async fn exchange(
+    stream: &mut dyn Stream,
+    request: &[u8],
+    buf: &mut Vec<u8>,
+) -> std::io::Result<bool> {
+    stream.write_all(request).await?;
+    stream.flush().await?;
+    answer(stream, buf).await
 }
 
 /// Reads one answer; true when it was a 2xx. Handles Content-Length and
@@ -143,15 +135,25 @@ struct Seen {
     errors: u64,
 }
 
-/// One connection's share of the schedule: every `interval` from `first`
-/// until `end`. A broken connection is replaced and counted as an error.
-async fn connection(target: Arc<Target>, first: Instant, interval: Duration, end: Instant) -> Seen {
+/// When a connection sends: every `interval` from `first` until `end`;
+/// answers to requests due before `counted` are not recorded.
+#[derive(Clone, Copy)]
+struct Schedule {
+    first: Instant,
+    interval: Duration,
+    counted: Instant,
+    end: Instant,
+}
+
+/// One connection's share of the schedule. A broken connection is
+/// replaced and counted as an error.
+async fn connection(target: Arc<Target>, plan: Schedule) -> Seen {
     let mut seen = Seen::default();
     let mut stream = target.connect().await.ok();
     let mut buf = Vec::with_capacity(8192);
-    let mut due = first;
+    let mut due = plan.first;
     let mut done = Instant::now();
-    while due < end {
+    while due < plan.end {
         // Late because the previous answer was late: count from the schedule.
         let from = if done > due {
             due
@@ -159,22 +161,24 @@ async fn connection(target: Arc<Target>, first: Instant, interval: Duration, end
             tokio::time::sleep_until(due.into()).await;
             Instant::now()
         };
-        let ok = match stream.as_mut() {
-            Some(s) => match s.write_all(&target.request).await {
-                Ok(()) => answer(s.as_mut(), &mut buf).await.unwrap_or(false),
-                Err(_) => false,
-            },
-            None => false,
+        let outcome = match stream.as_mut() {
+            Some(s) => exchange(s.as_mut(), &target.request, &mut buf).await,
+            None => Err(std::io::Error::other("not connected")),
         };
         done = Instant::now();
-        if ok {
-            let micros = done.duration_since(from).as_micros();
-            seen.micros.push(micros.min(u128::from(u32::MAX)) as u32);
-        } else {
-            seen.errors += 1;
+        let ok = matches!(outcome, Ok(true));
+        if outcome.is_err() {
             stream = target.connect().await.ok();
         }
-        due += interval;
+        if due >= plan.counted {
+            if ok {
+                let micros = done.duration_since(from).as_micros();
+                seen.micros.push(micros.min(u128::from(u32::MAX)) as u32);
+            } else {
+                seen.errors += 1;
+            }
+        }
+        due += plan.interval;
     }
     seen
 }
@@ -192,14 +196,21 @@ async fn main() {
     let target = Arc::new(Target::from_args());
     let rate: f64 = number("--rate", 5000.0);
     let seconds: f64 = number("--duration", 10.0);
+    let warmup: f64 = number("--warmup", 1.0);
     let conns: u32 = number("--connections", 50);
     let interval = Duration::from_secs_f64(f64::from(conns) / rate);
     let start = Instant::now() + Duration::from_millis(200);
-    let end = start + Duration::from_secs_f64(seconds);
+    let counted = start + Duration::from_secs_f64(warmup);
+    let end = counted + Duration::from_secs_f64(seconds);
     let tasks: Vec<_> = (0..conns)
         .map(|i| {
-            let first = start + interval.mul_f64(f64::from(i) / f64::from(conns));
-            tokio::spawn(connection(target.clone(), first, interval, end))
+            let plan = Schedule {
+                first: start + interval.mul_f64(f64::from(i) / f64::from(conns)),
+                interval,
+                counted,
+                end,
+            };
+            tokio::spawn(connection(target.clone(), plan))
         })
         .collect();
     let mut all = Vec::new();

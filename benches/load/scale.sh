@@ -2,7 +2,7 @@
 # The scale targets of the performance issue, on loopback, bounded in time:
 #   routes   throughput with 10,000 routes against 1 route (alternating rounds)
 #   idle     resident memory of bearer-proxy holding 10,000 idle keep-alive
-#            client connections
+#            client connections, plain HTTP and TLS
 #   renewal  1,000 clients with 60 s tokens: CPU of the renewals and the
 #            identity-service requests per second (never above the ceiling)
 #
@@ -87,16 +87,18 @@ if [[ " $PARTS " == *" routes "* ]]; then
         "$(awk -v d=$((t1 - t0)) -v tck="$TCK" 'BEGIN { print d / tck / 60 * 100 }')"
 fi
 
-if [[ " $PARTS " == *" idle "* ]]; then
-    echo "== idle: $IDLE keep-alive client connections, each after one request"
-    ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
-    bp_config 2 "$work/idle.yaml"
-    start_bp "$work/idle.yaml"
+# Resident memory of bearer-proxy holding IDLE connections, each after one
+# request: idle_run name port [idle_clients options…]
+idle_run() {
+    local name=$1 port=$2
+    shift 2
     # Warm the worker threads and the upstream pool first.
     wrk -t1 -c64 -d2s -H "X-API-Key: bench-key" "http://127.0.0.1:$BPX/ic/api/x" >/dev/null
+    local before during held idle_pid
     before=$(rss_kb "$bp_pid")
+    rm -f "$work/hold"
     mkfifo "$work/hold"
-    "$IDLE_CLIENTS" --addr "127.0.0.1:$BPX" --connections "$IDLE" --header "X-API-Key: bench-key" < "$work/hold" > "$work/idle.out" &
+    "$IDLE_CLIENTS" --addr "127.0.0.1:$port" --connections "$IDLE" --header "X-API-Key: bench-key" "$@" < "$work/hold" > "$work/idle.out" &
     idle_pid=$!
     exec 7>"$work/hold"
     until grep -q ready "$work/idle.out" 2>/dev/null; do
@@ -108,10 +110,27 @@ if [[ " $PARTS " == *" idle "* ]]; then
     during=$(rss_kb "$bp_pid")
     exec 7>&-
     wait "$idle_pid" || true
-    printf '  RSS before %.1f MiB, holding %s idle connections %.1f MiB (%.1f KiB per connection)\n' \
-        "$(awk -v k="$before" 'BEGIN { print k / 1024 }')" "$held" "$(awk -v k="$during" 'BEGIN { print k / 1024 }')" \
+    printf '  %-5s RSS before %.1f MiB, holding %s idle connections %.1f MiB (%.1f KiB per connection)\n' \
+        "$name" "$(awk -v k="$before" 'BEGIN { print k / 1024 }')" "$held" "$(awk -v k="$during" 'BEGIN { print k / 1024 }')" \
         "$(awk -v a="$before" -v b="$during" -v n="$held" 'BEGIN { print (b - a) / n }')"
-    stop_bp
+}
+
+if [[ " $PARTS " == *" idle "* ]]; then
+    echo "== idle: $IDLE keep-alive client connections, each after one request (plain HTTP, then TLS)"
+    ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+    TLS_PORT=$((BPX + 20))
+    bp_config 2 "$work/idle.yaml"
+    sed -i "s|^server: { \(.*\) }$|server: { \1, tls_listen: [{ address: \"127.0.0.1:$TLS_PORT\", cert_file: up.pem, key_file: up.key }] }|" "$work/idle.yaml"
+    for mode in plain tls; do
+        start_bp "$work/idle.yaml"
+        wait_port "$TLS_PORT"
+        if [ "$mode" = plain ]; then
+            idle_run plain "$BPX"
+        else
+            idle_run tls "$TLS_PORT" --ca "$work/ca.pem"
+        fi
+        stop_bp
+    done
 fi
 
 if [[ " $PARTS " == *" renewal "* ]]; then
