@@ -9,6 +9,8 @@
 # usage: B_SERVER="work_stealing: true" benches/load/ab.sh
 #        A_BIN=/tmp/old-bearer-proxy benches/load/ab.sh
 #        B_EXTRA='cache: { backend: redis, … }' benches/load/ab.sh
+#        A_FLOOR=1 benches/load/ab.sh     pingora-floor as A (bearer-proxy / floor);
+#        B_FLOOR=1 benches/load/ab.sh     and the other order
 #        (A_BIN/B_BIN default to the release build; A_SERVER/B_SERVER are
 #        extra `server:` settings, A_EXTRA/B_EXTRA extra top-level YAML;
 #        THREADS=2 ROUNDS=5 DURATION=6 CONNS=64)
@@ -36,10 +38,20 @@ with_server "${A_SERVER:-}" 0 "$work/a.yaml"
 with_server "${B_SERVER:-}" 10 "$work/b.yaml"
 [ -n "${A_EXTRA:-}" ] && printf '%s\n' "$A_EXTRA" >> "$work/a.yaml"
 [ -n "${B_EXTRA:-}" ] && printf '%s\n' "$B_EXTRA" >> "$work/b.yaml"
-"$A_BIN" --log-level warn run -c "$work/a.yaml" > "$work/a.log" 2>&1 &
+# One side: bearer-proxy with its config, or (A_FLOOR=1 / B_FLOOR=1)
+# pingora-floor on the same port with the same thread count.
+start_side() { # floor? binary config port log
+    if [ "$1" = 1 ]; then
+        "$FLOOR" --listen "127.0.0.1:$4" --upstream "127.0.0.1:$UP" --sni localhost --ca "$work/ca.pem" \
+            --authorization-file "$work/authorization" --threads "$THREADS" > "$5" 2>&1 &
+    else
+        "$2" --log-level warn run -c "$3" > "$5" 2>&1 &
+    fi
+}
+start_side "${A_FLOOR:-0}" "$A_BIN" "$work/a.yaml" "$BPX" "$work/a.log"
 a=$!
 pids+=("$a")
-"$B_BIN" --log-level warn run -c "$work/b.yaml" > "$work/b.log" 2>&1 &
+start_side "${B_FLOOR:-0}" "$B_BIN" "$work/b.yaml" "$((BPX + 10))" "$work/b.log"
 b=$!
 pids+=("$b")
 wait_port "$BPX"
@@ -55,7 +67,8 @@ one() { # pid port → "req/s cpu-seconds-per-100k"
     n=$(awk '/requests in/ {print $1}' <<< "$out")
     echo "$rps $(awk -v d=$((t1 - t0)) -v n="$n" -v t="$TCK" 'BEGIN { printf "%.3f", d / t / n * 100000 }')"
 }
-echo "== A: ${A_BIN} ${A_SERVER:-} ${A_EXTRA:-}; B: ${B_BIN} ${B_SERVER:-} ${B_EXTRA:-}; $THREADS thread(s), wrk -t1 -c$CONNS, ${DURATION}s rounds"
+side() { [ "$1" = 1 ] && echo pingora-floor || echo "$2"; }
+echo "== A: $(side "${A_FLOOR:-0}" "$A_BIN") ${A_SERVER:-} ${A_EXTRA:-}; B: $(side "${B_FLOOR:-0}" "$B_BIN") ${B_SERVER:-} ${B_EXTRA:-}; $THREADS thread(s), wrk -t1 -c$CONNS, ${DURATION}s rounds"
 : > "$work/ab"
 for r in $(seq 1 "$ROUNDS"); do
     read -r ar ac <<< "$(one "$a" "$BPX")"

@@ -13,24 +13,29 @@
 #   bearer-proxy   the real binary: one route, API-key access check, token
 #                  from the cache (the bundled emulator is the identity service)
 #
-# Two modes, both in every round:
+# Two modes (MODES="saturation fixed", both by default):
 #   saturation  wrk, as fast as answers come: throughput, CPU per request
-#   fixed rate  benches/load/paced_load.rs at RATE req/s (below every
-#               proxy's saturation): the latency each proxy adds over
-#               `direct` at p50/p99/p99.9, what ordinary traffic feels
+#   fixed       benches/load/paced_load.rs at RATE req/s, below every
+#               proxy's saturation (Caddy's is ~6,000 req/s on one thread):
+#               the latency each proxy adds over `direct` at p50/p99/p99.9,
+#               what ordinary traffic feels. Each run first warms up for 1 s.
+# The defaults keep a cold run (release build included) under 10 minutes
+# on a 2-core VM; MODES=fixed RATE_DURATION=10 gives steadier p99.9.
 #
-# usage: benches/load/compare.sh   (ROUNDS=3 DURATION=5 CONNS=64 THREADS="1 2"
-#                                   RATE=5000 RATE_DURATION=4 RATE_CONNS=50)
+# usage: benches/load/compare.sh   (ROUNDS=3 DURATION=4 CONNS=64 THREADS="1 2"
+#                                   RATE=2000 RATE_DURATION=2 RATE_CONNS=50)
 #        PERF_DIR=/tmp/prof benches/load/compare.sh   also records a `perf` profile of
 #        each proxy in round 1 (flat reports in PERF_DIR/*.txt; needs perf)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROUNDS=${ROUNDS:-3}
-DURATION=${DURATION:-5}
+DURATION=${DURATION:-4}
 CONNS=${CONNS:-64}
 THREADS=${THREADS:-"1 2"}
-RATE=${RATE:-5000}
-RATE_DURATION=${RATE_DURATION:-4}
+RATE=${RATE:-2000}
+RATE_DURATION=${RATE_DURATION:-2}
+MODES=${MODES:-"saturation fixed"}
+mode() { [[ " $MODES " == *" $1 "* ]]; }
 RATE_CONNS=${RATE_CONNS:-50}
 started=$SECONDS
 . benches/load/common.sh
@@ -179,6 +184,7 @@ EOF
     wait_port "$BPX"
 
     for r in $(seq 1 "$ROUNDS"); do
+        mode saturation || break
         # The reference does not depend on the proxies' settings: once each.
         if [ "$r" = 1 ]; then run_one direct "$t" "$r" "https://127.0.0.1:$UP/"; fi
         run_one nginx "$t" "$r" "http://127.0.0.1:$NGX/ic/api/x" "${ngx_pids[@]}"
@@ -187,8 +193,9 @@ EOF
         run_one caddy "$t" "$r" "http://127.0.0.1:$CDY/ic/api/x" "$cdy_pid"
         run_one bearer-proxy "$t" "$r" "http://127.0.0.1:$BPX/ic/api/x" "$bp_pid"
     done
-    echo "-- fixed rate: $RATE req/s over $RATE_CONNS connections, ${RATE_DURATION}s per run"
+    mode fixed && echo "-- fixed rate: $RATE req/s over $RATE_CONNS connections, ${RATE_DURATION}s per run"
     for r in $(seq 1 "$ROUNDS"); do
+        mode fixed || break
         paced_one direct "$t" "$r" "https://localhost:$UP/"
         paced_one nginx "$t" "$r" "http://127.0.0.1:$NGX/ic/api/x"
         paced_one pingora-floor "$t" "$r" "http://127.0.0.1:$FLR/ic/api/x"
@@ -207,41 +214,47 @@ EOF
     wait "$floor_pid" "$bp_pid" 2>/dev/null || true
 done
 
-echo
-echo "== medians over $ROUNDS rounds (peak RSS: the largest seen)"
-printf '%-8s %-14s %12s %9s %9s %12s %10s\n' threads system "req/s" "p50 ms" "p99 ms" "cpu s/100k" "peak MiB"
-for t in $THREADS; do
-    for sys in direct nginx haproxy caddy pingora-floor bearer-proxy; do
-        awk -v t="$t" -v s="$sys" '$1 == t && $3 == s' "$results" | awk -v t="$t" -v s="$sys" "$AWK_STATS"'
-            { n++; rps[n] = $4; p50[n] = $5; p99[n] = $6; cpu[n] = $7; if ($8 != "-" && $8 > peak) peak = $8 }
-            END { printf "%-8s %-14s %12.0f %9.3f %9.3f %12s %10s\n", t, s, median(rps, n), median(p50, n), median(p99, n), (cpu[1] == "-" ? "-" : sprintf("%.3f", median(cpu, n))), (peak == "" ? "-" : peak) }'
+if mode saturation; then
+    echo
+    echo "== medians over $ROUNDS rounds (peak RSS: the largest seen)"
+    printf '%-8s %-14s %12s %9s %9s %12s %10s\n' threads system "req/s" "p50 ms" "p99 ms" "cpu s/100k" "peak MiB"
+    for t in $THREADS; do
+        for sys in direct nginx haproxy caddy pingora-floor bearer-proxy; do
+            awk -v t="$t" -v s="$sys" '$1 == t && $3 == s' "$results" | awk -v t="$t" -v s="$sys" "$AWK_STATS"'
+                { n++; rps[n] = $4; p50[n] = $5; p99[n] = $6; cpu[n] = $7; if ($8 != "-" && $8 > peak) peak = $8 }
+                END { printf "%-8s %-14s %12.0f %9.3f %9.3f %12s %10s\n", t, s, median(rps, n), median(p50, n), median(p99, n), (cpu[1] == "-" ? "-" : sprintf("%.3f", median(cpu, n))), (peak == "" ? "-" : peak) }'
+        done
     done
-done
 
-echo
-echo "== ratios from paired rounds: median (min..max)"
-for t in $THREADS; do
-    for pair in "nginx" "haproxy" "caddy" "pingora-floor"; do
-        awk -v t="$t" -v other="$pair" "$AWK_STATS"'
-            $1 == t && $3 == "bearer-proxy" { b[$2] = $4; b99[$2] = $6; bc[$2] = $7 }
-            $1 == t && $3 == other { o[$2] = $4; o99[$2] = $6; oc[$2] = $7 }
-            END { for (r in b) if (r in o) { n++; tp[n] = b[r] / o[r]; lat[n] = b99[r] / o99[r]; cp[n] = bc[r] / oc[r] }
-                  printf "threads=%s bearer/%s: throughput %s  p99 %s  cpu/request %s\n", t, other, spread(tp, n), spread(lat, n), spread(cp, n) }' "$results"
+    echo
+    echo "== ratios from paired rounds: median (min..max)"
+    for t in $THREADS; do
+        for pair in "nginx" "haproxy" "caddy" "pingora-floor"; do
+            awk -v t="$t" -v other="$pair" "$AWK_STATS"'
+                $1 == t && $3 == "bearer-proxy" { b[$2] = $4; b99[$2] = $6; bc[$2] = $7 }
+                $1 == t && $3 == other { o[$2] = $4; o99[$2] = $6; oc[$2] = $7 }
+                END { for (r in b) if (r in o) { n++; tp[n] = b[r] / o[r]; lat[n] = b99[r] / o99[r]; cp[n] = bc[r] / oc[r] }
+                      printf "threads=%s bearer/%s: throughput %s  p99 %s  cpu/request %s\n", t, other, spread(tp, n), spread(lat, n), spread(cp, n) }' "$results"
+        done
     done
-done
 
-echo
-echo "== fixed rate, $RATE req/s: latency added over direct (same round), median over $ROUNDS rounds, microseconds"
-printf '%-8s %-14s %9s %9s %9s %9s\n' threads system "+p50" "+p99" "+p99.9" errors
-for t in $THREADS; do
-    for sys in nginx haproxy caddy pingora-floor bearer-proxy; do
-        awk -v t="$t" -v s="$sys" "$AWK_STATS"'
-            $1 == t && $3 == "direct" { d50[$2] = $4; d99[$2] = $5; d999[$2] = $6 }
-            $1 == t && $3 == s { p50[$2] = $4; p99[$2] = $5; p999[$2] = $6; errors += $8 }
-            END { for (r in p50) if (r in d50) { n++; a[n] = p50[r] - d50[r]; b[n] = p99[r] - d99[r]; c[n] = p999[r] - d999[r] }
-                  printf "%-8s %-14s %9d %9d %9d %9d\n", t, s, median(a, n), median(b, n), median(c, n), errors }' "$paced"
+fi
+if mode fixed; then
+    echo
+    echo "== fixed rate, $RATE req/s: latency added over direct (same round), median over $ROUNDS rounds, microseconds"
+    printf '%-8s %-14s %9s %9s %9s %9s\n' threads system "+p50" "+p99" "+p99.9" errors
+    for t in $THREADS; do
+        awk -v t="$t" "$AWK_STATS"'$1 == t && $3 == "direct" { n++; a[n] = $4; b[n] = $5; c[n] = $6 }
+            END { printf "%-8s %-14s %9s %9s %9s   (direct itself: p50 %d, p99 %d, p99.9 %d)\n", t, "direct", "-", "-", "-", median(a, n), median(b, n), median(c, n) }' "$paced"
+        for sys in nginx haproxy caddy pingora-floor bearer-proxy; do
+            awk -v t="$t" -v s="$sys" "$AWK_STATS"'
+                $1 == t && $3 == "direct" { d50[$2] = $4; d99[$2] = $5; d999[$2] = $6 }
+                $1 == t && $3 == s { p50[$2] = $4; p99[$2] = $5; p999[$2] = $6; errors += $8 }
+                END { for (r in p50) if (r in d50) { n++; a[n] = p50[r] - d50[r]; b[n] = p99[r] - d99[r]; c[n] = p999[r] - d999[r] }
+                      printf "%-8s %-14s %9d %9d %9d %9d\n", t, s, median(a, n), median(b, n), median(c, n), errors }' "$paced"
+        done
     done
-done
 
+fi
 echo
 echo "== took $((SECONDS - started)) s: $((built - started)) s set-up and build, $((SECONDS - built)) s measuring"
