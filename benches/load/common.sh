@@ -39,9 +39,11 @@ if ((${#missing[@]})); then
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 cargo build --release --quiet --bin bearer-proxy --example pingora_floor
+# Where cargo puts the builds (CARGO_TARGET_DIR is honoured).
+TARGET=${CARGO_TARGET_DIR:-$PWD/target}
 # BP_BIN=path runs another build of bearer-proxy (an A/B comparison).
-BP=${BP_BIN:-$PWD/target/release/bearer-proxy}
-FLOOR=$PWD/target/release/examples/pingora_floor
+BP=${BP_BIN:-$TARGET/release/bearer-proxy}
+FLOOR=$TARGET/release/examples/pingora_floor
 NGINX=$(command -v nginx)
 
 work=$(mktemp -d)

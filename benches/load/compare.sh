@@ -40,7 +40,7 @@ RATE_CONNS=${RATE_CONNS:-50}
 started=$SECONDS
 . benches/load/common.sh
 cargo build --release --quiet --example paced_load
-PACED=$PWD/target/release/examples/paced_load
+PACED=$TARGET/release/examples/paced_load
 built=$SECONDS
 
 # Peak resident kB of the processes `pids…`, summed.

@@ -14,7 +14,7 @@ RUN=${SECONDS_PER_RUN:-35}
 BASE=${BASE_PORT:-18600}
 .ci/install-deps
 cargo build --release --quiet --bin bearer-proxy
-BP=$PWD/target/release/bearer-proxy
+BP=${CARGO_TARGET_DIR:-$PWD/target}/release/bearer-proxy
 work=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }

@@ -22,7 +22,7 @@ LIFETIME=${LIFETIME:-60s}
 PARTS=${*:-routes idle renewal}
 . benches/load/common.sh
 cargo build --release --quiet --example idle_clients
-IDLE_CLIENTS=$PWD/target/release/examples/idle_clients
+IDLE_CLIENTS=$TARGET/release/examples/idle_clients
 TCK=$(getconf CLK_TCK)
 rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 
