@@ -20,15 +20,15 @@ pub struct UpstreamPeer {
     pub target: UpstreamTarget,
     pub peer: ArcSwapOption<HttpPeer>,
     template: HttpPeer,
-    /// The route's extra trust anchors, for [`UpstreamPeer::direct_client`].
+    /// The route's CA file, for [`UpstreamPeer::direct_client`].
     extra_roots: Vec<CertificateDer<'static>>,
     /// Built on first use and kept while the address stays the same.
     direct: Mutex<Option<(SocketAddr, reqwest::Client)>>,
 }
 
-/// CA lists already built for this configuration, by the route's extra
-/// CAs. Routes usually share one: each list holds every system root, and
-/// 10,000 routes building their own took 25 s and 8 GiB.
+/// CA lists already built for this configuration, by the route's CA file.
+/// Routes usually share one (10,000 routes building their own lists, when
+/// the lists still held every system root, took 25 s and 8 GiB).
 #[derive(Default)]
 pub struct CaLists(HashMap<Vec<CertificateDer<'static>>, Arc<[WrappedX509]>>);
 
@@ -119,8 +119,9 @@ impl UpstreamPeer {
             builder = builder.read_timeout(t);
         }
         if self.target.tls {
-            builder =
-                builder.tls_backend_preconfigured(crate::tls::client_config(&self.extra_roots));
+            builder = builder.tls_backend_preconfigured(crate::tls::client_config_with(
+                crate::tls::upstream_root_store(&self.extra_roots),
+            ));
         }
         let client = builder
             .build()
@@ -154,13 +155,13 @@ pub async fn lookup(host: &str, port: u16) -> std::io::Result<SocketAddr> {
         .ok_or_else(|| std::io::Error::other("no address"))
 }
 
-/// System roots plus the route's CA file, in pingora's per-peer CA form.
+/// The route's CA file, in pingora's per-peer CA form: it replaces the
+/// system roots for this upstream ([`crate::tls::upstream_root_store`]).
 /// Certificates that pingora's parser would reject are left out rather than
 /// allowed to panic a connection.
-fn ca_list(extra: &[CertificateDer<'static>]) -> Arc<[WrappedX509]> {
-    crate::tls::system_roots()
+fn ca_list(ca_file: &[CertificateDer<'static>]) -> Arc<[WrappedX509]> {
+    ca_file
         .iter()
-        .chain(extra)
         .filter(|c| x509_parser::parse_x509_certificate(c.as_ref()).is_ok())
         .map(|c| {
             WrappedX509::new(c.as_ref().to_vec(), |raw| {
@@ -196,7 +197,7 @@ mod tests {
         let a = built[0].template.options.ca.clone().unwrap();
         let b = built[1].template.options.ca.clone().unwrap();
         assert!(Arc::ptr_eq(&a, &b), "one list for both routes");
-        assert_eq!(a.len(), crate::tls::system_roots().len() + 1);
+        assert_eq!(a.len(), 1, "the CA file alone, not the system roots");
         assert!(built[2].template.options.ca.is_none(), "system roots only");
         assert_eq!(cas.0.len(), 1);
     }

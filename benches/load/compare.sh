@@ -18,7 +18,7 @@
 #   fixed       benches/load/paced_load.rs at RATE req/s, below every
 #               proxy's saturation (Caddy's is ~6,000 req/s on one thread):
 #               the latency each proxy adds over `direct` at p50/p99/p99.9,
-#               what ordinary traffic feels. Each run first warms up for 1 s.
+#               what ordinary traffic feels. Each run first warms up for 0.5 s.
 # The defaults keep a cold run (release build included) under 10 minutes
 # on a 2-core VM; MODES=fixed RATE_DURATION=10 gives steadier p99.9.
 #
@@ -26,6 +26,7 @@
 #                                   RATE=2000 RATE_DURATION=2 RATE_CONNS=50)
 #        PERF_DIR=/tmp/prof benches/load/compare.sh   also records a `perf` profile of
 #        each proxy in round 1 (flat reports in PERF_DIR/*.txt; needs perf)
+#        RAW_DIR=/tmp/raw benches/load/compare.sh     keeps every wrk report
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROUNDS=${ROUNDS:-3}
@@ -62,6 +63,9 @@ run_one() { # system threads round url pids...
     local sys=$1 t=$2 r=$3 url=$4
     shift 4
     local before after out
+    # One second unmeasured first (after Caddy's run, the first requests
+    # through any pingora proxy took 0.3–1 s; docs/benchmarks.md).
+    wrk -t1 -c"$CONNS" -d1s -H "X-API-Key: bench-key" "$url" >/dev/null
     before=$(cpu_ticks "$@")
     local perf_pid=""
     if [ -n "${PERF_DIR:-}" ] && [ "$r" = 1 ] && [ "$#" -gt 0 ]; then
@@ -71,6 +75,8 @@ run_one() { # system threads round url pids...
         perf_pid=$!
     fi
     out=$(wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency -H "X-API-Key: bench-key" "$url")
+    # RAW_DIR=dir keeps every wrk report (dir/system-threads-round.txt).
+    if [ -n "${RAW_DIR:-}" ]; then mkdir -p "$RAW_DIR" && printf '%s\n' "$out" > "$RAW_DIR/$sys-$t-$r.txt"; fi
     if [ -n "$perf_pid" ]; then
         wait "$perf_pid" || true
         perf report -i "$PERF_DIR/$sys-$t.data" --no-children --percent-limit 0.7 --stdio -g none 2>/dev/null \
@@ -100,9 +106,9 @@ paced="$work/paced"
 paced_one() { # system threads round url
     local out
     if [ "$1" = direct ]; then
-        out=$("$PACED" --url "$4" --ca "$work/ca.pem" --rate "$RATE" --duration "$RATE_DURATION" --connections "$RATE_CONNS")
+        out=$("$PACED" --url "$4" --ca "$work/ca.pem" --rate "$RATE" --duration "$RATE_DURATION" --warmup 0.5 --connections "$RATE_CONNS")
     else
-        out=$("$PACED" --url "$4" --header "X-API-Key: bench-key" --rate "$RATE" --duration "$RATE_DURATION" --connections "$RATE_CONNS")
+        out=$("$PACED" --url "$4" --header "X-API-Key: bench-key" --rate "$RATE" --duration "$RATE_DURATION" --warmup 0.5 --connections "$RATE_CONNS")
     fi
     # sent N ok N errors N rate N p50_us N p99_us N p999_us N max_us N
     set -- "$1" "$2" "$3" $out

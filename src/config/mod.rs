@@ -406,7 +406,7 @@ pub struct RouteConfig {
     pub host: Option<HostPattern>,
     pub path_prefix: String,
     pub upstream: UpstreamTarget,
-    /// Trust anchors for the upstream in addition to the system roots.
+    /// Trust anchors for the upstream: when set, instead of the system roots.
     pub upstream_ca: Vec<CertificateDer<'static>>,
     pub client: Arc<ClientConfig>,
     /// The scopes this route's token carries (the route's override or the client's).

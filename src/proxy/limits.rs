@@ -123,6 +123,8 @@ fn nominates_other_headers(headers: &HeaderMap) -> bool {
         .get_all(CONNECTION)
         .iter()
         .filter_map(|v| v.to_str().ok())
+        // The usual single option, without splitting and trimming.
+        .filter(|v| !is_connection_option(v))
         .flat_map(|v| v.split(','))
         .map(str::trim)
         .any(|t| !t.is_empty() && !is_connection_option(t))
