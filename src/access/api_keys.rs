@@ -124,6 +124,8 @@ impl ApiKeys {
                 index: 0,
             });
             entry.set = self.id;
+            // No tail of a longer key left behind in the buffer.
+            entry.presented.fill(0);
             entry.presented.clear();
             entry.presented.extend_from_slice(presented);
             entry.index = index;
