@@ -13,16 +13,9 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-#[path = "bench_tls.rs"]
-mod bench_tls;
-use bench_tls::Stream;
-
-fn arg(name: &str) -> Option<String> {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1).cloned())
-}
+#[path = "bench_client.rs"]
+mod bench_client;
+use bench_client::{arg, Stream};
 
 /// One request on a fresh connection; the stream stays open for reuse.
 async fn open(
@@ -31,7 +24,7 @@ async fn open(
     request: &[u8],
 ) -> std::io::Result<Box<dyn Stream>> {
     let tcp = TcpStream::connect(addr).await?;
-    let mut stream = bench_tls::wrap(tcp, tls, "localhost").await?;
+    let mut stream = bench_client::wrap(tcp, tls, "localhost").await?;
     stream.write_all(request).await?;
     stream.flush().await?;
     let mut seen = Vec::with_capacity(1024);
@@ -69,7 +62,7 @@ async fn main() {
     let addr = arg("--addr").expect("--addr");
     let count: usize = arg("--connections").map_or(10_000, |n| n.parse().expect("number"));
     let header = arg("--header").map_or(String::new(), |h| format!("{h}\r\n"));
-    let tls = arg("--ca").map(|ca| bench_tls::connector(&ca));
+    let tls = arg("--ca").map(|ca| bench_client::connector(&ca));
     let request = format!("GET /ic/api/idle HTTP/1.1\r\nHost: bench\r\n{header}\r\n").into_bytes();
     let mut held = Vec::with_capacity(count);
     // In batches, so the listener's accept queue is not overrun.

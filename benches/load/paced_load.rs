@@ -25,16 +25,9 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-#[path = "bench_tls.rs"]
-mod bench_tls;
-use bench_tls::{connector, Stream};
-
-fn arg(name: &str) -> Option<String> {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1).cloned())
-}
+#[path = "bench_client.rs"]
+mod bench_client;
+use bench_client::{arg, connector, Stream};
 
 fn number<T: std::str::FromStr>(name: &str, default: T) -> T {
     arg(name).map_or(default, |v| {
@@ -72,7 +65,7 @@ impl Target {
 
     async fn connect(&self) -> std::io::Result<Box<dyn Stream>> {
         let tcp = TcpStream::connect(&self.addr).await?;
-        bench_tls::wrap(tcp, self.tls.as_ref(), &self.host).await
+        bench_client::wrap(tcp, self.tls.as_ref(), &self.host).await
     }
 }
 

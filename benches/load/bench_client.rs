@@ -1,10 +1,19 @@
-//! The load examples' TLS client side (included by `paced_load` and
-//! `idle_clients`): a rustls connector trusting one CA file.
+//! What the load examples' clients share (included by `paced_load` and
+//! `idle_clients`): their arguments, and a rustls connector trusting one
+//! CA file.
 
 use std::sync::Arc;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
+
+/// The value after `name` on the command line.
+pub fn arg(name: &str) -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
+}
 
 /// A connection the examples read and write, plain or TLS.
 pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
