@@ -88,8 +88,10 @@ pub fn rewrite_upstream_headers(req: &mut RequestHeader, h: &UpstreamHeaders<'_>
     };
     if let Some(ip) = h.client_ip {
         let value = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+            // `prior` passed `to_str`, so the joined value is valid too; a
+            // failure would only lose the chain, never the request.
             Some(prior) if !prior.trim().is_empty() => {
-                HeaderValue::try_from(format!("{prior}, {ip}")).expect("visible ASCII")
+                HeaderValue::try_from(format!("{prior}, {ip}")).unwrap_or_else(|_| ip_header(ip))
             }
             _ => ip_header(ip),
         };
