@@ -50,20 +50,10 @@ impl ApiKeys {
     /// Parses the file's text; errors name the line.
     pub fn parse(text: &str, header: HeaderName) -> Result<Self, String> {
         let mut keys = Vec::new();
-        for (n, line) in text.lines().enumerate() {
-            let line = line.trim();
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            let (name, hex) = line
-                .split_once(':')
-                .ok_or_else(|| format!("line {}: expected name:sha256hex", n + 1))?;
+        for entry in super::colon_lines(text, "name:sha256hex") {
+            let (n, name, hex) = entry?;
             let hash = decode_sha256_hex(hex.trim()).ok_or_else(|| {
-                format!(
-                    "line {}: {:?} is not 64 hex digits (the SHA-256 of the key)",
-                    n + 1,
-                    name
-                )
+                format!("line {n}: {name:?} is not 64 hex digits (the SHA-256 of the key)")
             })?;
             keys.push((Arc::from(format!("api_key:{}", name.trim())), hash));
         }
@@ -176,6 +166,20 @@ mod tests {
         old.find(b"k-2");
         assert_eq!(reloaded.remembered(b"k-2"), None);
         assert_eq!(reloaded.find(b"k-2"), None);
+    }
+
+    #[test]
+    fn errors_name_the_line_counting_comments_and_blanks() {
+        let header = HeaderName::from_static("x-api-key");
+        let text = format!("# keys\n\n{}\nno-colon-here\n", api_key_line("erp", "k-1"));
+        assert_eq!(
+            ApiKeys::parse(&text, header.clone()).unwrap_err(),
+            "line 4: expected name:sha256hex"
+        );
+        assert_eq!(
+            ApiKeys::parse("# only a comment\n", header).unwrap_err(),
+            "no keys in the file"
+        );
     }
 
     #[test]

@@ -42,6 +42,24 @@ pub struct Denial {
     pub challenge: Option<HeaderValue>,
 }
 
+/// The `name:value` lines of a credentials file with their 1-based line
+/// numbers, blank lines and `#` comments skipped; a line without a colon
+/// is an error saying the `expected` form.
+fn colon_lines<'a>(
+    text: &'a str,
+    expected: &'static str,
+) -> impl Iterator<Item = Result<(usize, &'a str, &'a str), String>> + 'a {
+    text.lines()
+        .enumerate()
+        .map(|(i, line)| (i + 1, line.trim()))
+        .filter(|(_, line)| !line.is_empty() && !line.starts_with('#'))
+        .map(move |(n, line)| {
+            line.split_once(':')
+                .map(|(name, value)| (n, name, value))
+                .ok_or_else(|| format!("line {n}: expected {expected}"))
+        })
+}
+
 /// Users from a bcrypt htpasswd file (`user:$2y$…` per line).
 pub struct BasicUsers {
     users: HashMap<String, String>,
@@ -60,18 +78,11 @@ impl std::fmt::Debug for BasicUsers {
 impl BasicUsers {
     pub fn parse(text: &str) -> Result<Self, String> {
         let mut users = HashMap::new();
-        for (n, line) in text.lines().enumerate() {
-            let line = line.trim();
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            let (user, hash) = line
-                .split_once(':')
-                .ok_or_else(|| format!("line {}: expected user:bcrypt-hash", n + 1))?;
+        for entry in colon_lines(text, "user:bcrypt-hash") {
+            let (n, user, hash) = entry?;
             if !(hash.starts_with("$2a$") || hash.starts_with("$2b$") || hash.starts_with("$2y$")) {
                 return Err(format!(
-                    "line {} (user {user:?}): only bcrypt hashes are accepted (htpasswd -B); MD5, SHA-1 and crypt hashes are too weak",
-                    n + 1
+                    "line {n} (user {user:?}): only bcrypt hashes are accepted (htpasswd -B); MD5, SHA-1 and crypt hashes are too weak"
                 ));
             }
             users.insert(user.to_string(), hash.to_string());
