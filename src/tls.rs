@@ -36,7 +36,7 @@ pub fn root_store(extra: &[CertificateDer<'static>]) -> RootCertStore {
 /// pingora builds a new root store from a route's CA list for every new
 /// upstream connection, and a list holding the ~140 system roots also kept
 /// 5.7 MiB resident (docs/benchmarks.md).
-pub fn upstream_root_store(ca_file: &[CertificateDer<'static>]) -> RootCertStore {
+fn upstream_root_store(ca_file: &[CertificateDer<'static>]) -> RootCertStore {
     if ca_file.is_empty() {
         return root_store(&[]);
     }
@@ -51,8 +51,14 @@ pub fn client_config(extra: &[CertificateDer<'static>]) -> rustls::ClientConfig 
     client_config_with(root_store(extra))
 }
 
+/// A rustls client configuration for an upstream with the trust of
+/// [`upstream_root_store`] (the proxy's own replay, `doctor`).
+pub fn upstream_client_config(ca_file: &[CertificateDer<'static>]) -> rustls::ClientConfig {
+    client_config_with(upstream_root_store(ca_file))
+}
+
 /// A rustls client configuration on the ring provider trusting `roots`.
-pub fn client_config_with(roots: RootCertStore) -> rustls::ClientConfig {
+fn client_config_with(roots: RootCertStore) -> rustls::ClientConfig {
     rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
         .with_safe_default_protocol_versions()
         .expect("ring supports the default protocol versions")

@@ -21,7 +21,7 @@ pub struct UpstreamPeer {
     pub peer: ArcSwapOption<HttpPeer>,
     template: HttpPeer,
     /// The route's CA file, for [`UpstreamPeer::direct_client`].
-    extra_roots: Vec<CertificateDer<'static>>,
+    ca_file: Vec<CertificateDer<'static>>,
     /// Built on first use and kept while the address stays the same.
     direct: Mutex<Option<(SocketAddr, reqwest::Client)>>,
 }
@@ -61,7 +61,7 @@ impl UpstreamPeer {
             peer: ArcSwapOption::empty(),
             template,
             target,
-            extra_roots: route.upstream_ca.clone(),
+            ca_file: route.upstream_ca.clone(),
             direct: Mutex::new(None),
         };
         if let Ok(ip) = upstream.target.host.parse::<IpAddr>() {
@@ -119,9 +119,8 @@ impl UpstreamPeer {
             builder = builder.read_timeout(t);
         }
         if self.target.tls {
-            builder = builder.tls_backend_preconfigured(crate::tls::client_config_with(
-                crate::tls::upstream_root_store(&self.extra_roots),
-            ));
+            builder = builder
+                .tls_backend_preconfigured(crate::tls::upstream_client_config(&self.ca_file));
         }
         let client = builder
             .build()
@@ -156,7 +155,7 @@ pub async fn lookup(host: &str, port: u16) -> std::io::Result<SocketAddr> {
 }
 
 /// The route's CA file, in pingora's per-peer CA form: it replaces the
-/// system roots for this upstream ([`crate::tls::upstream_root_store`]).
+/// system roots for this upstream ([`crate::tls::upstream_client_config`]).
 /// Certificates that pingora's parser would reject are left out rather than
 /// allowed to panic a connection.
 fn ca_list(ca_file: &[CertificateDer<'static>]) -> Arc<[WrappedX509]> {

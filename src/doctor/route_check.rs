@@ -88,9 +88,7 @@ async fn probe(
 ) {
     let target = &route.upstream;
     let client = reqwest::Client::builder()
-        .tls_backend_preconfigured(crate::tls::client_config_with(
-            crate::tls::upstream_root_store(&route.upstream_ca),
-        ))
+        .tls_backend_preconfigured(crate::tls::upstream_client_config(&route.upstream_ca))
         .resolve(&target.host, addr)
         .redirect(reqwest::redirect::Policy::none())
         .no_proxy()
@@ -152,8 +150,7 @@ fn interpret(status: u16, host: &str, claims: &serde_json::Value) -> (bool, Stri
 /// certificate the upstream presents.
 async fn tls_probe(route: &RouteConfig, addr: SocketAddr) -> TlsReport {
     let mut report = TlsReport::default();
-    let config =
-        crate::tls::client_config_with(crate::tls::upstream_root_store(&route.upstream_ca));
+    let config = crate::tls::upstream_client_config(&route.upstream_ca);
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
     let name = match rustls::pki_types::ServerName::try_from(route.upstream.host.clone()) {
         Ok(n) => n,
