@@ -21,7 +21,7 @@ static NEXT_SET_ID: AtomicU64 = AtomicU64::new(1);
 
 pub struct ApiKeys {
     pub header: HeaderName,
-    /// The caller's name for logs ("api_key:<name>") and the key's hash.
+    /// The caller's name for logs (`api_key:<name>`) and the key's hash.
     keys: Vec<(Arc<str>, [u8; 32])>,
     id: u64,
 }
