@@ -104,12 +104,10 @@ run_one() { # system threads round url pids...
 paced="$work/paced"
 : > "$paced"
 paced_one() { # system threads round url
-    local out
-    if [ "$1" = direct ]; then
-        out=$("$PACED" --url "$4" --ca "$work/ca.pem" --rate "$RATE" --duration "$RATE_DURATION" --warmup 0.5 --connections "$RATE_CONNS")
-    else
-        out=$("$PACED" --url "$4" --header "X-API-Key: bench-key" --rate "$RATE" --duration "$RATE_DURATION" --warmup 0.5 --connections "$RATE_CONNS")
-    fi
+    local out how=(--header "X-API-Key: bench-key")
+    # direct is the HTTPS upstream itself.
+    [ "$1" = direct ] && how=(--ca "$work/ca.pem")
+    out=$("$PACED" --url "$4" "${how[@]}" --rate "$RATE" --duration "$RATE_DURATION" --warmup 0.5 --connections "$RATE_CONNS")
     # sent N ok N errors N rate N p50_us N p99_us N p999_us N max_us N
     set -- "$1" "$2" "$3" $out
     echo "$2 $3 $1 ${13} ${15} ${17} ${19} ${9}" >> "$paced"
