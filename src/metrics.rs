@@ -7,8 +7,8 @@
 use std::sync::LazyLock;
 
 use prometheus::{
-    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry,
-    TextEncoder,
+    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 pub struct Metrics {
@@ -38,6 +38,12 @@ pub struct Metrics {
     /// `{kind}`; kind is `unavailable|timeout|decrypt|malformed`.
     pub shared_cache_errors: IntCounterVec,
     pub in_flight: IntGauge,
+    /// `{client}`: callers with a cached slot (`on_behalf_of: caller`).
+    pub callers: IntGaugeVec,
+    /// `{client,reason}`; reason is `lru|idle`.
+    pub caller_evictions: IntCounterVec,
+    /// `{client,reason}`; reason is `idp_refused|remembered|attempt_limit`.
+    pub caller_refusals: IntCounterVec,
 }
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics::register(Registry::new()));
@@ -119,6 +125,21 @@ const IN_FLIGHT: Def = Def {
     help: "Requests currently being handled",
     labels: &[],
 };
+const CALLERS: Def = Def {
+    name: "bearer_proxy_callers",
+    help: "Callers of an on_behalf_of: caller client with a cached token slot",
+    labels: &["client"],
+};
+const CALLER_EVICTIONS: Def = Def {
+    name: "bearer_proxy_caller_evictions_total",
+    help: "Callers' slots dropped: least recently used beyond max_callers, or idle past caller_idle_timeout",
+    labels: &["client", "reason"],
+};
+const CALLER_REFUSALS: Def = Def {
+    name: "bearer_proxy_caller_refusals_total",
+    help: "Callers refused: by the identity service, by the remembered refusal of their password, or by the per-user attempt ceiling",
+    labels: &["client", "reason"],
+};
 
 const FETCH_BUCKETS: &[f64] = &[
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
@@ -153,6 +174,11 @@ impl Registrar<'_> {
         self.add(HistogramVec::new(opts, d.labels).expect("valid metric definition"))
     }
 
+    fn int_gauge_vec(&self, d: Def) -> IntGaugeVec {
+        let g = IntGaugeVec::new(Opts::new(d.name, d.help), d.labels);
+        self.add(g.expect("valid metric definition"))
+    }
+
     fn int_gauge(&self, d: Def) -> IntGauge {
         self.add(IntGauge::new(d.name, d.help).expect("valid metric definition"))
     }
@@ -176,6 +202,9 @@ impl Metrics {
             shared_cache: r.counter(SHARED_CACHE),
             shared_cache_errors: r.counter(SHARED_CACHE_ERRORS),
             in_flight: r.int_gauge(IN_FLIGHT),
+            callers: r.int_gauge_vec(CALLERS),
+            caller_evictions: r.counter(CALLER_EVICTIONS),
+            caller_refusals: r.counter(CALLER_REFUSALS),
             registry,
         }
     }

@@ -229,6 +229,12 @@ impl Reloader {
             for slot in &added {
                 refresher::spawn(slot.clone(), refreshers.shutdown.clone());
             }
+            // A kept family's sweep goes on; a new one starts its own.
+            for family in new.cache.caller_families() {
+                if !old.cache.holds_family(family) {
+                    crate::oauth::spawn_sweeper(family, refreshers.shutdown.clone());
+                }
+            }
         }
         self.current.store(new);
         added

@@ -84,6 +84,9 @@ impl BackgroundService for Background {
         for slot in cache.slots() {
             refresher::spawn(slot.clone(), shutdown.clone());
         }
+        for family in cache.caller_families() {
+            crate::oauth::spawn_sweeper(family, shutdown.clone());
+        }
         let current = self.current.clone();
         let mut shutdown = shutdown;
         loop {

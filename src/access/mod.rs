@@ -18,7 +18,9 @@ use ipnet::IpNet;
 use sha2::{Digest, Sha256};
 
 mod api_keys;
+mod subjects;
 pub use api_keys::{api_key_line, ApiKeys};
+pub use subjects::CallerSubjects;
 
 /// How long a successful bcrypt check is remembered, so a Basic-auth client
 /// does not cost a bcrypt (tens of milliseconds of CPU) per request.
@@ -144,6 +146,10 @@ pub struct AccessPolicy {
     pub allow_cidrs: Vec<IpNet>,
     pub api_keys: Option<ApiKeys>,
     pub basic_users: Option<BasicUsers>,
+    /// The caller's Basic credentials go to the identity service (through
+    /// an `on_behalf_of: caller` password client): only their presence is
+    /// checked here.
+    pub identity_service_basic: bool,
     pub client_cert_subjects: Vec<String>,
 }
 
@@ -159,7 +165,14 @@ impl AccessPolicy {
     fn has_credential_methods(&self) -> bool {
         self.api_keys.is_some()
             || self.basic_users.is_some()
+            || self.identity_service_basic
             || !self.client_cert_subjects.is_empty()
+    }
+
+    /// Whether every caller this policy admits has a name (not `any` or
+    /// `address`): what an `on_behalf_of: caller` client needs.
+    pub fn names_callers(&self) -> bool {
+        !self.allow_any && self.has_credential_methods()
     }
 
     /// The header the client's API key comes in, to strip before forwarding.
@@ -185,6 +198,14 @@ impl AccessPolicy {
                     who: "address".into(),
                 };
             }
+        }
+        if self.identity_service_basic {
+            return match basic_credentials(caller.headers) {
+                Some((user, _)) if !user.is_empty() => Decision::Allow {
+                    who: format!("user:{user}").into(),
+                },
+                _ => self.deny(401, "no_credentials"),
+            };
         }
         let mut offered = false;
         if let Some(subject) = caller.cert_subject {
@@ -232,7 +253,7 @@ impl AccessPolicy {
 
     fn deny(&self, status: u16, reason: &'static str) -> Decision {
         let challenge = (status == 401).then(|| {
-            if self.basic_users.is_some() {
+            if self.basic_users.is_some() || self.identity_service_basic {
                 HeaderValue::from_static("Basic realm=\"bearer-proxy\", charset=\"UTF-8\"")
             } else {
                 let header = self.api_key_header().map_or("x-api-key", |h| h.as_str());
@@ -275,7 +296,26 @@ fn subject_matches(configured: &str, subject: &str) -> bool {
     }
 }
 
-fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
+/// The name a caller acts under at the identity service, from the `who` of
+/// an [`Decision::Allow`]: an API key's name, a Basic user, or a client
+/// certificate's CN (the whole subject when it has none). `None` for
+/// callers admitted by `allow_any` or address alone.
+pub fn caller_name(who: &str) -> Option<&str> {
+    let (kind, name) = who.split_once(':')?;
+    match kind {
+        "api_key" | "user" => Some(name),
+        "cert" => Some(
+            name.split(',')
+                .map(str::trim)
+                .find_map(|rdn| rdn.strip_prefix("CN=").or_else(|| rdn.strip_prefix("cn=")))
+                .unwrap_or(name),
+        ),
+        _ => None,
+    }
+}
+
+/// The user and password of an `Authorization: Basic` header.
+pub fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
     let value = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, b64) = value.split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("basic") {

@@ -131,6 +131,8 @@ impl AdminApp {
             "/status" => {
                 let mut clients: Vec<_> = cache.slots().map(|s| s.status()).collect();
                 clients.sort_by(|a, b| a.client.cmp(&b.client).then(a.scopes.cmp(&b.scopes)));
+                let mut callers: Vec<_> = cache.caller_families().map(|f| f.status()).collect();
+                callers.sort_by(|a, b| a.client.cmp(&b.client).then(a.scopes.cmp(&b.scopes)));
                 let routes: Vec<_> = snapshot.routes.iter().map(|r| r.name.as_str()).collect();
                 json_response(
                     StatusCode::OK,
@@ -142,6 +144,7 @@ impl AdminApp {
                         "shared_cache": cache.shared_status(),
                         "routes": routes,
                         "clients": clients,
+                        "callers": callers,
                     }),
                 )
             }

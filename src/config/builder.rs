@@ -6,7 +6,7 @@
 
 use serde_yaml::Value;
 
-use super::raw::{RawAccess, RawClient, RawConfig, RawMatch, RawRoute};
+use super::raw::{OnBehalfOf, RawAccess, RawClient, RawConfig, RawMatch, RawRoute};
 
 impl RawConfig {
     /// The configuration as YAML, leaving out every setting that is unset
@@ -56,6 +56,12 @@ impl RawClient {
             ..RawClient::default()
         }
     }
+
+    /// This client, getting tokens as each caller (`on_behalf_of: caller`).
+    pub fn for_callers(mut self) -> Self {
+        self.on_behalf_of = Some(OnBehalfOf::Caller);
+        self
+    }
 }
 
 impl RawRoute {
@@ -93,6 +99,14 @@ impl RawAccess {
     pub fn allow_any() -> Self {
         RawAccess {
             allow_any: true,
+            ..RawAccess::default()
+        }
+    }
+
+    /// Callers' own Basic credentials, checked by the identity service.
+    pub fn identity_service_basic() -> Self {
+        RawAccess {
+            identity_service_basic: true,
             ..RawAccess::default()
         }
     }

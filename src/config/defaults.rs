@@ -57,6 +57,24 @@ pub const ASSERTION_LIFETIME_MIN: Duration = Duration::from_secs(60);
 /// Longest assertion lifetime the identity service accepts.
 pub const ASSERTION_LIFETIME_MAX: Duration = Duration::from_secs(3600);
 
+/// `clients.*.max_callers`: callers whose tokens an `on_behalf_of: caller`
+/// client keeps; the least recently used is evicted beyond it.
+pub const MAX_CALLERS: usize = 10_000;
+/// `clients.*.caller_idle_timeout`: a caller unseen this long loses its token.
+pub const CALLER_IDLE_TIMEOUT: Duration = Duration::from_secs(3600);
+/// `clients.*.refused_password_memory`: a user+password the identity
+/// service refused is not sent again for this long.
+pub const REFUSED_PASSWORD_MEMORY: Duration = Duration::from_secs(300);
+/// `clients.*.password_attempts_per_minute`: password grants per user name
+/// in any sixty seconds, below an identity domain's usual lockout of 5.
+pub const PASSWORD_ATTEMPTS_PER_MINUTE: u32 = 3;
+/// Bounds of the caller settings (inclusive).
+pub const MAX_CALLERS_LIMIT: usize = 1_000_000;
+pub const CALLER_IDLE_TIMEOUT_MIN: Duration = Duration::from_secs(1);
+pub const CALLER_IDLE_TIMEOUT_MAX: Duration = Duration::from_secs(7 * 24 * 3600);
+pub const REFUSED_PASSWORD_MEMORY_MAX: Duration = Duration::from_secs(7 * 24 * 3600);
+pub const PASSWORD_ATTEMPTS_LIMIT: u32 = 60;
+
 /// `cache.redis.key_prefix`: lets several fleets share one Redis.
 pub const REDIS_KEY_PREFIX: &str = "bearer-proxy:";
 /// `cache.redis.lock_ttl`: longest a replica may hold a slot's fetch lock.

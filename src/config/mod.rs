@@ -19,7 +19,7 @@ use std::time::Duration;
 use rustls::pki_types::CertificateDer;
 
 pub use error::{ConfigError, ConfigErrors};
-pub use raw::{BasicEncoding, ClientAuthMethod, GrantKind, Issuer};
+pub use raw::{BasicEncoding, ClientAuthMethod, GrantKind, Issuer, OnBehalfOf};
 pub use secret::Secret;
 pub use validate::{load_file, load_str};
 
@@ -88,6 +88,9 @@ pub struct Limits {
     /// After a fresh token is refused by the upstream too, 401s pass
     /// through this long without a renewal.
     pub upstream_401_cooldown: Duration,
+    /// Longest a request waits for its caller's first token
+    /// (`upstream_timeout`); past it, 503 `token_unavailable`.
+    pub caller_token_wait: Duration,
 }
 
 /// Where token slots live.
@@ -195,6 +198,20 @@ pub struct ClientConfig {
     pub connect_timeout: Duration,
     pub request_timeout: Duration,
     pub retry: RetryPolicy,
+    /// Set for `on_behalf_of: caller`: tokens per caller, and their bounds.
+    pub callers: Option<CallerPolicy>,
+}
+
+/// How an `on_behalf_of: caller` client keeps its callers' tokens.
+#[derive(Debug, Clone)]
+pub struct CallerPolicy {
+    pub max_callers: usize,
+    pub idle_timeout: Duration,
+    pub refused_password_memory: Duration,
+    pub password_attempts_per_minute: u32,
+    /// `caller_subjects_file`: caller name → identity-domain user. Not part
+    /// of the fingerprint: a reload swaps the mapping and keeps the tokens.
+    pub subjects: Option<Arc<crate::access::CallerSubjects>>,
 }
 
 impl ClientConfig {
@@ -232,6 +249,23 @@ impl ClientConfig {
                 field(format!("jb|{subject}").as_bytes());
                 field(&key.fingerprint());
             }
+            Grant::CallerPassword => field(b"pw-caller"),
+            Grant::CallerAssertion { key } => {
+                field(b"jb-caller");
+                field(&key.fingerprint());
+            }
+        }
+        if let Some(c) = &self.callers {
+            field(
+                format!(
+                    "callers|{}|{:?}|{:?}|{}",
+                    c.max_callers,
+                    c.idle_timeout,
+                    c.refused_password_memory,
+                    c.password_attempts_per_minute
+                )
+                .as_bytes(),
+            );
         }
         field(
             format!(
@@ -305,14 +339,20 @@ pub enum Grant {
         subject: String,
         key: Arc<SigningKey>,
     },
+    /// The password grant with each caller's own Basic credentials.
+    CallerPassword,
+    /// A user assertion whose subject is the caller (or its mapped user).
+    CallerAssertion {
+        key: Arc<SigningKey>,
+    },
 }
 
 impl Grant {
     pub fn kind(&self) -> GrantKind {
         match self {
             Grant::ClientCredentials => GrantKind::ClientCredentials,
-            Grant::Password { .. } => GrantKind::Password,
-            Grant::JwtBearer { .. } => GrantKind::JwtBearer,
+            Grant::Password { .. } | Grant::CallerPassword => GrantKind::Password,
+            Grant::JwtBearer { .. } | Grant::CallerAssertion { .. } => GrantKind::JwtBearer,
         }
     }
 }

@@ -178,6 +178,17 @@ pub struct RawClient {
     pub password: Option<String>,
     pub password_file: Option<PathBuf>,
     pub subject: Option<String>,
+    /// `caller`: each caller gets tokens as itself (its own Basic
+    /// credentials, or its name as the assertion's subject).
+    pub on_behalf_of: Option<OnBehalfOf>,
+    pub max_callers: Option<usize>,
+    #[serde(default, with = "humantime_serde")]
+    pub caller_idle_timeout: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub refused_password_memory: Option<Duration>,
+    pub password_attempts_per_minute: Option<u32>,
+    /// `caller-name: identity-domain-user` lines (grant jwt_bearer).
+    pub caller_subjects_file: Option<PathBuf>,
     pub signing_key: Option<RawSigningKey>,
     #[serde(default)]
     pub refresh_token: bool,
@@ -192,6 +203,14 @@ pub struct RawClient {
     pub request_timeout: Option<Duration>,
     #[serde(default)]
     pub retry: RawRetry,
+}
+
+/// Whose identity a client's tokens carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnBehalfOf {
+    /// The authenticated caller's.
+    Caller,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -249,6 +268,10 @@ pub struct RawAccess {
     pub api_keys_file: Option<PathBuf>,
     pub api_key_header: Option<String>,
     pub basic_users_file: Option<PathBuf>,
+    /// The caller's Basic credentials are checked by the identity service
+    /// (the route's `on_behalf_of: caller` password client), not here.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub identity_service_basic: bool,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub allow_cidrs: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

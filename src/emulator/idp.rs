@@ -37,6 +37,8 @@ const SIGNING_KEY_PEM: &str = include_str!("demo-signing-key.pem");
 const SIGNING_KEY_N: &str = include_str!("demo-signing-key.n");
 pub const SIGNING_KEY_ID: &str = "bearer-proxy-emulator";
 pub const ISSUER: &str = "https://identity.oraclecloud.com/";
+/// The usual account lock threshold of an identity domain's password policy.
+pub const DEFAULT_LOCK_THRESHOLD: u32 = 5;
 
 /// What the next token requests meet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,6 +124,10 @@ struct RefreshGrant {
 pub struct IdpState {
     clients: Mutex<HashMap<String, RegisteredClient>>,
     users: Mutex<HashMap<String, String>>,
+    /// Consecutive failed password grants per user; at `lock_threshold`
+    /// the user is locked (an identity domain's account lock threshold).
+    failed_logins: Mutex<HashMap<String, u32>>,
+    lock_threshold: std::sync::atomic::AtomicU32,
     refresh_tokens: Mutex<HashMap<String, RefreshGrant>>,
     oam_domain: Mutex<String>,
     audiences: Mutex<HashSet<String>>,
@@ -146,6 +152,8 @@ impl IdpState {
         Arc::new(IdpState {
             clients: Mutex::new(HashMap::new()),
             users: Mutex::new(HashMap::new()),
+            failed_logins: Mutex::new(HashMap::new()),
+            lock_threshold: std::sync::atomic::AtomicU32::new(DEFAULT_LOCK_THRESHOLD),
             refresh_tokens: Mutex::new(HashMap::new()),
             oam_domain: Mutex::new("OAMDomain".into()),
             audiences: Mutex::new(HashSet::from([ISSUER.to_string()])),
@@ -201,6 +209,47 @@ impl IdpState {
     /// A user for the password and JWT-assertion grants.
     pub fn register_user(&self, username: &str, password: &str) {
         lock(&self.users).insert(username.into(), password.into());
+    }
+
+    /// The password policy's account lock threshold: consecutive failed
+    /// password grants after which a user is locked (0: never).
+    pub fn set_lock_threshold(&self, failures: u32) {
+        self.lock_threshold.store(failures, Ordering::SeqCst);
+    }
+
+    /// Whether `username` is locked by failed sign-ins.
+    pub fn is_locked(&self, username: &str) -> bool {
+        let threshold = self.lock_threshold.load(Ordering::SeqCst);
+        threshold > 0 && self.failed_logins(username) >= threshold
+    }
+
+    /// Consecutive failed password grants of `username` so far.
+    pub fn failed_logins(&self, username: &str) -> u32 {
+        lock(&self.failed_logins)
+            .get(username)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// A password grant for a known user: a wrong password counts towards
+    /// the lock, a right one resets the count; a locked user is refused
+    /// whatever the password.
+    fn sign_in(&self, username: &str, password: Option<&str>) -> Result<(), &'static str> {
+        let known = lock(&self.users).get(username).cloned();
+        let Some(expected) = known else {
+            return Err("Invalid user name or password.");
+        };
+        if self.is_locked(username) {
+            return Err("The user account is locked.");
+        }
+        let mut failed = lock(&self.failed_logins);
+        if password == Some(expected.as_str()) {
+            failed.remove(username);
+            Ok(())
+        } else {
+            *failed.entry(username.to_string()).or_default() += 1;
+            Err("Invalid user name or password.")
+        }
     }
 
     /// The identity domain OAM requests must name.

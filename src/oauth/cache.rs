@@ -1,12 +1,16 @@
 //! The token cache: one [`TokenSlot`] per distinct (client, scopes) that
-//! some route uses, rebuilt on reload keeping the slots of unchanged clients.
+//! some route uses — or, for an `on_behalf_of: caller` client, one family
+//! of callers' slots ([`CallerSlots`]) — rebuilt on reload keeping the
+//! slots and families of unchanged clients.
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use tokio::runtime::Handle;
 
+use super::callers::CallerSlots;
 use super::rate::RateCeilings;
 use super::shared::{SharedCache, SharedStatus};
 use super::slot::TokenSlot;
@@ -47,9 +51,100 @@ impl SlotKey {
     }
 }
 
+/// Where a route's tokens come from.
+#[derive(Clone)]
+pub enum RouteTokens {
+    /// One identity for every caller.
+    One(Arc<TokenSlot>),
+    /// Each caller as itself.
+    PerCaller(Arc<CallerSlots>),
+}
+
+/// What slots and families are made with, and the cache they may be
+/// carried over from.
+struct Parts<'a> {
+    previous: Option<&'a TokenCache>,
+    runtime: &'a Arc<OnceLock<Handle>>,
+    ceilings: &'a Arc<RateCeilings>,
+    shared: &'a Option<Arc<SharedCache>>,
+    /// The token URL's ceiling: per second, per minute.
+    rates: (f64, u32),
+}
+
+impl Parts<'_> {
+    fn ceiling(&self, route: &RouteConfig) -> Arc<super::rate::RateCeiling> {
+        let (per_second, per_minute) = self.rates;
+        self.ceilings
+            .for_url(&route.client.token_url, per_second, per_minute)
+    }
+
+    /// The slot of a single-identity route: the previous one when the
+    /// client is unchanged (it keeps its token), else a new one.
+    fn slot(
+        &self,
+        route: &RouteConfig,
+        scopes: Vec<String>,
+    ) -> Result<Arc<TokenSlot>, TransportError> {
+        let key = SlotKey::new(&route.client.name, &scopes);
+        let fingerprint = route.client.fingerprint();
+        if let Some(slot) = self
+            .previous
+            .and_then(|p| p.slots.get(&key))
+            .filter(|s| s.fingerprint == fingerprint)
+        {
+            return Ok(slot.clone());
+        }
+        let fleet = self
+            .shared
+            .as_ref()
+            .map(|s| s.slot(&route.client.name, &fingerprint, &scopes, None));
+        let slot = TokenSlot::new(
+            route.client.clone(),
+            scopes,
+            self.runtime.clone(),
+            self.ceiling(route),
+            fleet,
+        )?;
+        Ok(Arc::new(slot))
+    }
+
+    /// The caller family of a route's client: the previous one when the
+    /// client is unchanged (its callers keep their tokens; a re-read
+    /// `caller_subjects_file` is swapped in), else a new one.
+    fn family(
+        &self,
+        route: &RouteConfig,
+        scopes: Vec<String>,
+    ) -> Result<Arc<CallerSlots>, TransportError> {
+        let key = SlotKey::new(&route.client.name, &scopes);
+        let subjects = route
+            .client
+            .callers
+            .as_ref()
+            .and_then(|c| c.subjects.clone());
+        if let Some(family) = self
+            .previous
+            .and_then(|p| p.callers.get(&key))
+            .filter(|f| f.fingerprint == route.client.fingerprint())
+        {
+            family.set_subjects(subjects);
+            return Ok(family.clone());
+        }
+        CallerSlots::new(
+            route.client.clone(),
+            scopes,
+            self.runtime.clone(),
+            self.ceiling(route),
+            self.shared.clone(),
+        )
+    }
+}
+
 /// All slots of a configuration.
 pub struct TokenCache {
     slots: HashMap<SlotKey, Arc<TokenSlot>>,
+    /// The caller families of `on_behalf_of: caller` clients.
+    callers: HashMap<SlotKey, Arc<CallerSlots>>,
     runtime: Arc<OnceLock<Handle>>,
     /// Shared across reloads, so one token URL never has two ceilings.
     ceilings: Arc<RateCeilings>,
@@ -88,42 +183,36 @@ impl TokenCache {
                 ),
             },
         };
+        let parts = Parts {
+            previous,
+            runtime: &runtime,
+            ceilings: &ceilings,
+            shared: &shared,
+            rates: (
+                config.server.token_requests_per_second,
+                config.server.token_requests_per_minute,
+            ),
+        };
         let mut slots = HashMap::new();
+        let mut callers = HashMap::new();
         for route in &config.routes {
             let scopes = Self::requested_scopes(route);
             let key = SlotKey::new(&route.client.name, &scopes);
-            let reusable = previous
-                .and_then(|p| p.slots.get(&key))
-                .filter(|s| s.fingerprint == route.client.fingerprint());
-            if let Some(slot) = reusable {
-                slots.insert(key, slot.clone());
-                continue;
-            }
-            if let std::collections::hash_map::Entry::Vacant(entry) = slots.entry(key) {
-                let ceiling = ceilings.for_url(
-                    &route.client.token_url,
-                    config.server.token_requests_per_second,
-                    config.server.token_requests_per_minute,
-                );
-                let fleet = shared
-                    .as_ref()
-                    .map(|s| s.slot(&route.client.name, &route.client.fingerprint(), &scopes));
-                let slot = TokenSlot::new(
-                    route.client.clone(),
-                    scopes,
-                    runtime.clone(),
-                    ceiling,
-                    fleet,
-                )
-                .map_err(|source| CacheError::Client {
-                    client: route.client.name.clone(),
-                    source,
-                })?;
-                entry.insert(Arc::new(slot));
+            let failed = |source| CacheError::Client {
+                client: route.client.name.clone(),
+                source,
+            };
+            if route.client.callers.is_some() {
+                if let Entry::Vacant(entry) = callers.entry(key) {
+                    entry.insert(parts.family(route, scopes).map_err(failed)?);
+                }
+            } else if let Entry::Vacant(entry) = slots.entry(key) {
+                entry.insert(parts.slot(route, scopes).map_err(failed)?);
             }
         }
         Ok(TokenCache {
             slots,
+            callers,
             runtime,
             ceilings,
             shared,
@@ -157,8 +246,28 @@ impl TokenCache {
         self.slots.get(&key).cloned()
     }
 
+    /// Where a route's tokens come from.
+    pub fn tokens_for(&self, route: &RouteConfig) -> Option<RouteTokens> {
+        let key = SlotKey::new(&route.client.name, &Self::requested_scopes(route));
+        match self.callers.get(&key) {
+            Some(family) => Some(RouteTokens::PerCaller(family.clone())),
+            None => self.slots.get(&key).cloned().map(RouteTokens::One),
+        }
+    }
+
+    /// The slots of single-identity clients (callers' slots are not listed).
     pub fn slots(&self) -> impl Iterator<Item = &Arc<TokenSlot>> {
         self.slots.values()
+    }
+
+    /// The caller families of `on_behalf_of: caller` clients.
+    pub fn caller_families(&self) -> impl Iterator<Item = &Arc<CallerSlots>> {
+        self.callers.values()
+    }
+
+    /// Whether this very family (not an equal one) is part of the cache.
+    pub fn holds_family(&self, family: &Arc<CallerSlots>) -> bool {
+        self.callers.values().any(|f| Arc::ptr_eq(f, family))
     }
 
     /// Whether this very slot (not an equal one) is part of the cache.

@@ -3,6 +3,7 @@
 //! upper-case ones.
 
 use super::assertion;
+use super::callers::CallerCredential;
 use super::error::FetchError;
 use crate::config::{ClientConfig, Grant, GrantKind, Issuer, Secret};
 
@@ -10,6 +11,9 @@ use crate::config::{ClientConfig, Grant, GrantKind, Issuer, Secret};
 pub enum Step<'a> {
     /// The configured grant.
     Primary,
+    /// The configured grant of an `on_behalf_of: caller` client, as this
+    /// caller.
+    Caller(&'a CallerCredential),
     /// Renew with a refresh token.
     Refresh(&'a Secret),
 }
@@ -18,7 +22,7 @@ pub enum Step<'a> {
 pub fn label(client: &ClientConfig, step: &Step<'_>) -> &'static str {
     match step {
         Step::Refresh(_) => "refresh_token",
-        Step::Primary => kind_label(client.grant.kind()),
+        Step::Primary | Step::Caller(_) => kind_label(client.grant.kind()),
     }
 }
 
@@ -49,7 +53,14 @@ pub fn form(
             form.push(("refresh_token", token.expose().to_string()));
             return Ok(form);
         }
+        Step::Caller(caller) => caller_fields(client, caller, &mut form)?,
         Step::Primary => match &client.grant {
+            Grant::CallerPassword | Grant::CallerAssertion { .. } => {
+                return Err(FetchError::Local(format!(
+                    "client {:?} acts on behalf of each caller: its tokens need a caller",
+                    client.name
+                )))
+            }
             Grant::ClientCredentials => {
                 form.push((
                     "grant_type",
@@ -62,14 +73,8 @@ pub fn form(
                 form.push(("password", password.expose().to_string()));
             }
             Grant::JwtBearer { subject, key } => {
-                form.push((
-                    "grant_type",
-                    name("urn:ietf:params:oauth:grant-type:jwt-bearer", "JWT_BEARER").to_string(),
-                ));
-                let jwt = assertion::mint(key, &client.client_id, subject).map_err(|e| {
-                    FetchError::Local(format!("cannot sign the user assertion: {e}"))
-                })?;
-                form.push(("assertion", jwt));
+                form.push(("grant_type", jwt_bearer_name(oam).to_string()));
+                form.push(("assertion", user_assertion(client, key, subject)?));
             }
         },
     }
@@ -77,4 +82,49 @@ pub fn form(
         form.push(("scope", scopes.join(" ")));
     }
     Ok(form)
+}
+
+fn jwt_bearer_name(oam: bool) -> &'static str {
+    if oam {
+        "JWT_BEARER"
+    } else {
+        "urn:ietf:params:oauth:grant-type:jwt-bearer"
+    }
+}
+
+fn user_assertion(
+    client: &ClientConfig,
+    key: &crate::config::SigningKey,
+    subject: &str,
+) -> Result<String, FetchError> {
+    assertion::mint(key, &client.client_id, subject)
+        .map_err(|e| FetchError::Local(format!("cannot sign the user assertion: {e}")))
+}
+
+/// The grant fields of a caller's own token request.
+fn caller_fields(
+    client: &ClientConfig,
+    caller: &CallerCredential,
+    form: &mut Vec<(&'static str, String)>,
+) -> Result<(), FetchError> {
+    let oam = client.issuer == Issuer::Oam;
+    match (&client.grant, caller) {
+        (Grant::CallerPassword, CallerCredential::Password { username, password }) => {
+            let grant = if oam { "PASSWORD" } else { "password" };
+            form.push(("grant_type", grant.to_string()));
+            form.push(("username", username.clone()));
+            form.push(("password", password.expose().to_string()));
+        }
+        (Grant::CallerAssertion { key }, CallerCredential::Subject(subject)) => {
+            form.push(("grant_type", jwt_bearer_name(oam).to_string()));
+            form.push(("assertion", user_assertion(client, key, subject)?));
+        }
+        _ => {
+            return Err(FetchError::Local(format!(
+                "client {:?}: this caller's credential does not fit the client's grant",
+                client.name
+            )))
+        }
+    }
+    Ok(())
 }

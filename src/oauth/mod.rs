@@ -7,6 +7,7 @@
 pub(crate) mod assertion;
 mod backoff;
 mod cache;
+pub(crate) mod callers;
 mod client_auth;
 mod error;
 pub(crate) mod grant;
@@ -18,7 +19,8 @@ pub(crate) mod token;
 pub(crate) mod transport;
 mod unauthorized;
 
-pub use cache::{fetch_missing, CacheError, TokenCache};
+pub use cache::{fetch_missing, CacheError, RouteTokens, TokenCache};
+pub use callers::{spawn_sweeper, CallerFailure};
 pub use error::FetchError;
 pub use slot::{TokenSlot, Unavailable};
 pub use unauthorized::{Episode, Verdict};

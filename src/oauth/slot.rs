@@ -10,13 +10,14 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwapOption;
 use http::HeaderValue;
 use prometheus::{Gauge, Histogram, IntCounter};
-use serde::Serialize;
 use tokio::runtime::Handle;
 use tokio::sync::watch;
 
 mod fleet;
+mod status;
 
 use super::backoff::{backoff, REJECTION_MEMORY};
+use super::callers::CallerSeat;
 use super::error::FetchError;
 use super::grant::{self, Step};
 use super::rate::RateCeiling;
@@ -64,7 +65,7 @@ pub struct TokenSlot {
     pub client: Arc<ClientConfig>,
     /// Scopes in configured order, as sent to the identity service.
     pub scopes: Vec<String>,
-    endpoint: TokenEndpoint,
+    endpoint: Arc<TokenEndpoint>,
     current: ArcSwapOption<AccessToken>,
     /// The newest refresh token (they may be single use).
     refresh_token: Mutex<Option<Secret>>,
@@ -91,6 +92,8 @@ pub struct TokenSlot {
     retired: std::sync::atomic::AtomicBool,
     metrics: SlotMetrics,
     runtime: Arc<OnceLock<Handle>>,
+    /// Set on a slot of one caller of an `on_behalf_of: caller` client.
+    caller: Option<CallerSeat>,
 }
 
 impl TokenSlot {
@@ -101,11 +104,35 @@ impl TokenSlot {
         ceiling: Arc<RateCeiling>,
         shared: Option<super::shared::SharedSlot>,
     ) -> Result<Self, TransportError> {
-        let endpoint = TokenEndpoint::new(client.clone(), Some(ceiling))?;
+        let endpoint = Arc::new(TokenEndpoint::new(client.clone(), Some(ceiling))?);
+        Ok(Self::build(client, scopes, endpoint, runtime, shared, None))
+    }
+
+    /// The slot of one caller: it shares its family's endpoint (one HTTP
+    /// client and rate ceiling for all of a client's callers).
+    pub(super) fn for_caller(
+        client: Arc<ClientConfig>,
+        scopes: Vec<String>,
+        endpoint: Arc<TokenEndpoint>,
+        runtime: Arc<OnceLock<Handle>>,
+        shared: Option<super::shared::SharedSlot>,
+        seat: CallerSeat,
+    ) -> Self {
+        Self::build(client, scopes, endpoint, runtime, shared, Some(seat))
+    }
+
+    fn build(
+        client: Arc<ClientConfig>,
+        scopes: Vec<String>,
+        endpoint: Arc<TokenEndpoint>,
+        runtime: Arc<OnceLock<Handle>>,
+        shared: Option<super::shared::SharedSlot>,
+        caller: Option<CallerSeat>,
+    ) -> Self {
         let fingerprint = client.fingerprint();
         let name = client.name.as_str();
         let m = metrics();
-        Ok(TokenSlot {
+        TokenSlot {
             metrics: SlotMetrics {
                 hit: m.token_cache.with_label_values(&[name, "hit"]),
                 miss: m.token_cache.with_label_values(&[name, "miss"]),
@@ -130,7 +157,8 @@ impl TokenSlot {
             source: Mutex::new("idp"),
             watching: std::sync::atomic::AtomicBool::new(false),
             runtime,
-        })
+            caller,
+        }
     }
 
     fn usable(&self, now: Instant) -> Option<HeaderValue> {
@@ -179,6 +207,23 @@ impl TokenSlot {
         let h = self.usable(Instant::now())?;
         self.metrics.hit.inc();
         Some(h)
+    }
+
+    /// A caller's cached token; one used inside its renewal window starts
+    /// a background renewal (callers' slots have no refresher, so an idle
+    /// caller's token is never renewed).
+    pub fn cached_authorization_renewing(self: &Arc<Self>) -> Option<HeaderValue> {
+        let now = Instant::now();
+        let guard = self.current.load();
+        let token = guard.as_ref().filter(|t| t.is_usable(now))?;
+        self.metrics.hit.inc();
+        if now >= token.renew_at && self.backing_off(now).is_none() {
+            let mut inflight = lock(&self.inflight);
+            if inflight.is_none() {
+                drop(self.start_fetch(&mut inflight));
+            }
+        }
+        Some(token.header().clone())
     }
 
     /// The refresh token of this replica's own last fetch.
@@ -322,7 +367,20 @@ impl TokenSlot {
                 failed => return failed,
             }
         }
-        self.attempt(&Step::Primary).await
+        let Some(seat) = &self.caller else {
+            return self.attempt(&Step::Primary).await;
+        };
+        let family = seat.family.upgrade();
+        if let Some(family) = &family {
+            if let Err(held_back) = family.before_grant(seat).await {
+                return (Err(held_back), Instant::now());
+            }
+        }
+        let (result, sent) = self.attempt(&Step::Caller(&seat.credential)).await;
+        if let (Err(e), Some(family)) = (&result, &family) {
+            family.refused(seat, e).await;
+        }
+        (result, sent)
     }
 
     /// One request to the identity service, counted by grant and outcome;
@@ -396,7 +454,9 @@ impl TokenSlot {
                 *lock(&self.refresh_token) = Some(refresh);
             }
         }
-        self.metrics.expiry.set(token.expires_at_unix);
+        if self.caller.is_none() {
+            self.metrics.expiry.set(token.expires_at_unix);
+        }
         state.consecutive_failures = 0;
         state.retry_not_before = None;
         state.last_error = None;
@@ -486,47 +546,6 @@ impl TokenSlot {
     pub fn has_usable_token(&self) -> bool {
         self.usable(Instant::now()).is_some()
     }
-
-    pub fn status(&self) -> SlotStatus {
-        let state = lock(&self.state);
-        let now = Instant::now();
-        let token = self.current.load();
-        SlotStatus {
-            client: self.client.name.clone(),
-            scopes: self.scopes.clone(),
-            token_valid: token.as_ref().is_some_and(|t| t.is_usable(now)),
-            renewing: lock(&self.inflight).is_some(),
-            next_renewal_at: token.as_ref().map(|t| {
-                let ahead = t.renew_at.saturating_duration_since(now).as_secs_f64();
-                crate::clock::rfc3339(crate::clock::unix_now() + ahead)
-            }),
-            rate_waits: state.rate_waits,
-            token_expires_at: token
-                .as_ref()
-                .map(|t| crate::clock::rfc3339(t.expires_at_unix)),
-            token_fetched_at: token
-                .as_ref()
-                .map(|t| crate::clock::rfc3339(t.fetched_at_unix)),
-            last_fetch_at: state.last_fetch_unix.map(crate::clock::rfc3339),
-            last_outcome: state.last_outcome,
-            fetch_successes: state.successes,
-            fetch_failures: state.failures,
-            consecutive_failures: state.consecutive_failures,
-            last_error: state.last_error.as_ref().map(|e| e.to_string()),
-            last_idp_error: state
-                .last_error
-                .as_ref()
-                .and_then(|e| e.idp())
-                .map(|i| i.code.clone()),
-            upstream_refusal: lock(&self.unauthorized).episode(),
-            token_source: *lock(&self.source),
-            last_ecid: state
-                .last_error
-                .as_ref()
-                .and_then(|e| e.idp())
-                .and_then(|i| i.ecid.clone()),
-        }
-    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -541,32 +560,4 @@ async fn wait(rx: &mut watch::Receiver<Option<FetchResult>>) -> FetchResult {
             "token fetch cancelled by shutdown".into(),
         )),
     }
-}
-
-/// What `/status` shows for one slot. Never holds a token.
-#[derive(Debug, Serialize)]
-pub struct SlotStatus {
-    pub client: String,
-    pub scopes: Vec<String>,
-    pub token_valid: bool,
-    /// A fetch is running right now.
-    pub renewing: bool,
-    /// When the refresher renews the current token.
-    pub next_renewal_at: Option<String>,
-    /// Fetches that waited for the token URL's rate ceiling.
-    pub rate_waits: u64,
-    pub token_expires_at: Option<String>,
-    pub token_fetched_at: Option<String>,
-    pub last_fetch_at: Option<String>,
-    pub last_outcome: Option<&'static str>,
-    pub fetch_successes: u64,
-    pub fetch_failures: u64,
-    pub consecutive_failures: u32,
-    pub last_error: Option<String>,
-    pub last_idp_error: Option<String>,
-    pub last_ecid: Option<String>,
-    /// The last "upstream refuses fresh tokens" episode, if any.
-    pub upstream_refusal: Option<Episode>,
-    /// `idp` (fetched by this replica) or `shared` (adopted from the fleet).
-    pub token_source: &'static str,
 }

@@ -6,8 +6,9 @@ use std::time::Instant;
 use http::HeaderValue;
 
 use super::replay::{BodyCopy, Replay};
-use super::Snapshot;
+use super::{LiveRoute, Snapshot};
 use crate::metrics::metrics;
+use crate::oauth::{RouteTokens, TokenSlot};
 
 /// Counts a request as in flight for as long as its context lives, which is
 /// what graceful shutdown waits on.
@@ -57,6 +58,8 @@ pub struct RequestCtx {
     pub body_bytes: u64,
     /// The new token could not be had for the replay.
     pub token_failure: Option<crate::oauth::Unavailable>,
+    /// The caller's own slot, on a route whose client acts as each caller.
+    pub caller_slot: Option<Arc<TokenSlot>>,
     _in_flight: InFlight,
 }
 
@@ -79,7 +82,17 @@ impl RequestCtx {
             refusal: None,
             token_failure: None,
             body_bytes: 0,
+            caller_slot: None,
             _in_flight: InFlight::enter(),
+        }
+    }
+
+    /// The slot whose token this request carries: the route's, or on a
+    /// per-caller route the caller's (once the token step found it).
+    pub fn slot<'a>(&'a self, route: &'a LiveRoute) -> Option<&'a Arc<TokenSlot>> {
+        match &route.tokens {
+            RouteTokens::One(slot) => Some(slot),
+            RouteTokens::PerCaller(_) => self.caller_slot.as_ref(),
         }
     }
 }

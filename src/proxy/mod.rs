@@ -24,10 +24,10 @@ use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::upstreams::peer::HttpPeer;
 use pingora::{Error, ErrorSource, ErrorType};
 
-use crate::access::{Caller, Decision};
+use crate::access::{Caller, Decision, Denial};
 use crate::downstream_tls::CertSubject;
 use crate::metrics::{self, metrics};
-use crate::oauth::Verdict;
+use crate::oauth::{CallerFailure, RouteTokens, TokenSlot, Verdict};
 pub use ctx::RequestCtx;
 use headers::{client_ip, finish_response_head, request_host, rewrite_for_upstream};
 use refusal::{refuse, Refusal};
@@ -67,7 +67,9 @@ impl BearerProxy {
         }
         limits::check_declared_length(req, route.max_body_bytes)?;
         ctx.caller = Some(check_access(session, ctx, route).await?);
-        ctx.authorization = Some(token_for(ctx, route).await?);
+        let (authorization, caller_slot) = token_for(session, ctx, route).await?;
+        ctx.authorization = Some(authorization);
+        ctx.caller_slot = caller_slot;
         Ok(())
     }
 }
@@ -85,28 +87,52 @@ async fn check_access(
     };
     match route.access.check(&caller).await {
         Decision::Allow { who } => Ok(who),
-        Decision::Deny(denial) => {
-            metrics()
-                .access_denied
-                .with_label_values(&[route.name.as_str(), denial.reason])
-                .inc();
-            tracing::warn!(
-                request_id = ctx.request_id.to_str().unwrap_or_default(),
-                route = route.name.as_str(),
-                reason = denial.reason,
-                client_ip = caller.address.map(|a| a.to_string()),
-                "access denied"
-            );
-            Err(Refusal::AccessDenied(denial))
-        }
+        Decision::Deny(denial) => Err(denied(session, ctx, route, denial)),
     }
 }
 
-/// The route's `Authorization` value: cached, or from a (shared) fetch.
-async fn token_for(ctx: &RequestCtx, route: &LiveRoute) -> Result<HeaderValue, Refusal> {
-    let unavailable = match route.slot.authorization().await {
-        Ok(value) => return Ok(value),
-        Err(unavailable) => unavailable,
+/// Counts and logs a refused caller.
+fn denied(session: &Session, ctx: &RequestCtx, route: &LiveRoute, denial: Denial) -> Refusal {
+    metrics()
+        .access_denied
+        .with_label_values(&[route.name.as_str(), denial.reason])
+        .inc();
+    tracing::warn!(
+        request_id = ctx.request_id.to_str().unwrap_or_default(),
+        route = route.name.as_str(),
+        reason = denial.reason,
+        caller = ctx.caller.as_deref(),
+        client_ip = client_ip(session).map(|a| a.to_string()),
+        "access denied"
+    );
+    Refusal::AccessDenied(denial)
+}
+
+/// The route's `Authorization` value: cached, or from a (shared) fetch;
+/// on a per-caller route, the caller's own, with the caller's slot.
+async fn token_for(
+    session: &Session,
+    ctx: &RequestCtx,
+    route: &LiveRoute,
+) -> Result<(HeaderValue, Option<Arc<TokenSlot>>), Refusal> {
+    let unavailable = match &route.tokens {
+        RouteTokens::One(slot) => match slot.authorization().await {
+            Ok(value) => return Ok((value, None)),
+            Err(unavailable) => unavailable,
+        },
+        RouteTokens::PerCaller(family) => {
+            let who = ctx.caller.as_deref().unwrap_or_default();
+            let headers = &session.req_header().headers;
+            let slot = family
+                .slot_for(who, headers)
+                .map_err(|d| denied(session, ctx, route, d))?;
+            let wait = ctx.snapshot.limits.caller_token_wait;
+            match family.authorization(&slot, wait).await {
+                Ok(value) => return Ok((value, Some(slot))),
+                Err(CallerFailure::Denied(d)) => return Err(denied(session, ctx, route, d)),
+                Err(CallerFailure::Token(unavailable)) => unavailable,
+            }
+        }
     };
     tracing::warn!(
         request_id = ctx.request_id.to_str().unwrap_or_default(),
@@ -270,11 +296,15 @@ impl ProxyHttp for BearerProxy {
         upstream_request: &mut RequestHeader,
         ctx: &mut RequestCtx,
     ) -> pingora::Result<()> {
-        let route = ctx.snapshot.route(ctx.route)?;
+        let snapshot = ctx.snapshot.clone();
+        let route = snapshot.route(ctx.route)?;
         if ctx.replay == Replay::ByPingora {
+            let Some(slot) = ctx.slot(route).cloned() else {
+                return Error::e_explain(ErrorType::InternalError, "a replay without a token slot");
+            };
             // The token that drew the 401 was purged: this waits for (or
             // shares) the fetch of a new one.
-            match route.slot.authorization().await {
+            match slot.authorization().await {
                 Ok(value) => ctx.authorization = Some(value),
                 Err(unavailable) => {
                     ctx.token_failure = Some(unavailable);
@@ -338,8 +368,8 @@ impl ProxyHttp for BearerProxy {
     ) -> pingora::Result<()> {
         let route = ctx.snapshot.route(ctx.route)?;
         if upstream_response.status != http::StatusCode::UNAUTHORIZED {
-            if let Some(sent) = &ctx.authorization {
-                route.slot.upstream_accepted(sent);
+            if let (Some(sent), Some(slot)) = (&ctx.authorization, ctx.slot(route)) {
+                slot.upstream_accepted(sent);
             }
             return Ok(());
         }

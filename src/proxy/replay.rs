@@ -108,7 +108,15 @@ pub async fn resend(session: &mut Session, ctx: &mut RequestCtx) -> FailToProxy 
             return answer_with(session, ctx, Refusal::Internal("a replay without a route")).await
         }
     };
-    let token = match route.slot.authorization().await {
+    let Some(slot) = ctx.slot(route).cloned() else {
+        return answer_with(
+            session,
+            ctx,
+            Refusal::Internal("a replay without a token slot"),
+        )
+        .await;
+    };
+    let token = match slot.authorization().await {
         Ok(value) => value,
         Err(unavailable) => return answer_with(session, ctx, Refusal::Token(unavailable)).await,
     };
@@ -152,7 +160,9 @@ fn judge_replay(
         return;
     };
     if response.status() != http::StatusCode::UNAUTHORIZED {
-        route.slot.upstream_accepted(sent);
+        if let Some(slot) = ctx.slot(route) {
+            slot.upstream_accepted(sent);
+        }
         return;
     }
     let mut head = ResponseHeader::build(401, Some(1)).expect("401 is a status");

@@ -11,7 +11,7 @@ use prometheus::Histogram;
 use crate::access::AccessPolicy;
 use crate::config::{Config, Limits};
 use crate::metrics::metrics;
-use crate::oauth::{CacheError, TokenCache, TokenSlot};
+use crate::oauth::{CacheError, RouteTokens, TokenCache};
 use crate::route_table::RouteTable;
 use crate::upstream::UpstreamPeer;
 
@@ -21,7 +21,8 @@ pub struct LiveRoute {
     pub name: String,
     pub max_body_bytes: Option<u64>,
     pub access: Arc<AccessPolicy>,
-    pub slot: Arc<TokenSlot>,
+    /// Where its tokens come from: one slot, or a family of callers' slots.
+    pub tokens: RouteTokens,
     pub upstream: UpstreamPeer,
     /// The `Host` header sent upstream.
     pub host_header: HeaderValue,
@@ -71,8 +72,8 @@ impl Snapshot {
         let mut routes = Vec::with_capacity(config.routes.len());
         let mut cas = crate::upstream::CaLists::default();
         for r in &config.routes {
-            let slot = cache
-                .slot_for(r)
+            let tokens = cache
+                .tokens_for(r)
                 .ok_or_else(|| SnapshotError::NoSlot(r.name.clone()))?;
             let host_header = HeaderValue::try_from(r.upstream.authority.as_str())
                 .map_err(|_| SnapshotError::HostHeader(r.name.clone()))?;
@@ -80,7 +81,7 @@ impl Snapshot {
                 name: r.name.clone(),
                 max_body_bytes: r.max_body_bytes,
                 access: r.access.clone(),
-                slot,
+                tokens,
                 upstream: UpstreamPeer::new(r, &config.server, &mut cas),
                 host_header,
                 allow: super::path_policy::allow_header(&r.methods),

@@ -11,7 +11,7 @@ use super::ctx::RequestCtx;
 use super::snapshot::LiveRoute;
 use crate::metrics::metrics;
 use crate::oauth::token::bearer_claims;
-use crate::oauth::{Episode, Verdict};
+use crate::oauth::{Episode, TokenSlot, Verdict};
 
 /// `outcome` label of `bearer_proxy_upstream_unauthorized_total`.
 pub const REPLAYED: &str = "replayed";
@@ -29,9 +29,12 @@ pub fn judge(
     let Some(sent) = &ctx.authorization else {
         return Verdict::Renew;
     };
-    let verdict = route.slot.upstream_refused(sent, cooldown);
+    let Some(slot) = ctx.slot(route) else {
+        return Verdict::Renew;
+    };
+    let verdict = slot.upstream_refused(sent, cooldown);
     if verdict == Verdict::EpisodeStarts {
-        start_episode(route, sent, answer, cooldown);
+        start_episode(route, slot, sent, answer, cooldown);
     }
     verdict
 }
@@ -45,6 +48,7 @@ pub fn count(route: &LiveRoute, outcome: &'static str) {
 
 fn start_episode(
     route: &LiveRoute,
+    slot: &TokenSlot,
     sent: &http::HeaderValue,
     answer: &ResponseHeader,
     cooldown: Duration,
@@ -61,7 +65,7 @@ fn start_episode(
         .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
     let upstream_host = route.upstream.target.host.clone();
     tracing::warn!(
-        client = route.slot.client.name.as_str(),
+        client = slot.client.name.as_str(),
         route = route.name.as_str(),
         upstream_host = upstream_host.as_str(),
         upstream_status = answer.status.as_u16(),
@@ -75,7 +79,7 @@ fn start_episode(
          primary audience (its OAuth configuration), which can differ from upstream_host; \
          401s now pass to clients without renewing until the cool-down ends"
     );
-    route.slot.record_episode(Episode {
+    slot.record_episode(Episode {
         route: route.name.clone(),
         upstream_host,
         started_at: crate::clock::rfc3339(crate::clock::unix_now()),

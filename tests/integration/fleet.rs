@@ -498,3 +498,104 @@ async fn a_slow_redis_times_out_and_the_replica_fetches_on_its_own() {
     assert!(shared_metric(&a, "fallback").await >= 1.0);
     sleeper.join().unwrap();
 }
+
+/// Two replicas whose route passes each caller's Basic credentials to the
+/// identity service (client `as-user`, `on_behalf_of: caller`).
+async fn caller_replica(idp: &Idp, upstream: &Upstream, redis: &Redis, key: &str) -> Proxy {
+    let mut config = ProxyConfig::new(idp, upstream).shared(redis, key, None);
+    let client = RawClient {
+        grant: GrantKind::Password,
+        ..oic_client(idp)
+    }
+    .for_callers();
+    config.raw.clients.insert("as-user".into(), client);
+    config.raw.routes = vec![RawRoute::open("legacy", "/", &upstream.url(), "as-user")
+        .with_access(RawAccess::identity_service_basic())];
+    Proxy::start(&config).await
+}
+
+async fn status_as(proxy: &Proxy, user: &str, password: &str) -> u16 {
+    use base64::Engine;
+    let pair = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    client()
+        .get(proxy.url("/x"))
+        .header("authorization", format!("Basic {pair}"))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_need_one_token_request_per_user_and_redis_holds_nothing_in_clear() {
+    let (idp, upstream, redis) = services().await;
+    idp.state.register_user("bob", "bob-Password-2");
+    let key = cache_key();
+    let (a, b) = tokio::join!(
+        caller_replica(&idp, &upstream, &redis, &key),
+        caller_replica(&idp, &upstream, &redis, &key),
+    );
+    let users = [(USER, USER_PASSWORD), ("bob", "bob-Password-2")];
+    for (user, password) in users {
+        assert_eq!(status_as(&a, user, password).await, 200);
+        assert_eq!(status_as(&b, user, password).await, 200);
+        assert_eq!(status_as(&b, user, password).await, 200);
+    }
+    assert_eq!(
+        idp.state.request_count(),
+        2,
+        "one token request per user for the fleet"
+    );
+    let hit = "bearer_proxy_shared_cache_total{client=\"as-user\",result=\"hit\"}";
+    assert_eq!(
+        b.metric(hit).await,
+        2.0,
+        "replica b adopted both users' tokens"
+    );
+    // One replica's refusal protects the user on the other.
+    assert_eq!(status_as(&a, USER, "stale-password").await, 401);
+    assert_eq!(status_as(&b, USER, "stale-password").await, 401);
+    assert_eq!(
+        idp.state.request_count(),
+        3,
+        "b did not send the refused pair again"
+    );
+    assert_eq!(idp.state.failed_logins(USER), 1);
+    let remembered = "bearer_proxy_caller_refusals_total{client=\"as-user\",reason=\"remembered\"}";
+    assert_eq!(b.metric(remembered).await, 1.0);
+    let tokens: Vec<String> = upstream
+        .state
+        .requests()
+        .iter()
+        .filter_map(|r| {
+            r.header("authorization")
+                .map(|h| h.trim_start_matches("Bearer ").to_owned())
+        })
+        .collect();
+    let dump = redis.dump();
+    assert!(
+        dump.iter().any(|(k, _)| k.contains(":refused:")),
+        "the refusal is shared"
+    );
+    assert_eq!(dump.iter().filter(|(k, _)| k.contains(":slot:")).count(), 2);
+    for (k, v) in &dump {
+        let text = format!("{k} {}", String::from_utf8_lossy(v));
+        for secret in [
+            "alice",
+            "bob",
+            USER_PASSWORD,
+            "bob-Password-2",
+            "stale-password",
+            "eyJ",
+        ] {
+            assert!(
+                !text.contains(secret),
+                "Redis holds {secret:?} in clear: {k}"
+            );
+        }
+        for token in &tokens {
+            assert!(!text.contains(token.as_str()));
+        }
+    }
+}

@@ -6,6 +6,7 @@ mod support;
 
 mod access;
 mod admin;
+mod callers;
 mod config_errors;
 mod deploy_kit;
 mod doctor;

@@ -31,6 +31,7 @@ impl Validator<'_> {
                 allow_cidrs,
                 api_keys,
                 basic_users,
+                identity_service_basic: raw.identity_service_basic,
                 client_cert_subjects: raw.client_cert_subjects,
             })
         })
@@ -40,6 +41,7 @@ impl Validator<'_> {
     fn access_mode(&mut self, p: &str, raw: &RawAccess) {
         let anything_else = raw.api_keys_file.is_some()
             || raw.basic_users_file.is_some()
+            || raw.identity_service_basic
             || !raw.allow_cidrs.is_empty()
             || !raw.client_cert_subjects.is_empty();
         if raw.allow_any && anything_else {
@@ -53,6 +55,21 @@ impl Validator<'_> {
                 p,
                 "lets no one through: set api_keys_file, basic_users_file, allow_cidrs or client_cert_subjects, or allow_any: true",
             );
+        }
+        if raw.identity_service_basic {
+            let beside = [
+                ("basic_users_file", raw.basic_users_file.is_some()),
+                ("api_keys_file", raw.api_keys_file.is_some()),
+                ("client_cert_subjects", !raw.client_cert_subjects.is_empty()),
+            ];
+            for (key, set) in beside {
+                if set {
+                    self.err(
+                        format!("{p}.{key}"),
+                        "cannot be combined with identity_service_basic: the caller's Basic credentials are the route's only credential check (allow_cidrs may narrow it)",
+                    );
+                }
+            }
         }
     }
 

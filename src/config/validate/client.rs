@@ -90,6 +90,7 @@ impl Validator<'_> {
             .and_then(|k| self.signing_key(&format!("{p}.signing_key"), k, &audience))
             .map(Arc::new);
         let auth = self.client_auth(&p, &mut raw, signing_key.as_ref());
+        let callers = self.caller_policy(&p, &raw);
         let grant = self.grant(&p, &mut raw, signing_key.as_ref());
         if raw.signing_key.is_some()
             && raw.client_auth != ClientAuthMethod::PrivateKeyJwt
@@ -121,6 +122,7 @@ impl Validator<'_> {
             connect_timeout: timing.connect_timeout,
             request_timeout: timing.request_timeout,
             retry: timing.retry,
+            callers,
         })
     }
 
@@ -283,11 +285,17 @@ impl Validator<'_> {
             }
             GrantKind::Password => self.password_grant(p, raw),
             GrantKind::JwtBearer => {
-                let subject = self.grant_field(
-                    &format!("{p}.subject"),
-                    raw.subject.take(),
-                    "is required when grant is jwt_bearer (the user the token is for)",
-                );
+                let per_caller = raw.on_behalf_of.is_some();
+                let subject = if per_caller {
+                    self.caller_given(p, &[("subject", raw.subject.is_some())]);
+                    None
+                } else {
+                    self.grant_field(
+                        &format!("{p}.subject"),
+                        raw.subject.take(),
+                        "is required when grant is jwt_bearer (the user the token is for), unless on_behalf_of: caller",
+                    )
+                };
                 if raw.signing_key.is_none() {
                     self.err(format!("{p}.signing_key"), needs_key("grant jwt_bearer"));
                 }
@@ -305,19 +313,37 @@ impl Validator<'_> {
                         "Oracle Access Manager issues refresh tokens only for the password and authorization-code grants",
                     );
                 }
+                let key = signing_key?.clone();
+                if per_caller {
+                    return Some(Grant::CallerAssertion { key });
+                }
                 Some(Grant::JwtBearer {
                     subject: subject?,
-                    key: signing_key?.clone(),
+                    key,
                 })
             }
         }
     }
 
     fn password_grant(&mut self, p: &str, raw: &mut RawClient) -> Option<Grant> {
+        if raw.subject.is_some() {
+            self.err(format!("{p}.subject"), "only applies to grant jwt_bearer");
+        }
+        if raw.on_behalf_of.is_some() {
+            self.caller_given(
+                p,
+                &[
+                    ("username", raw.username.is_some()),
+                    ("password", raw.password.is_some()),
+                    ("password_file", raw.password_file.is_some()),
+                ],
+            );
+            return Some(Grant::CallerPassword);
+        }
         let username = self.grant_field(
             &format!("{p}.username"),
             raw.username.take(),
-            "is required when grant is password",
+            "is required when grant is password, unless on_behalf_of: caller",
         );
         let password = match self.secret_pair(
             &format!("{p}.password"),
@@ -329,15 +355,12 @@ impl Validator<'_> {
             SecretInput::Missing => {
                 self.err(
                     format!("{p}.password"),
-                    "is required (or password_file) when grant is password",
+                    "is required (or password_file) when grant is password, unless on_behalf_of: caller",
                 );
                 None
             }
             SecretInput::Invalid => None,
         };
-        if raw.subject.is_some() {
-            self.err(format!("{p}.subject"), "only applies to grant jwt_bearer");
-        }
         Some(Grant::Password {
             username: username?,
             password: password?,
@@ -351,6 +374,18 @@ impl Validator<'_> {
             self.err(path, missing);
         }
         value
+    }
+
+    /// A fixed identity on a client that acts as each caller.
+    fn caller_given(&mut self, p: &str, settings: &[(&str, bool)]) {
+        for (key, set) in settings {
+            if *set {
+                self.err(
+                    format!("{p}.{key}"),
+                    "must not be set with on_behalf_of: caller (each caller's own identity is used)",
+                );
+            }
+        }
     }
 
     fn not_for_grant(&mut self, p: &str, settings: &[(&str, bool)], message: &str) {

@@ -5,6 +5,7 @@
 
 mod access;
 mod cache;
+mod callers;
 mod client;
 #[cfg(test)]
 mod client_tests;

@@ -107,6 +107,9 @@ impl Validator<'_> {
                 "must be greater than zero (leave it out for no limit)",
             );
         }
+        if let (Some(client), Some(access)) = (&client, &access) {
+            self.route_callers(&p, client, access);
+        }
         Some(RouteConfig {
             max_body_bytes: raw.max_body_bytes,
             methods,

@@ -119,6 +119,8 @@ impl Validator<'_> {
                 raw.upstream_401_cooldown,
                 d::UPSTREAM_401_COOLDOWN,
             ),
+            // Its own errors are reported where upstream_timeout is read.
+            caller_token_wait: raw.upstream_timeout.unwrap_or(d::UPSTREAM_TIMEOUT),
         }
     }
 

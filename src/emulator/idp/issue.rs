@@ -91,13 +91,9 @@ fn subject_and_scope(
         "client_credentials" => Ok((client_id.to_string(), requested)),
         "password" => {
             let user = record.field("username").unwrap_or_default();
-            let ok = lock(&state.users).get(user).map(String::as_str) == record.field("password");
-            if !ok || user.is_empty() {
-                return Err(bad_request(
-                    "invalid_grant",
-                    "Invalid user name or password.",
-                ));
-            }
+            state
+                .sign_in(user, record.field("password"))
+                .map_err(|why| bad_request("invalid_grant", why))?;
             Ok((user.to_string(), requested))
         }
         "jwt_bearer" => {
@@ -108,10 +104,10 @@ fn subject_and_scope(
                 bad_request("invalid_grant", &format!("Invalid user assertion: {why}"))
             })?;
             let user = claims["sub"].as_str().unwrap_or_default().to_string();
-            if !lock(&state.users).contains_key(&user) {
+            if !lock(&state.users).contains_key(&user) || state.is_locked(&user) {
                 return Err(bad_request(
                     "invalid_grant",
-                    "The assertion's subject is not a known user.",
+                    "The assertion's subject is not a known user, or is locked.",
                 ));
             }
             Ok((user, requested))

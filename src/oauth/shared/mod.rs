@@ -81,15 +81,18 @@ impl SharedCache {
         }))
     }
 
-    /// The slot store for one client and scope set. The Redis key is a
-    /// hash of the client's fingerprint (every setting and secret) and the
-    /// scopes: a changed client gets a new key, and neither the client id
-    /// nor its secret appears in Redis.
+    /// The slot store for one client and scope set, and for one caller of
+    /// an `on_behalf_of: caller` client (`caller`: the caller's keyed hash).
+    /// The Redis key is a hash of the client's fingerprint (every setting
+    /// and secret), the scopes and the caller's key: a changed client gets
+    /// a new key, and neither the client id, its secret, nor a user name or
+    /// password appears in Redis.
     pub fn slot(
         self: &Arc<Self>,
         client: &str,
         fingerprint: &[u8; 32],
         scopes: &[String],
+        caller: Option<&[u8; 32]>,
     ) -> SharedSlot {
         let mut h = sha2::Sha256::new();
         h.update(fingerprint);
@@ -97,10 +100,11 @@ impl SharedCache {
             h.update((s.len() as u64).to_le_bytes());
             h.update(s.as_bytes());
         }
-        let id: String = h.finalize()[..16]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        if let Some(caller) = caller {
+            h.update(b"caller");
+            h.update(caller);
+        }
+        let id = hex16(&h.finalize());
         let prefix = &self.settings.key_prefix;
         let channel = format!("{prefix}renewed:{id}");
         let notify = lock(&self.waiters)
@@ -123,6 +127,32 @@ impl SharedCache {
                 fallback: counter("fallback"),
             },
         }
+    }
+
+    /// The key that makes callers' keyed hashes the same on every replica:
+    /// derived from the current encryption key (HKDF-SHA-256), so it is as
+    /// secret as that key and never stored.
+    pub fn caller_hash_key(&self) -> [u8; 32] {
+        self.keyring.load().derive(b"bearer-proxy caller key v1")
+    }
+
+    /// Whether a replica refused this user+password recently (`id`: a
+    /// keyed hash, never the credentials). Redis trouble answers `false`:
+    /// the local memory and attempt ceiling still hold.
+    pub async fn refusal_remembered(&self, id: &[u8; 32]) -> bool {
+        let key = self.refusal_key(id);
+        matches!(self.checked(self.store.get(&key).await), Ok(Some(_)))
+    }
+
+    /// Tells the fleet that the identity service refused this
+    /// user+password, for `memory`.
+    pub async fn remember_refusal(&self, id: &[u8; 32], memory: Duration) {
+        let key = self.refusal_key(id);
+        let _ = self.checked(self.store.set(&key, b"1".to_vec(), memory).await);
+    }
+
+    fn refusal_key(&self, id: &[u8; 32]) -> String {
+        format!("{}refused:{}", self.settings.key_prefix, hex16(id))
     }
 
     /// The keys of a reloaded configuration: the first seals from now on.
@@ -343,6 +373,23 @@ impl SharedSlot {
             .cache
             .checked(self.cache.store.unlock(&self.lock_key, owner).await);
     }
+}
+
+/// A per-caller slot comes and goes with its caller: its channel's waiter
+/// goes with the last slot that listens on it.
+impl Drop for SharedSlot {
+    fn drop(&mut self) {
+        let mut waiters = lock(&self.cache.waiters);
+        // The map's reference and this one: nobody else listens.
+        if Arc::strong_count(&self.notify) <= 2 {
+            waiters.remove(&self.channel);
+        }
+    }
+}
+
+/// The first 16 bytes of a digest, in hex: a Redis key's id.
+fn hex16(digest: &[u8]) -> String {
+    digest[..16].iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -50,6 +50,8 @@ pub enum OpenError {
 /// The current key (sealing) and every key accepted for opening.
 pub struct Keyring {
     keys: Vec<([u8; 8], XChaCha20Poly1305)>,
+    /// The sealing key, for keys derived from it (never used directly).
+    current: [u8; 32],
 }
 
 impl Keyring {
@@ -60,7 +62,19 @@ impl Keyring {
                 .iter()
                 .map(|k| (k.id, XChaCha20Poly1305::new((&k.bytes).into())))
                 .collect(),
+            current: keys[0].bytes,
         }
+    }
+
+    /// A key for another purpose (`info`), derived from the sealing key
+    /// with HKDF-SHA-256: every replica with the same key derives the same
+    /// one, and it reveals nothing of the sealing key.
+    pub fn derive(&self, info: &[u8]) -> [u8; 32] {
+        let mut out = [0u8; 32];
+        hkdf::Hkdf::<sha2::Sha256>::new(None, &self.current)
+            .expand(info, &mut out)
+            .expect("32 bytes is a valid HKDF-SHA-256 output length");
+        out
     }
 
     pub fn seal(&self, aad: &[u8], entry: &Entry) -> Vec<u8> {
@@ -175,5 +189,14 @@ mod tests {
             "new entries carry the new key's id"
         );
         assert!(format!("{:?}", entry()).contains("[redacted]"));
+    }
+
+    #[test]
+    fn derived_keys_follow_the_sealing_key_and_differ_from_it() {
+        let a = Keyring::new(&[key(1), key(2)]).derive(b"x");
+        assert_eq!(a, Keyring::new(&[key(1)]).derive(b"x"));
+        assert_ne!(a, Keyring::new(&[key(2), key(1)]).derive(b"x"));
+        assert_ne!(a, Keyring::new(&[key(1)]).derive(b"y"));
+        assert_ne!(a, [1u8; 32]);
     }
 }

@@ -60,7 +60,9 @@ impl TokenSlot {
             self.watching
                 .store(true, std::sync::atomic::Ordering::Relaxed);
         }
-        self.metrics.expiry.set(token.expires_at_unix);
+        if self.caller.is_none() {
+            self.metrics.expiry.set(token.expires_at_unix);
+        }
         *lock(&self.source) = "shared";
         let mut state = lock(&self.state);
         state.consecutive_failures = 0;

@@ -1,0 +1,410 @@
+//! Tokens per caller for `on_behalf_of: caller` clients: one [`TokenSlot`]
+//! per (client, scopes, caller), made on the caller's first request and
+//! found by a small key (the caller's keyed hash), kept in a bounded LRU
+//! and dropped when idle. A slot of a caller is an ordinary slot — single
+//! flight, backoff, refresh tokens, the fleet's shared cache — with a
+//! [`CallerSeat`] that says whose token it is. It has no refresher: a token
+//! used inside its renewal window is renewed in the background on use,
+//! and an idle caller's token is left to expire.
+
+mod guard;
+mod identity;
+mod sweep;
+
+use std::num::NonZeroUsize;
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwapOption;
+use http::{HeaderMap, HeaderValue};
+use lru::LruCache;
+use prometheus::{IntCounter, IntGauge};
+use serde::Serialize;
+use tokio::runtime::Handle;
+
+use super::error::FetchError;
+use super::rate::RateCeiling;
+use super::shared::SharedCache;
+use super::slot::{TokenSlot, Unavailable};
+use super::transport::{TokenEndpoint, TransportError};
+use crate::access::{basic_credentials, caller_name, CallerSubjects, Denial};
+use crate::config::{CallerPolicy, ClientConfig, Grant, Secret};
+use crate::metrics::metrics;
+use guard::{AttemptCeiling, RefusedPasswords};
+pub use identity::{CallerCredential, CallerHasher, CallerKey};
+pub use sweep::spawn_sweeper;
+
+/// Whose token a slot holds, and the family that answers for it.
+pub struct CallerSeat {
+    pub key: CallerKey,
+    pub credential: CallerCredential,
+    pub family: Weak<CallerSlots>,
+}
+
+struct Seat {
+    slot: Arc<TokenSlot>,
+    last_used: Instant,
+}
+
+/// Handles resolved once per family.
+struct FamilyMetrics {
+    callers: IntGauge,
+    evicted_lru: IntCounter,
+    evicted_idle: IntCounter,
+    idp_refused: IntCounter,
+    remembered: IntCounter,
+    attempt_limit: IntCounter,
+}
+
+impl FamilyMetrics {
+    fn new(client: &str) -> Self {
+        let m = metrics();
+        FamilyMetrics {
+            callers: m.callers.with_label_values(&[client]),
+            evicted_lru: m.caller_evictions.with_label_values(&[client, "lru"]),
+            evicted_idle: m.caller_evictions.with_label_values(&[client, "idle"]),
+            idp_refused: m
+                .caller_refusals
+                .with_label_values(&[client, "idp_refused"]),
+            remembered: m.caller_refusals.with_label_values(&[client, "remembered"]),
+            attempt_limit: m
+                .caller_refusals
+                .with_label_values(&[client, "attempt_limit"]),
+        }
+    }
+}
+
+/// The callers of one client and scope set.
+pub struct CallerSlots {
+    pub client: Arc<ClientConfig>,
+    pub scopes: Vec<String>,
+    /// The client's fingerprint when the family was made (a reload keeps
+    /// the family, and its callers' tokens, only for an identical client).
+    pub(super) fingerprint: [u8; 32],
+    policy: CallerPolicy,
+    /// Swapped by a reload that re-read `caller_subjects_file`.
+    subjects: ArcSwapOption<CallerSubjects>,
+    endpoint: Arc<TokenEndpoint>,
+    runtime: Arc<OnceLock<Handle>>,
+    shared: Option<Arc<SharedCache>>,
+    hasher: CallerHasher,
+    seats: Mutex<LruCache<CallerKey, Seat>>,
+    refused: RefusedPasswords,
+    attempts: AttemptCeiling,
+    metrics: FamilyMetrics,
+    me: Weak<CallerSlots>,
+}
+
+impl CallerSlots {
+    pub(super) fn new(
+        client: Arc<ClientConfig>,
+        scopes: Vec<String>,
+        runtime: Arc<OnceLock<Handle>>,
+        ceiling: Arc<RateCeiling>,
+        shared: Option<Arc<SharedCache>>,
+    ) -> Result<Arc<Self>, TransportError> {
+        let policy = client
+            .callers
+            .clone()
+            .expect("a caller family is made only for on_behalf_of clients");
+        let endpoint = Arc::new(TokenEndpoint::new(client.clone(), Some(ceiling))?);
+        let hasher = match &shared {
+            Some(shared) => CallerHasher::new(&shared.caller_hash_key()),
+            None => CallerHasher::random(),
+        };
+        let capacity = NonZeroUsize::new(policy.max_callers).unwrap_or(NonZeroUsize::MIN);
+        Ok(Arc::new_cyclic(|me| CallerSlots {
+            fingerprint: client.fingerprint(),
+            metrics: FamilyMetrics::new(&client.name),
+            subjects: ArcSwapOption::new(policy.subjects.clone()),
+            attempts: AttemptCeiling::new(policy.password_attempts_per_minute),
+            refused: RefusedPasswords::default(),
+            seats: Mutex::new(LruCache::new(capacity)),
+            policy,
+            client,
+            scopes,
+            endpoint,
+            runtime,
+            shared,
+            hasher,
+            me: me.clone(),
+        }))
+    }
+
+    /// A reload re-read the client's `caller_subjects_file`.
+    pub(super) fn set_subjects(&self, subjects: Option<Arc<CallerSubjects>>) {
+        self.subjects.store(subjects);
+    }
+
+    fn is_password(&self) -> bool {
+        matches!(self.client.grant, Grant::CallerPassword)
+    }
+
+    /// The request's caller as the identity service knows it: its Basic
+    /// credentials, or its name (mapped through `caller_subjects_file`).
+    fn credential(&self, who: &str, headers: &HeaderMap) -> Result<CallerCredential, Denial> {
+        if self.is_password() {
+            return match basic_credentials(headers) {
+                Some((username, password)) if !username.is_empty() => {
+                    Ok(CallerCredential::Password {
+                        username,
+                        password: Secret::new(password),
+                    })
+                }
+                _ => Err(self.denial(401, "no_credentials")),
+            };
+        }
+        let name = caller_name(who).ok_or_else(|| self.denial(403, "no_subject"))?;
+        match self.subjects.load().as_deref() {
+            None => Ok(CallerCredential::Subject(name.to_string())),
+            Some(map) => map
+                .subject(name)
+                .map(|s| CallerCredential::Subject(s.to_string()))
+                .ok_or_else(|| self.denial(403, "no_subject")),
+        }
+    }
+
+    /// The slot of the request's caller (`who`: the access check's name
+    /// for it), made on its first request. A user+password the identity
+    /// service refused lately is answered here, without a token request.
+    pub fn slot_for(&self, who: &str, headers: &HeaderMap) -> Result<Arc<TokenSlot>, Denial> {
+        let credential = self.credential(who, headers)?;
+        let key = self.hasher.key(&credential);
+        let now = Instant::now();
+        let mut seats = lock(&self.seats);
+        if let Some(seat) = seats.get_mut(&key) {
+            if now.duration_since(seat.last_used) < self.policy.idle_timeout {
+                seat.last_used = now;
+                return Ok(seat.slot.clone());
+            }
+            seats.pop(&key);
+            self.metrics.evicted_idle.inc();
+        }
+        if self.is_password() && self.refused.is_remembered(&key) {
+            self.metrics.callers.set(seats.len() as i64);
+            self.metrics.remembered.inc();
+            return Err(self.denial(401, "remembered"));
+        }
+        let slot = self.new_slot(key, credential);
+        let slot = Arc::new(slot);
+        let evicted = seats.push(
+            key,
+            Seat {
+                slot: slot.clone(),
+                last_used: now,
+            },
+        );
+        if evicted.is_some_and(|(k, _)| k != key) {
+            self.metrics.evicted_lru.inc();
+        }
+        self.metrics.callers.set(seats.len() as i64);
+        Ok(slot)
+    }
+
+    fn new_slot(&self, key: CallerKey, credential: CallerCredential) -> TokenSlot {
+        let fleet = self.shared.as_ref().map(|s| {
+            s.slot(
+                &self.client.name,
+                &self.fingerprint,
+                &self.scopes,
+                Some(&key),
+            )
+        });
+        TokenSlot::for_caller(
+            self.client.clone(),
+            self.scopes.clone(),
+            self.endpoint.clone(),
+            self.runtime.clone(),
+            fleet,
+            CallerSeat {
+                key,
+                credential,
+                family: self.me.clone(),
+            },
+        )
+    }
+
+    /// A 401 (with the Basic challenge for the password flavour) or 403.
+    fn denial(&self, status: u16, reason: &'static str) -> Denial {
+        let challenge = (status == 401)
+            .then(|| HeaderValue::from_static("Basic realm=\"bearer-proxy\", charset=\"UTF-8\""));
+        Denial {
+            status,
+            reason,
+            challenge,
+        }
+    }
+
+    /// The caller's token, waiting at most `wait` for a first one. A
+    /// caller the identity service refuses is denied (401 for a password,
+    /// 403 for an unknown user), not answered as a broken client.
+    pub async fn authorization(
+        &self,
+        slot: &Arc<TokenSlot>,
+        wait: Duration,
+    ) -> Result<HeaderValue, CallerFailure> {
+        if let Some(h) = slot.cached_authorization_renewing() {
+            return Ok(h);
+        }
+        match tokio::time::timeout(wait, slot.authorization()).await {
+            Ok(Ok(h)) => Ok(h),
+            Ok(Err(unavailable)) => Err(self.failure(unavailable)),
+            Err(_) => Err(CallerFailure::Token(Unavailable {
+                client: self.client.name.clone(),
+                error: FetchError::Queued,
+                retry_after: Duration::from_secs(1),
+            })),
+        }
+    }
+
+    fn failure(&self, unavailable: Unavailable) -> CallerFailure {
+        match &unavailable.error {
+            FetchError::CallerRefused { reason } => CallerFailure::Denied(self.denial(401, reason)),
+            e if e.is_invalid_grant() && self.is_password() => {
+                CallerFailure::Denied(self.denial(401, "idp_refused"))
+            }
+            e if e.is_invalid_grant() => CallerFailure::Denied(self.denial(403, "idp_refused")),
+            _ => CallerFailure::Token(unavailable),
+        }
+    }
+
+    /// Called by a caller's slot before it sends a password grant: a
+    /// refusal the fleet remembers, or the user's attempt ceiling, holds
+    /// it back.
+    pub(super) async fn before_grant(&self, seat: &CallerSeat) -> Result<(), FetchError> {
+        let CallerCredential::Password { username, .. } = &seat.credential else {
+            return Ok(());
+        };
+        let remembered = match &self.shared {
+            Some(shared) => shared.refusal_remembered(&seat.key).await,
+            None => false,
+        };
+        if remembered {
+            self.refused
+                .remember(seat.key, self.policy.refused_password_memory);
+            self.forget(&seat.key);
+            self.metrics.remembered.inc();
+            return Err(FetchError::CallerRefused {
+                reason: "remembered",
+            });
+        }
+        if !self.attempts.try_take(self.hasher.user_key(username)) {
+            self.forget(&seat.key);
+            self.metrics.attempt_limit.inc();
+            tracing::warn!(
+                client = self.client.name.as_str(),
+                user = username.as_str(),
+                per_minute = self.policy.password_attempts_per_minute,
+                "password grants for this user held back by the attempt ceiling"
+            );
+            return Err(FetchError::CallerRefused {
+                reason: "attempt_limit",
+            });
+        }
+        Ok(())
+    }
+
+    /// Called by a caller's slot when the identity service refused its
+    /// grant: the caller loses its slot, and a refused password is
+    /// remembered here and by the fleet.
+    pub(super) async fn refused(&self, seat: &CallerSeat, error: &FetchError) {
+        if !error.is_invalid_grant() {
+            return;
+        }
+        self.forget(&seat.key);
+        self.metrics.idp_refused.inc();
+        let memory = self.policy.refused_password_memory;
+        if matches!(seat.credential, CallerCredential::Password { .. }) {
+            self.refused.remember(seat.key, memory);
+            if let Some(shared) = &self.shared {
+                shared.remember_refusal(&seat.key, memory).await;
+            }
+        }
+        tracing::warn!(
+            client = self.client.name.as_str(),
+            user = seat.credential.user(),
+            idp_error = error.idp().map(|i| i.code.as_str()),
+            ecid = error.idp().and_then(|i| i.ecid.as_deref()),
+            "identity service refused this caller"
+        );
+    }
+
+    fn forget(&self, key: &CallerKey) {
+        let mut seats = lock(&self.seats);
+        seats.pop(key);
+        self.metrics.callers.set(seats.len() as i64);
+    }
+
+    /// Drops callers unseen for `caller_idle_timeout`; they are the least
+    /// recently used, so the sweep stops at the first recent one.
+    pub fn sweep_idle(&self) -> usize {
+        let now = Instant::now();
+        let mut seats = lock(&self.seats);
+        let mut dropped = 0;
+        while let Some((_, seat)) = seats.peek_lru() {
+            if now.duration_since(seat.last_used) < self.policy.idle_timeout {
+                break;
+            }
+            seats.pop_lru();
+            dropped += 1;
+        }
+        self.metrics.evicted_idle.inc_by(dropped as u64);
+        self.metrics.callers.set(seats.len() as i64);
+        dropped
+    }
+
+    /// How often the idle sweep runs: a quarter of the idle time-out.
+    pub fn sweep_interval(&self) -> Duration {
+        (self.policy.idle_timeout / 4).clamp(Duration::from_millis(100), Duration::from_secs(30))
+    }
+
+    /// What `/status` shows: counts only, never a user name.
+    pub fn status(&self) -> CallersStatus {
+        CallersStatus {
+            client: self.client.name.clone(),
+            scopes: self.scopes.clone(),
+            grant: crate::oauth::grant::kind_label(self.client.grant.kind()),
+            cached_callers: lock(&self.seats).len(),
+            max_callers: self.policy.max_callers,
+            refusals: CallerRefusals {
+                idp_refused: self.metrics.idp_refused.get(),
+                remembered: self.metrics.remembered.get(),
+                attempt_limit: self.metrics.attempt_limit.get(),
+            },
+            evictions_lru: self.metrics.evicted_lru.get(),
+            evictions_idle: self.metrics.evicted_idle.get(),
+        }
+    }
+}
+
+/// Why a caller got no token.
+pub enum CallerFailure {
+    /// The caller is refused (401/403 `access_denied`).
+    Denied(Denial),
+    /// No token to be had now (`token_unavailable` / `token_rejected`).
+    Token(Unavailable),
+}
+
+/// One `on_behalf_of: caller` client in `/status`.
+#[derive(Debug, Serialize)]
+pub struct CallersStatus {
+    pub client: String,
+    pub scopes: Vec<String>,
+    pub grant: &'static str,
+    pub cached_callers: usize,
+    pub max_callers: usize,
+    pub refusals: CallerRefusals,
+    pub evictions_lru: u64,
+    pub evictions_idle: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CallerRefusals {
+    pub idp_refused: u64,
+    pub remembered: u64,
+    pub attempt_limit: u64,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
