@@ -5,6 +5,8 @@
 
 mod access;
 mod cache;
+#[cfg(test)]
+mod caller_tests;
 mod callers;
 mod client;
 #[cfg(test)]
