@@ -75,6 +75,10 @@ pub enum Command {
         /// Only this route (and its client).
         #[arg(long)]
         route: Option<String>,
+        /// Check an on_behalf_of: caller client as this caller (a password
+        /// is prompted for on the terminal, or read from stdin).
+        #[arg(long)]
+        caller: Option<String>,
         /// Machine-readable output.
         #[arg(long)]
         json: bool,
@@ -148,6 +152,7 @@ pub fn main(cli: Cli) -> ExitCode {
             config,
             client,
             route,
+            caller,
             json,
         } => match load(&config) {
             Ok(c) => crate::doctor::run(
@@ -155,6 +160,7 @@ pub fn main(cli: Cli) -> ExitCode {
                 &crate::doctor::Request {
                     client,
                     route,
+                    caller,
                     json,
                 },
             ),

@@ -34,6 +34,13 @@ pub fn run(config: &Config, req: &Request) -> ExitCode {
         );
         return ExitCode::from(2);
     };
+    if client.callers.is_some() {
+        eprintln!(
+            "error: --client: client {:?} acts on behalf of each caller and has no token of its own (bearer-proxy doctor --client {} --caller USER fetches one caller's)",
+            client.name, client.name
+        );
+        return ExitCode::from(2);
+    }
     if req.include_refresh_token && client.grant.kind() == GrantKind::ClientCredentials {
         eprintln!(
             "error: --include-refresh-token: client {:?} uses the client_credentials grant, which never issues refresh tokens (a refresh token needs grant password or jwt_bearer, and the Refresh Token grant allowed on the application)",

@@ -7,6 +7,7 @@ use http::HeaderValue;
 use serde::Serialize;
 
 use crate::config::ClientConfig;
+use crate::oauth::callers::CallerCredential;
 use crate::oauth::grant::{self, Step};
 use crate::oauth::token::unverified_claims;
 use crate::oauth::transport::TokenEndpoint;
@@ -21,6 +22,9 @@ pub struct ClientReport {
     pub grant: &'static str,
     pub token_url: String,
     pub ok: bool,
+    /// Why the client was not asked for a token (an `on_behalf_of: caller`
+    /// client without `--caller`).
+    pub note: Option<String>,
     /// The token's claims that matter here (never the token).
     pub sub: Option<String>,
     pub aud: Option<serde_json::Value>,
@@ -36,15 +40,18 @@ pub struct ClientReport {
 
 /// Fetches one token for `scopes`; returns the report and, on success, the
 /// `Authorization` value for the route checks.
+/// `caller`: the caller an `on_behalf_of: caller` client is checked as.
 pub async fn check(
     client: &Arc<ClientConfig>,
     scopes: &[String],
+    caller: Option<&CallerCredential>,
 ) -> (ClientReport, Option<HeaderValue>) {
     let mut report = ClientReport {
         client: client.name.clone(),
         grant: grant::label(client, &Step::Primary),
         token_url: client.token_url.to_string(),
         ok: false,
+        note: None,
         sub: None,
         aud: None,
         scope: None,
@@ -55,6 +62,18 @@ pub async fn check(
         idp_description: None,
         ecid: None,
     };
+    let step = match (caller, &client.callers) {
+        (Some(caller), Some(_)) => Step::Caller(caller),
+        (None, Some(_)) => {
+            report.ok = true;
+            report.note = Some(format!(
+                "acts on behalf of each caller: check one with doctor --client {} --caller USER",
+                client.name
+            ));
+            return (report, None);
+        }
+        _ => Step::Primary,
+    };
     let endpoint = match TokenEndpoint::new(client.clone(), None) {
         Ok(e) => e,
         Err(e) => {
@@ -63,7 +82,7 @@ pub async fn check(
         }
     };
     let requested = client.requested_scopes(scopes, false);
-    let (result, date) = endpoint.send_dated(&Step::Primary, &requested).await;
+    let (result, date) = endpoint.send_dated(&step, &requested).await;
     report.clock_skew_s = date.map(skew);
     let response = match result {
         Ok(r) => r,

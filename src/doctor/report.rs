@@ -41,6 +41,9 @@ fn client_lines(out: &mut String, c: &ClientReport) {
     if let Some(e) = &c.error {
         let _ = writeln!(out, "       {e}");
     }
+    if let Some(note) = &c.note {
+        let _ = writeln!(out, "       {note}");
+    }
     if c.sub.is_some() || c.scope.is_some() {
         let aud = c
             .aud

@@ -36,9 +36,21 @@ pub struct RouteReport {
     pub token_scope: Option<String>,
 }
 
-pub async fn check(route: &RouteConfig, token: Option<&HeaderValue>) -> RouteReport {
+/// A route of an `on_behalf_of: caller` client when no caller was named:
+/// nothing to probe with, and nothing wrong.
+pub fn not_probed_without_caller(route: &RouteConfig) -> RouteReport {
+    let mut report = empty(route);
+    report.ok = true;
+    report.verdict = format!(
+        "not probed: client {} acts on behalf of each caller (doctor --route {} --caller USER probes it as one)",
+        route.client.name, route.name
+    );
+    report
+}
+
+fn empty(route: &RouteConfig) -> RouteReport {
     let target = &route.upstream;
-    let mut report = RouteReport {
+    RouteReport {
         route: route.name.clone(),
         client: route.client.name.clone(),
         url: format!("{}{}", target.url(), route.probe_path),
@@ -49,7 +61,12 @@ pub async fn check(route: &RouteConfig, token: Option<&HeaderValue>) -> RouteRep
         verdict: String::new(),
         token_aud: None,
         token_scope: None,
-    };
+    }
+}
+
+pub async fn check(route: &RouteConfig, token: Option<&HeaderValue>) -> RouteReport {
+    let target = &route.upstream;
+    let mut report = empty(route);
     let Some(token) = token else {
         report.verdict = format!("not probed: no token for client {}", route.client.name);
         return report;

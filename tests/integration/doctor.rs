@@ -7,6 +7,15 @@ use crate::support::*;
 
 /// Runs `doctor` on `config` (written to a temp dir) with `args`.
 async fn doctor(config: &ProxyConfig<'_>, args: &[&str]) -> (Output, String) {
+    doctor_with_stdin(config, args, "").await
+}
+
+/// [`doctor`] with `stdin` piped in (a caller's password).
+async fn doctor_with_stdin(
+    config: &ProxyConfig<'_>,
+    args: &[&str],
+    stdin: &str,
+) -> (Output, String) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("config.yaml");
     std::fs::write(&path, config.yaml(free_port(), free_port())).unwrap();
@@ -15,10 +24,21 @@ async fn doctor(config: &ProxyConfig<'_>, args: &[&str]) -> (Output, String) {
         .arg("-c")
         .arg(&path)
         .args(args)
-        .env("TEST_CLIENT_SECRET", config.client_secret);
-    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
-        .await
-        .unwrap();
+        .env("TEST_CLIENT_SECRET", config.client_secret)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let stdin = stdin.to_string();
+    let out = tokio::task::spawn_blocking(move || {
+        use std::io::Write as _;
+        let mut child = cmd.spawn().unwrap();
+        let mut pipe = child.stdin.take().unwrap();
+        let _ = pipe.write_all(stdin.as_bytes());
+        drop(pipe);
+        child.wait_with_output().unwrap()
+    })
+    .await
+    .unwrap();
     let text =
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -149,4 +169,70 @@ async fn tls_verification_certificate_and_failure_are_reported() {
         1,
         "no request without verified TLS"
     );
+}
+
+/// A route `/` whose client `as-user` acts as each caller with the
+/// caller's own Basic credentials.
+fn caller_config<'a>(idp: &Idp, upstream: &Upstream) -> ProxyConfig<'a> {
+    let mut config = ProxyConfig::new(idp, upstream);
+    let client = RawClient {
+        grant: GrantKind::Password,
+        ..oic_client(idp)
+    }
+    .for_callers();
+    config.raw.clients.insert("as-user".into(), client);
+    config.raw.routes.push(
+        RawRoute::open("legacy", "/legacy/", &upstream.url(), "as-user")
+            .with_access(RawAccess::identity_service_basic()),
+    );
+    config
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_checks_one_caller_with_a_password_from_stdin_and_never_shows_it() {
+    let idp = Idp::start().await;
+    let upstream = Upstream::start().await;
+    let config = caller_config(&idp, &upstream);
+    let args = ["--client", "as-user", "--caller", USER];
+    let (out, text) = doctor_with_stdin(&config, &args, &format!("{USER_PASSWORD}\n")).await;
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("ok   client as-user (password grant"),
+        "{text}"
+    );
+    assert!(text.contains(&format!("token: sub {USER}")), "{text}");
+    assert!(text.contains("ok   route legacy"), "{text}");
+    assert_eq!(idp.state.requests()[0].field("username"), Some(USER));
+    assert!(!text.contains(USER_PASSWORD), "{text}");
+
+    let (out, text) = doctor_with_stdin(&config, &args, "wrong-password\n").await;
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("invalid_grant"), "{text}");
+    assert!(!text.contains("wrong-password"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_without_caller_lists_a_per_caller_client_as_not_probed_and_refuses_misuse() {
+    let idp = Idp::start().await;
+    let upstream = Upstream::start().await;
+    let config = caller_config(&idp, &upstream);
+    let (out, text) = doctor(&config, &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains(
+            "acts on behalf of each caller: check one with doctor --client as-user --caller USER"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("not probed: client as-user acts on behalf of each caller"),
+        "{text}"
+    );
+    assert_eq!(idp.state.request_count(), 1, "only client oic's token");
+    let (out, text) = doctor(&config, &["--client", "oic", "--caller", USER]).await;
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(text.contains("does not act on behalf of callers"), "{text}");
+    let (out, text) = doctor(&config, &["--caller", USER]).await;
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(text.contains("select one client"), "{text}");
 }
