@@ -3,10 +3,12 @@
 // checks the states shown for a healthy client and for one whose identity
 // service is down, clicks "renew now" on the healthy one and waits for its
 // fetch count to move, saves a screenshot, and fails on any console error.
-//   usage: node status_page.mjs <admin url> <token> <healthy> <failing> <screenshot.png>
+// With a sixth argument, also checks the card of that on_behalf_of: caller
+// client: one cached caller of 10000, one refusal by the identity service.
+//   usage: node status_page.mjs <admin url> <token> <healthy> <failing> <screenshot.png> [per-caller client]
 import { chromium } from "playwright-core";
 
-const [url, token, healthy, failing, shot] = process.argv.slice(2);
+const [url, token, healthy, failing, shot, perCaller] = process.argv.slice(2);
 const browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: ["--no-sandbox"] });
 const errors = [];
 try {
@@ -33,6 +35,13 @@ try {
     { timeout: 10000 },
   );
   const after = await page.textContent(card(healthy) + " .successes");
+  if (perCaller) {
+    const callers = `[data-callers="${perCaller}"]`;
+    await page.waitForSelector(callers + " .cached");
+    const shown = async cls => (await page.textContent(callers + " " + cls)).trim();
+    const seen = [await shown(".cached"), await shown(".max"), await shown(".idp-refused")].join("/");
+    if (seen !== "1/10000/1") throw new Error(`${perCaller} shows cached/max/refused ${seen}, not 1/10000/1`);
+  }
   await page.waitForSelector("[data-route]");
   await page.screenshot({ path: shot, fullPage: true });
   console.log(`status page ok: ${healthy} valid, ${failing} failing, fetches ${before} -> ${after}`);

@@ -17,11 +17,30 @@ async fn the_status_page_shows_client_states_and_renews_in_a_real_browser() {
         ..oic_client(&idp)
     };
     config.add_client_route("backoffice", down, &upstream.url());
+    let as_user = RawClient {
+        grant: GrantKind::Password,
+        ..oic_client(&idp)
+    }
+    .for_callers();
+    config.raw.clients.insert("as-user".into(), as_user);
+    config.raw.routes.push(
+        RawRoute::open("legacy", "/legacy/", &upstream.url(), "as-user")
+            .with_access(RawAccess::identity_service_basic()),
+    );
     config.raw.admin.token = Some(TOKEN.into());
     config.server().startup_token_wait = ms(300);
     let proxy = Proxy::start(&config).await;
     assert_eq!(get_status(proxy.url("/x")).await, 200);
     assert_eq!(get_status(proxy.url("/backoffice/x")).await, 503);
+    for (password, status) in [(USER_PASSWORD, 200), ("wrong", 401)] {
+        let r = client()
+            .get(proxy.url("/legacy/x"))
+            .basic_auth(USER, Some(password))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), status);
+    }
 
     let browser = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
     assert!(
@@ -34,7 +53,8 @@ async fn the_status_page_shows_client_states_and_renews_in_a_real_browser() {
         .arg("status_page.mjs")
         .arg(proxy.admin_url("/"))
         .args([TOKEN, "oic", "backoffice"])
-        .arg(&shot);
+        .arg(&shot)
+        .arg("as-user");
     let out = tokio::task::spawn_blocking(move || cmd.output().expect("node runs"))
         .await
         .unwrap();
@@ -47,7 +67,7 @@ async fn the_status_page_shows_client_states_and_renews_in_a_real_browser() {
     assert!(shot.is_file(), "screenshot saved under target/");
     assert_eq!(
         idp.state.request_count(),
-        2,
-        "the start-up fetch and the renewal"
+        4,
+        "the start-up fetch, alice's two password grants and the renewal"
     );
 }

@@ -72,6 +72,27 @@ function clientCard(c) {
   return card;
 }
 
+// An on_behalf_of: caller client: how many callers hold a token, and how
+// many were refused (counts only; the page never sees a user name).
+function callersCard(f) {
+  const card = el("div", { class: "card", "data-callers": f.client });
+  card.append(el("h3", {}, f.client, el("span", { class: "state valid" }, "per caller")));
+  const dl = el("dl");
+  row(dl, "scopes", f.scopes.join(" "));
+  row(dl, "grant", f.grant + ", as each caller");
+  row(dl, "cached callers", "", "callers").append(
+    el("span", { class: "cached" }, f.cached_callers), " of ",
+    el("span", { class: "max" }, f.max_callers));
+  const r = f.refusals;
+  row(dl, "refused", "", "refusals").append(
+    el("span", { class: "idp-refused" }, r.idp_refused), " by the identity service, ",
+    el("span", { class: "remembered" }, r.remembered), " remembered, ",
+    el("span", { class: "attempt-limit" }, r.attempt_limit), " over the attempt ceiling");
+  row(dl, "evicted", f.evictions_lru + " least recently used, " + f.evictions_idle + " idle");
+  card.append(dl);
+  return card;
+}
+
 function episodeOf(e) {
   const box = el("div", { class: "episode" });
   box.append(el("strong", {}, (e.active ? "Upstream refuses fresh tokens" : "Last upstream refusal") + " on route " + e.route));
@@ -112,7 +133,7 @@ function render() {
   document.getElementById("summary").textContent =
     "version " + status.version + " · configuration loaded " + status.config_loaded_at + " · " + (status.ready ? "ready" : "not ready");
   const clients = document.getElementById("clients");
-  clients.replaceChildren(...status.clients.map(clientCard));
+  clients.replaceChildren(...status.clients.map(clientCard), ...(status.callers || []).map(callersCard));
   document.getElementById("routes").replaceChildren(routesTable());
   const s = status.shared_cache;
   document.getElementById("shared").textContent = s
