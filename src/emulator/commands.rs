@@ -145,7 +145,12 @@ pub fn demo(path: Option<&Path>) -> ExitCode {
          \n\nThe echo upstream answers with what it received: an \"authorization\" header\
          \nstarting \"Bearer eyJ\" and the token's decoded claims (sub \"{client_id}\", scope, exp),\
          \nand no x-api-key. Without the key: 401 {{\"error\":\"access_denied\"}}. A path outside\
-         \n{prefix} answers 404 {{\"error\":\"no_route\"}}. Stop with Ctrl-C.\n",
+         \n{prefix} answers 404 {{\"error\":\"no_route\"}}.\
+         \n\nEach caller as itself (the identity service checks the caller's own password;\
+         \nthe token's sub is the caller):\
+         \n\n  curl -s -u demo-alice:alice-demo-password http://{listen}/as-user{path}\
+         \n  curl -s -u demo-bob:bob-demo-password http://{listen}/as-user{path}\
+         \n\nStop with Ctrl-C.\n",
         key = DEMO_API_KEY,
         admin = config.admin.listen,
         prefix = route.path_prefix,

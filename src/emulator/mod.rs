@@ -67,6 +67,12 @@ pub struct DemoBackends {
 /// Starts the token endpoint on `idp` with `clients` (id, secret)
 /// registered, and the echo upstream on `upstream`, on a thread of their
 /// own. Returns once both listen.
+/// The identity-domain users of the demo's per-caller route.
+pub const DEMO_USERS: [(&str, &str); 2] = [
+    ("demo-alice", "alice-demo-password"),
+    ("demo-bob", "bob-demo-password"),
+];
+
 pub fn spawn_demo_backends(
     idp: SocketAddr,
     upstream: SocketAddr,
@@ -99,6 +105,9 @@ pub fn spawn_demo_backends(
                 let (state, _idp) = start_idp(idp_listener);
                 for (id, secret) in &clients {
                     state.register_client(id, secret);
+                }
+                for (user, password) in DEMO_USERS {
+                    state.register_user(user, password);
                 }
                 let (_echo_state, _echo) = start_echo(echo_listener, None);
                 let _ = ready_tx.send(Ok(()));
