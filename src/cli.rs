@@ -108,6 +108,14 @@ pub enum Command {
         /// Lifetime of the tokens it issues.
         #[arg(long, default_value = "3600s", value_parser = humantime::parse_duration)]
         token_lifetime: std::time::Duration,
+        /// Identity-domain users for the password and user-assertion
+        /// grants: a file of `user:password` lines.
+        #[arg(long)]
+        users: Option<PathBuf>,
+        /// A certificate uploaded to an application, for its client and
+        /// user assertions: `client_id:alias:cert.pem` (repeatable).
+        #[arg(long = "client-certificate")]
+        certificates: Vec<String>,
     },
     #[cfg(feature = "emulator")]
     /// Run the proxy against a bundled local identity-service emulator and
@@ -147,7 +155,15 @@ pub fn main(cli: Cli) -> ExitCode {
             listen,
             clients,
             token_lifetime,
-        } => crate::emulator::commands::emulator(listen, &clients, token_lifetime),
+            users,
+            certificates,
+        } => crate::emulator::commands::emulator(
+            listen,
+            &clients,
+            token_lifetime,
+            users.as_deref(),
+            &certificates,
+        ),
         Command::Doctor {
             config,
             client,

@@ -12,9 +12,11 @@
 //!   [`config::defaults`]; `Secret`, which redacts itself).
 //! - `route_table` — host + longest-prefix route table (pure, benchmarked).
 //! - `access` — per-route access rules (API keys, Basic users, CIDRs,
-//!   client certificates).
+//!   client certificates, Basic passed to the identity service) and
+//!   `caller_subjects_file`.
 //! - `oauth` — token endpoint client, token slots with single-flight
-//!   fetches, the token cache, background renewal.
+//!   fetches, the token cache, background renewal, per-caller slots
+//!   (`oauth::callers`).
 //! - `proxy` — the pingora `ProxyHttp` hooks; the request-path
 //!   `Snapshot`, header rewrite, limits, typed refusals, 401 replay.
 //! - `upstream` — upstream peers: background DNS, TLS trust;

@@ -8,23 +8,73 @@ use std::process::ExitCode;
 use crate::cli::{report, run, DEMO_API_KEY, DEMO_API_KEYS, DEMO_CONFIG};
 use crate::config::{self, Config};
 
+/// `name:secret` pairs: `--client` values, or the lines of `--users`.
+fn pairs<'a>(
+    items: impl Iterator<Item = &'a str>,
+    what: &str,
+) -> Result<Vec<(String, String)>, ExitCode> {
+    let mut out = Vec::new();
+    for item in items.filter(|l| !l.trim().is_empty()) {
+        match item.split_once(':') {
+            Some((name, secret)) if !name.is_empty() => {
+                out.push((name.to_string(), secret.to_string()))
+            }
+            _ => {
+                eprintln!("error: {what}: expected name:secret, got {item:?}");
+                return Err(ExitCode::from(2));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// `client_id:alias:cert.pem` values, with the certificate read.
+fn read_certificates(values: &[String]) -> Result<Vec<(String, String, String)>, ExitCode> {
+    let mut out = Vec::new();
+    for value in values {
+        let mut parts = value.splitn(3, ':');
+        let (Some(client), Some(alias), Some(file)) = (parts.next(), parts.next(), parts.next())
+        else {
+            eprintln!("error: --client-certificate {value:?}: expected client_id:alias:cert.pem");
+            return Err(ExitCode::from(2));
+        };
+        match std::fs::read_to_string(file) {
+            Ok(pem) => out.push((client.to_string(), alias.to_string(), pem)),
+            Err(e) => {
+                eprintln!("error: --client-certificate {value:?}: {e}");
+                return Err(ExitCode::from(2));
+            }
+        }
+    }
+    Ok(out)
+}
+
 pub fn emulator(
     listen: std::net::SocketAddr,
     clients: &[String],
     lifetime: std::time::Duration,
+    users: Option<&Path>,
+    certificates: &[String],
 ) -> ExitCode {
-    let mut registered = Vec::new();
-    for c in clients {
-        match c.split_once(':') {
-            Some((id, secret)) if !id.is_empty() => {
-                registered.push((id.to_string(), secret.to_string()))
-            }
-            _ => {
-                eprintln!("error: --client {c:?}: expected client_id:secret");
-                return ExitCode::from(2);
-            }
+    let registered = match pairs(clients.iter().map(String::as_str), "--client") {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    let users_text = match users.map(std::fs::read_to_string).transpose() {
+        Ok(text) => text.unwrap_or_default(),
+        Err(e) => {
+            eprintln!("error: --users: {e}");
+            return ExitCode::from(2);
         }
-    }
+    };
+    let users = match pairs(users_text.lines(), "--users") {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    let certificates = match read_certificates(certificates) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
     let runtime = match crate::runtime::for_command() {
         Ok(r) => r,
         Err(code) => return code,
@@ -41,6 +91,15 @@ pub fn emulator(
         state.set_token_lifetime(lifetime);
         for (id, secret) in &registered {
             state.register_client(id, secret);
+        }
+        for (user, password) in &users {
+            state.register_user(user, password);
+        }
+        for (client, alias, pem) in &certificates {
+            if let Err(e) = state.register_client_certificate(client, alias, pem) {
+                eprintln!("error: --client-certificate {client}:{alias}: {e}");
+                return ExitCode::from(2);
+            }
         }
         println!("identity-service emulator on http://{listen}/oauth2/v1/token (Ctrl-C stops it)");
         let _ = tokio::signal::ctrl_c().await;

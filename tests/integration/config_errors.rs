@@ -176,6 +176,7 @@ fn every_example_config_is_valid() {
             bearer_proxy::api_key_line("erp", "k") + "\n",
         )
         .unwrap();
+        std::fs::write(dir.path().join("caller-subjects"), "erp: erp.user\n").unwrap();
         std::fs::write(
             dir.path().join("users.htpasswd"),
             format!("erp:{}\n", bcrypt::hash("pw", 4).unwrap()),
@@ -209,7 +210,7 @@ fn every_example_config_is_valid() {
         );
         count += 1;
     }
-    assert!(count >= 6, "one example per flow");
+    assert!(count >= 8, "one example per flow");
 }
 
 #[test]
