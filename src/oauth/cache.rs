@@ -69,6 +69,8 @@ struct Parts<'a> {
     shared: &'a Option<Arc<SharedCache>>,
     /// The token URL's ceiling: per second, per minute.
     rates: (f64, u32),
+    /// How long a caller's request waits for its first token.
+    caller_wait: Duration,
 }
 
 impl Parts<'_> {
@@ -136,6 +138,7 @@ impl Parts<'_> {
             self.runtime.clone(),
             self.ceiling(route),
             self.shared.clone(),
+            self.caller_wait,
         )
     }
 }
@@ -192,6 +195,7 @@ impl TokenCache {
                 config.server.token_requests_per_second,
                 config.server.token_requests_per_minute,
             ),
+            caller_wait: config.server.limits.caller_token_wait,
         };
         let mut slots = HashMap::new();
         let mut callers = HashMap::new();

@@ -42,28 +42,48 @@ impl RateCeiling {
 
     /// Waits until a request may be sent; returns how long that took.
     pub async fn acquire(&self) -> Duration {
-        let now = Instant::now();
-        let at = {
-            let mut sent = self.sent.lock().unwrap_or_else(|p| p.into_inner());
-            let len = sent.len();
-            let mut at = now;
-            // The request `per_second` sends back must be a second old, the
-            // one `per_minute` back a minute old.
-            for (n, window) in [(self.per_second, SECOND), (self.per_minute, MINUTE)] {
-                if len >= n {
-                    at = at.max(sent[len - n] + window);
-                }
-            }
-            sent.push_back(at);
-            while sent.len() > self.per_second.max(self.per_minute) {
-                sent.pop_front();
-            }
-            at
-        };
+        let (now, at) = self
+            .reserve(None)
+            .expect("an unbounded reservation always succeeds");
+        Self::wait(now, at).await
+    }
+
+    /// [`Self::acquire`] if the request may be sent within `max_wait`;
+    /// otherwise books nothing and answers `None` at once.
+    pub async fn acquire_within(&self, max_wait: Duration) -> Option<Duration> {
+        let (now, at) = self.reserve(Some(max_wait))?;
+        Some(Self::wait(now, at).await)
+    }
+
+    async fn wait(now: Instant, at: Instant) -> Duration {
         if at > now {
             tokio::time::sleep_until(at).await;
         }
         at - now
+    }
+
+    /// Books the earliest send time the bounds allow (not later than
+    /// `limit` from now, if given).
+    fn reserve(&self, limit: Option<Duration>) -> Option<(Instant, Instant)> {
+        let now = Instant::now();
+        let mut sent = self.sent.lock().unwrap_or_else(|p| p.into_inner());
+        let len = sent.len();
+        let mut at = now;
+        // The request `per_second` sends back must be a second old, the
+        // one `per_minute` back a minute old.
+        for (n, window) in [(self.per_second, SECOND), (self.per_minute, MINUTE)] {
+            if len >= n {
+                at = at.max(sent[len - n] + window);
+            }
+        }
+        if limit.is_some_and(|limit| at - now > limit) {
+            return None;
+        }
+        sent.push_back(at);
+        while sent.len() > self.per_second.max(self.per_minute) {
+            sent.pop_front();
+        }
+        Some((now, at))
     }
 }
 
@@ -133,5 +153,27 @@ mod tests {
         assert!(at[11] < Duration::from_secs(3), "{at:?}");
         assert_eq!(at[12], MINUTE, "{at:?}");
         assert!(at[39] < Duration::from_secs(183), "{at:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_bounded_acquisition_books_nothing_beyond_its_bound() {
+        let c = RateCeiling::new(2.0, 1000);
+        for _ in 0..2 {
+            assert_eq!(c.acquire_within(SECOND / 2).await, Some(Duration::ZERO));
+        }
+        assert_eq!(
+            c.acquire_within(SECOND / 2).await,
+            None,
+            "next send is a second out"
+        );
+        assert_eq!(
+            c.acquire_within(SECOND).await,
+            Some(SECOND),
+            "within its bound it waits"
+        );
+        // Refused ones booked nothing: the next free time is unchanged.
+        let start = Instant::now();
+        c.acquire().await;
+        assert_eq!(start.elapsed(), Duration::ZERO, "{:?}", start.elapsed());
     }
 }

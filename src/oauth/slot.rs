@@ -378,7 +378,7 @@ impl TokenSlot {
         }
         let (result, sent) = self.attempt(&Step::Caller(&seat.credential)).await;
         if let (Err(e), Some(family)) = (&result, &family) {
-            family.refused(seat, e).await;
+            family.failed(seat, e).await;
         }
         (result, sent)
     }
@@ -386,7 +386,22 @@ impl TokenSlot {
     /// One request to the identity service, counted by grant and outcome;
     /// returns when it was sent (after the rate ceiling let it go).
     async fn attempt(&self, step: &Step<'_>) -> (Result<TokenResponse, FetchError>, Instant) {
-        if self.endpoint.pace().await {
+        // A caller's first token: the ceiling is not booked beyond the
+        // caller's wait, so a spray of new callers cannot push everyone's
+        // fetches (the fixed clients' renewals too) ever further out.
+        let first_wait = self
+            .caller
+            .as_ref()
+            .filter(|_| self.current.load().is_none())
+            .map(|seat| seat.first_wait);
+        let waited = match first_wait {
+            Some(wait) => match self.endpoint.pace_within(wait).await {
+                Some(waited) => waited,
+                None => return (Err(FetchError::Queued), Instant::now()),
+            },
+            None => self.endpoint.pace().await,
+        };
+        if waited {
             lock(&self.state).rate_waits += 1;
         }
         let sent = Instant::now();

@@ -87,6 +87,16 @@ impl TokenEndpoint {
         !waited.is_zero()
     }
 
+    /// [`Self::pace`], unless the ceiling is booked more than `max_wait`
+    /// ahead: then nothing is booked and `None` comes back at once.
+    pub async fn pace_within(&self, max_wait: Duration) -> Option<bool> {
+        let Some(ceiling) = &self.ceiling else {
+            return Some(false);
+        };
+        let waited = ceiling.acquire_within(max_wait).await?;
+        Some(!waited.is_zero())
+    }
+
     /// Sends one token request now: the grant `step` for `scopes`, with
     /// the client's authentication.
     pub async fn send(

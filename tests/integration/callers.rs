@@ -488,3 +488,39 @@ async fn the_demos_per_caller_route_brings_two_users_upstream_with_their_own_sub
         .unwrap();
     assert_eq!(wrong.status(), 401);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_ceiling_a_new_caller_past_the_ceiling_within_its_wait_gets_503_at_once_and_books_nothing(
+) {
+    let idp = Idp::start().await;
+    register_users(&idp);
+    let upstream = Upstream::start().await;
+    let mut config = basic_config(&idp, &upstream, |_| {});
+    config.server().upstream_timeout = ms(300);
+    config.server().token_requests_per_second = Some(1.0);
+    let proxy = Proxy::start(&config).await;
+    assert_eq!(get_as(&proxy, USER, USER_PASSWORD).await.status(), 200);
+    // The next send may leave a second after the first: past bob's wait.
+    let started = Instant::now();
+    let r = get_as(&proxy, "bob", "bob-Password-2").await;
+    assert_eq!(r.status(), 503);
+    assert!(
+        started.elapsed() < Duration::from_millis(250),
+        "refused at once, not after waiting"
+    );
+    assert!(r.headers().contains_key("retry-after"));
+    let r = get_as(&proxy, "carol", "carol-Password-3").await;
+    assert_eq!(r.status(), 503);
+    assert_eq!(idp.state.request_count(), 1, "neither was sent");
+    assert_eq!(
+        proxy
+            .metric("bearer_proxy_callers{client=\"as-user\"}")
+            .await,
+        1.0,
+        "nor holds a place"
+    );
+    // Nothing was booked for them: a second after alice's, bob is served.
+    tokio::time::sleep_until((started + Duration::from_millis(1100)).into()).await;
+    assert_eq!(get_as(&proxy, "bob", "bob-Password-2").await.status(), 200);
+    assert_eq!(upstream_sub(&upstream), "bob");
+}

@@ -40,6 +40,25 @@ impl std::fmt::Debug for CallerCredential {
     }
 }
 
+/// A caller as the request names it, borrowed: enough to find its slot
+/// without allocating; made into a [`CallerCredential`] only for a new slot.
+pub enum CallerRef<'a> {
+    Password { username: String, password: String },
+    Subject(&'a str),
+}
+
+impl CallerRef<'_> {
+    pub fn into_credential(self) -> CallerCredential {
+        match self {
+            CallerRef::Password { username, password } => CallerCredential::Password {
+                username,
+                password: Secret::new(password),
+            },
+            CallerRef::Subject(s) => CallerCredential::Subject(s.to_string()),
+        }
+    }
+}
+
 /// A caller's keyed hash: the key of its slot.
 pub type CallerKey = [u8; 32];
 
@@ -66,13 +85,12 @@ impl CallerHasher {
 
     /// The slot key of `credential`: user and password together, or the
     /// subject; each field length-prefixed so no two pairs collide.
-    pub fn key(&self, credential: &CallerCredential) -> CallerKey {
-        match credential {
-            CallerCredential::Password { username, password } => self.hash(
-                b"password",
-                &[username.as_bytes(), password.expose().as_bytes()],
-            ),
-            CallerCredential::Subject(subject) => self.hash(b"subject", &[subject.as_bytes()]),
+    pub fn key(&self, caller: &CallerRef<'_>) -> CallerKey {
+        match caller {
+            CallerRef::Password { username, password } => {
+                self.hash(b"password", &[username.as_bytes(), password.as_bytes()])
+            }
+            CallerRef::Subject(subject) => self.hash(b"subject", &[subject.as_bytes()]),
         }
     }
 
@@ -96,10 +114,10 @@ impl CallerHasher {
 mod tests {
     use super::*;
 
-    fn pw(user: &str, password: &str) -> CallerCredential {
-        CallerCredential::Password {
+    fn pw(user: &str, password: &str) -> CallerRef<'static> {
+        CallerRef::Password {
             username: user.into(),
-            password: Secret::new(password),
+            password: password.into(),
         }
     }
 
@@ -110,15 +128,12 @@ mod tests {
         assert_eq!(right, h.key(&pw("alice", "right")));
         assert_ne!(right, h.key(&pw("alice", "wrong")));
         assert_ne!(h.key(&pw("ab", "c")), h.key(&pw("a", "bc")));
-        assert_ne!(
-            h.key(&CallerCredential::Subject("alice".into())),
-            h.user_key("alice")
-        );
+        assert_ne!(h.key(&CallerRef::Subject("alice")), h.user_key("alice"));
         assert_ne!(
             right,
             CallerHasher::new(&[8; 32]).key(&pw("alice", "right"))
         );
-        let debug = format!("{:?}", pw("alice", "hunter2"));
+        let debug = format!("{:?}", pw("alice", "hunter2").into_credential());
         assert!(debug.contains("alice") && !debug.contains("hunter2"));
     }
 }

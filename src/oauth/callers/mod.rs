@@ -28,10 +28,10 @@ use super::shared::SharedCache;
 use super::slot::{TokenSlot, Unavailable};
 use super::transport::{TokenEndpoint, TransportError};
 use crate::access::{basic_credentials, caller_name, CallerSubjects, Denial};
-use crate::config::{CallerPolicy, ClientConfig, Grant, Secret};
+use crate::config::{CallerPolicy, ClientConfig, Grant};
 use crate::metrics::metrics;
 use guard::{AttemptCeiling, RefusedPasswords};
-pub use identity::{CallerCredential, CallerHasher, CallerKey};
+pub use identity::{CallerCredential, CallerHasher, CallerKey, CallerRef};
 pub use sweep::spawn_sweeper;
 
 /// Whose token a slot holds, and the family that answers for it.
@@ -39,6 +39,9 @@ pub struct CallerSeat {
     pub key: CallerKey,
     pub credential: CallerCredential,
     pub family: Weak<CallerSlots>,
+    /// How far ahead the first fetch may book the token URL's rate
+    /// ceiling: as long as the caller's request waits, no longer.
+    pub first_wait: Duration,
 }
 
 struct Seat {
@@ -87,6 +90,8 @@ pub struct CallerSlots {
     endpoint: Arc<TokenEndpoint>,
     runtime: Arc<OnceLock<Handle>>,
     shared: Option<Arc<SharedCache>>,
+    /// `server.upstream_timeout`: how long a caller waits for its first token.
+    first_wait: Duration,
     hasher: CallerHasher,
     seats: Mutex<LruCache<CallerKey, Seat>>,
     refused: RefusedPasswords,
@@ -102,6 +107,7 @@ impl CallerSlots {
         runtime: Arc<OnceLock<Handle>>,
         ceiling: Arc<RateCeiling>,
         shared: Option<Arc<SharedCache>>,
+        first_wait: Duration,
     ) -> Result<Arc<Self>, TransportError> {
         let policy = client
             .callers
@@ -126,6 +132,7 @@ impl CallerSlots {
             endpoint,
             runtime,
             shared,
+            first_wait,
             hasher,
             me: me.clone(),
         }))
@@ -141,25 +148,28 @@ impl CallerSlots {
     }
 
     /// The request's caller as the identity service knows it: its Basic
-    /// credentials, or its name (mapped through `caller_subjects_file`).
-    fn credential(&self, who: &str, headers: &HeaderMap) -> Result<CallerCredential, Denial> {
+    /// credentials, or its name (mapped through `caller_subjects_file`);
+    /// `subjects` is the mapping, loaded once by the caller.
+    fn caller<'a>(
+        &self,
+        who: &'a str,
+        headers: &HeaderMap,
+        subjects: Option<&'a CallerSubjects>,
+    ) -> Result<CallerRef<'a>, Denial> {
         if self.is_password() {
             return match basic_credentials(headers) {
                 Some((username, password)) if !username.is_empty() => {
-                    Ok(CallerCredential::Password {
-                        username,
-                        password: Secret::new(password),
-                    })
+                    Ok(CallerRef::Password { username, password })
                 }
                 _ => Err(self.denial(401, "no_credentials")),
             };
         }
         let name = caller_name(who).ok_or_else(|| self.denial(403, "no_subject"))?;
-        match self.subjects.load().as_deref() {
-            None => Ok(CallerCredential::Subject(name.to_string())),
+        match subjects {
+            None => Ok(CallerRef::Subject(name)),
             Some(map) => map
                 .subject(name)
-                .map(|s| CallerCredential::Subject(s.to_string()))
+                .map(CallerRef::Subject)
                 .ok_or_else(|| self.denial(403, "no_subject")),
         }
     }
@@ -167,34 +177,40 @@ impl CallerSlots {
     /// The slot of the request's caller (`who`: the access check's name
     /// for it), made on its first request. A user+password the identity
     /// service refused lately is answered here, without a token request.
+    /// A hit allocates nothing: the caller is hashed from borrowed parts.
     pub fn slot_for(&self, who: &str, headers: &HeaderMap) -> Result<Arc<TokenSlot>, Denial> {
-        let credential = self.credential(who, headers)?;
-        let key = self.hasher.key(&credential);
+        let subjects = self.subjects.load();
+        let caller = self.caller(who, headers, subjects.as_deref())?;
+        let key = self.hasher.key(&caller);
         let now = Instant::now();
-        let mut seats = lock(&self.seats);
-        if let Some(seat) = seats.get_mut(&key) {
-            if now.duration_since(seat.last_used) < self.policy.idle_timeout {
-                seat.last_used = now;
-                return Ok(seat.slot.clone());
+        {
+            let mut seats = lock(&self.seats);
+            if let Some(seat) = seats.get_mut(&key) {
+                if now.duration_since(seat.last_used) < self.policy.idle_timeout {
+                    seat.last_used = now;
+                    return Ok(seat.slot.clone());
+                }
+                seats.pop(&key);
+                self.metrics.evicted_idle.inc();
+                self.metrics.callers.set(seats.len() as i64);
             }
-            seats.pop(&key);
-            self.metrics.evicted_idle.inc();
         }
         if self.is_password() && self.refused.is_remembered(&key) {
-            self.metrics.callers.set(seats.len() as i64);
             self.metrics.remembered.inc();
             return Err(self.denial(401, "remembered"));
         }
-        let slot = self.new_slot(key, credential);
-        let slot = Arc::new(slot);
-        let evicted = seats.push(
-            key,
-            Seat {
-                slot: slot.clone(),
-                last_used: now,
-            },
-        );
-        if evicted.is_some_and(|(k, _)| k != key) {
+        // Made outside the lock; a concurrent first request of the same
+        // caller may have made one too: the first in the map is kept.
+        let slot = Arc::new(self.new_slot(key, caller.into_credential()));
+        let mut seats = lock(&self.seats);
+        if let Some(seat) = seats.get_mut(&key) {
+            return Ok(seat.slot.clone());
+        }
+        let seat = Seat {
+            slot: slot.clone(),
+            last_used: now,
+        };
+        if seats.push(key, seat).is_some() {
             self.metrics.evicted_lru.inc();
         }
         self.metrics.callers.set(seats.len() as i64);
@@ -220,6 +236,7 @@ impl CallerSlots {
                 key,
                 credential,
                 family: self.me.clone(),
+                first_wait: self.first_wait,
             },
         )
     }
@@ -304,10 +321,17 @@ impl CallerSlots {
         Ok(())
     }
 
-    /// Called by a caller's slot when the identity service refused its
-    /// grant: the caller loses its slot, and a refused password is
-    /// remembered here and by the fleet.
-    pub(super) async fn refused(&self, seat: &CallerSeat, error: &FetchError) {
+    /// Called by a caller's slot when its grant failed. Refused by the
+    /// identity service: the caller loses its slot, and a refused password
+    /// is remembered here and by the fleet. Not sent because the rate
+    /// ceiling is booked beyond the caller's wait: the caller holds no
+    /// place (its next request starts afresh). Anything else: the slot
+    /// keeps its backoff.
+    pub(super) async fn failed(&self, seat: &CallerSeat, error: &FetchError) {
+        if matches!(error, FetchError::Queued) {
+            self.forget(&seat.key);
+            return;
+        }
         if !error.is_invalid_grant() {
             return;
         }
