@@ -9,7 +9,7 @@
 #   memory   resident memory of the proxy holding 10,000 callers' tokens,
 #            against the same proxy holding one caller's
 #
-# usage: benches/load/callers.sh [hitpath] [memory]
+# usage: benches/load/callers.sh [hitpath | assertion | password] [memory]
 #        (THREADS=1 ROUNDS=5 DURATION=6 CONNS=64 CALLERS=1000 HELD=10000)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -177,8 +177,10 @@ ab_pair() { # label auth a-kind a-access b-kind b-access
     kill -INT "$a" "$b"; wait "$a" "$b" 2>/dev/null || true
 }
 
-if [[ " $PARTS " == *" hitpath "* ]]; then
+if [[ " $PARTS " == *" hitpath "* || " $PARTS " == *" assertion "* ]]; then
     ab_pair "assertion flavour, API keys" key single "$KEYS" assert "$KEYS"
+fi
+if [[ " $PARTS " == *" hitpath "* || " $PARTS " == *" password "* ]]; then
     ab_pair "password flavour, Basic" basic single "$ADDRESS" password "$BASIC"
 fi
 

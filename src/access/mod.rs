@@ -200,11 +200,12 @@ impl AccessPolicy {
             }
         }
         if self.identity_service_basic {
-            return match basic_credentials(caller.headers) {
-                Some((user, _)) if !user.is_empty() => Decision::Allow {
-                    who: format!("user:{user}").into(),
-                },
-                _ => self.deny(401, "no_credentials"),
+            let who = with_basic_credentials(caller.headers, |user, _| {
+                (!user.is_empty()).then(|| Arc::from(format!("user:{user}")))
+            });
+            return match who.flatten() {
+                Some(who) => Decision::Allow { who },
+                None => self.deny(401, "no_credentials"),
             };
         }
         let mut offered = false;
@@ -316,17 +317,40 @@ pub fn caller_name(who: &str) -> Option<&str> {
 
 /// The user and password of an `Authorization: Basic` header.
 pub fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
-    let value = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, b64) = value.split_once(' ')?;
-    if !scheme.eq_ignore_ascii_case("basic") {
+    with_basic_credentials(headers, |user, password| {
+        (user.to_string(), password.to_string())
+    })
+}
+
+/// Calls `f` with the user and password of an `Authorization: Basic`
+/// header, decoded on the stack: the request path reads them without
+/// allocating (credentials longer than the buffer are decoded on the heap).
+pub fn with_basic_credentials<R>(
+    headers: &HeaderMap,
+    f: impl FnOnce(&str, &str) -> R,
+) -> Option<R> {
+    let value = headers.get(http::header::AUTHORIZATION)?.as_bytes();
+    let split = value.iter().position(|b| *b == b' ')?;
+    let (scheme, b64) = (&value[..split], value[split + 1..].trim_ascii());
+    if !scheme.eq_ignore_ascii_case(b"basic") {
         return None;
     }
-    let raw = base64::engine::general_purpose::STANDARD
-        .decode(b64.trim())
-        .ok()?;
-    let raw = String::from_utf8(raw).ok()?;
+    let engine = base64::engine::general_purpose::STANDARD;
+    let mut stack = [0u8; 512];
+    let heap;
+    let raw: &[u8] = match engine.decode_slice(b64, &mut stack) {
+        Ok(n) => &stack[..n],
+        Err(base64::DecodeSliceError::OutputSliceTooSmall) => {
+            heap = engine.decode(b64).ok()?;
+            &heap
+        }
+        Err(_) => return None,
+    };
+    let raw = std::str::from_utf8(raw).ok()?;
     let (user, password) = raw.split_once(':')?;
-    Some((user.to_string(), password.to_string()))
+    let out = f(user, password);
+    stack.fill(0);
+    Some(out)
 }
 
 #[cfg(test)]

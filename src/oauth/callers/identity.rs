@@ -43,16 +43,19 @@ impl std::fmt::Debug for CallerCredential {
 /// A caller as the request names it, borrowed: enough to find its slot
 /// without allocating; made into a [`CallerCredential`] only for a new slot.
 pub enum CallerRef<'a> {
-    Password { username: String, password: String },
+    Password {
+        username: &'a str,
+        password: &'a str,
+    },
     Subject(&'a str),
 }
 
 impl CallerRef<'_> {
-    pub fn into_credential(self) -> CallerCredential {
+    pub fn to_credential(&self) -> CallerCredential {
         match self {
             CallerRef::Password { username, password } => CallerCredential::Password {
-                username,
-                password: Secret::new(password),
+                username: username.to_string(),
+                password: Secret::new(*password),
             },
             CallerRef::Subject(s) => CallerCredential::Subject(s.to_string()),
         }
@@ -114,11 +117,8 @@ impl CallerHasher {
 mod tests {
     use super::*;
 
-    fn pw(user: &str, password: &str) -> CallerRef<'static> {
-        CallerRef::Password {
-            username: user.into(),
-            password: password.into(),
-        }
+    fn pw<'a>(username: &'a str, password: &'a str) -> CallerRef<'a> {
+        CallerRef::Password { username, password }
     }
 
     #[test]
@@ -133,7 +133,7 @@ mod tests {
             right,
             CallerHasher::new(&[8; 32]).key(&pw("alice", "right"))
         );
-        let debug = format!("{:?}", pw("alice", "hunter2").into_credential());
+        let debug = format!("{:?}", pw("alice", "hunter2").to_credential());
         assert!(debug.contains("alice") && !debug.contains("hunter2"));
     }
 }

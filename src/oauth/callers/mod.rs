@@ -27,7 +27,7 @@ use super::rate::RateCeiling;
 use super::shared::SharedCache;
 use super::slot::{TokenSlot, Unavailable};
 use super::transport::{TokenEndpoint, TransportError};
-use crate::access::{basic_credentials, caller_name, CallerSubjects, Denial};
+use crate::access::{caller_name, with_basic_credentials, CallerSubjects, Denial};
 use crate::config::{CallerPolicy, ClientConfig, Grant};
 use crate::metrics::metrics;
 use guard::{AttemptCeiling, RefusedPasswords};
@@ -147,30 +147,30 @@ impl CallerSlots {
         matches!(self.client.grant, Grant::CallerPassword)
     }
 
-    /// The request's caller as the identity service knows it: its Basic
-    /// credentials, or its name (mapped through `caller_subjects_file`);
-    /// `subjects` is the mapping, loaded once by the caller.
-    fn caller<'a>(
+    /// The request's caller as the identity service knows it, passed to
+    /// `f`: its Basic credentials (decoded on the stack), or its name
+    /// (mapped through `caller_subjects_file`).
+    fn with_caller<R>(
         &self,
-        who: &'a str,
+        who: &str,
         headers: &HeaderMap,
-        subjects: Option<&'a CallerSubjects>,
-    ) -> Result<CallerRef<'a>, Denial> {
+        f: impl FnOnce(CallerRef<'_>) -> Result<R, Denial>,
+    ) -> Result<R, Denial> {
         if self.is_password() {
-            return match basic_credentials(headers) {
-                Some((username, password)) if !username.is_empty() => {
-                    Ok(CallerRef::Password { username, password })
-                }
-                _ => Err(self.denial(401, "no_credentials")),
-            };
+            let found = with_basic_credentials(headers, |username, password| {
+                (!username.is_empty()).then(|| f(CallerRef::Password { username, password }))
+            });
+            return found
+                .flatten()
+                .unwrap_or_else(|| Err(self.denial(401, "no_credentials")));
         }
         let name = caller_name(who).ok_or_else(|| self.denial(403, "no_subject"))?;
-        match subjects {
-            None => Ok(CallerRef::Subject(name)),
-            Some(map) => map
-                .subject(name)
-                .map(CallerRef::Subject)
-                .ok_or_else(|| self.denial(403, "no_subject")),
+        match self.subjects.load().as_deref() {
+            None => f(CallerRef::Subject(name)),
+            Some(map) => match map.subject(name) {
+                Some(subject) => f(CallerRef::Subject(subject)),
+                None => Err(self.denial(403, "no_subject")),
+            },
         }
     }
 
@@ -179,9 +179,11 @@ impl CallerSlots {
     /// service refused lately is answered here, without a token request.
     /// A hit allocates nothing: the caller is hashed from borrowed parts.
     pub fn slot_for(&self, who: &str, headers: &HeaderMap) -> Result<Arc<TokenSlot>, Denial> {
-        let subjects = self.subjects.load();
-        let caller = self.caller(who, headers, subjects.as_deref())?;
-        let key = self.hasher.key(&caller);
+        self.with_caller(who, headers, |caller| self.seat(&caller))
+    }
+
+    fn seat(&self, caller: &CallerRef<'_>) -> Result<Arc<TokenSlot>, Denial> {
+        let key = self.hasher.key(caller);
         let now = Instant::now();
         {
             let mut seats = lock(&self.seats);
@@ -201,7 +203,7 @@ impl CallerSlots {
         }
         // Made outside the lock; a concurrent first request of the same
         // caller may have made one too: the first in the map is kept.
-        let slot = Arc::new(self.new_slot(key, caller.into_credential()));
+        let slot = Arc::new(self.new_slot(key, caller.to_credential()));
         let mut seats = lock(&self.seats);
         if let Some(seat) = seats.get_mut(&key) {
             return Ok(seat.slot.clone());
