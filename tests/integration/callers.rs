@@ -524,3 +524,46 @@ async fn rate_ceiling_a_new_caller_past_the_ceiling_within_its_wait_gets_503_at_
     assert_eq!(get_as(&proxy, "bob", "bob-Password-2").await.status(), 200);
     assert_eq!(upstream_sub(&upstream), "bob");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_time_with_refresh_tokens_each_caller_renews_with_its_own() {
+    let idp = Idp::start().await;
+    register_users(&idp);
+    idp.state.set_token_lifetime(Duration::from_secs(5));
+    let upstream = Upstream::start().await;
+    let config = basic_config(&idp, &upstream, |c| c.refresh_token = true);
+    let proxy = Proxy::start(&config).await;
+    let users = [(USER, USER_PASSWORD), ("bob", "bob-Password-2")];
+    let t0 = Instant::now();
+    let mut first = Vec::new();
+    for (user, password) in users {
+        assert_eq!(get_as(&proxy, user, password).await.status(), 200);
+        first.push(upstream.last_authorization());
+    }
+    let scope = idp.state.requests()[0].field("scope").unwrap().to_string();
+    assert!(scope.contains("offline_access"), "{scope}");
+    tokio::time::sleep_until((t0 + Duration::from_millis(4150)).into()).await;
+    for (user, password) in users {
+        assert_eq!(get_as(&proxy, user, password).await.status(), 200);
+    }
+    assert!(idp.state.wait_for_requests(4, Duration::from_secs(3)).await);
+    let renewals: Vec<_> = idp.state.requests()[2..4].to_vec();
+    for r in &renewals {
+        assert_eq!(r.field("grant_type"), Some("refresh_token"));
+        assert!(r.field("password").is_none(), "no password resent");
+    }
+    assert_ne!(
+        renewals[0].field("refresh_token"),
+        renewals[1].field("refresh_token")
+    );
+    // The renewed tokens are in place: each caller still arrives as itself.
+    for ((user, password), old) in users.iter().zip(&first) {
+        let renewed = eventually(Duration::from_secs(3), || async {
+            get_as(&proxy, user, password).await.status() == 200
+                && upstream.last_authorization() != *old
+        })
+        .await;
+        assert!(renewed, "{user} got a renewed token");
+        assert_eq!(upstream_sub(&upstream), *user);
+    }
+}
