@@ -21,6 +21,7 @@
 //!   `Snapshot`, header rewrite, limits, typed refusals, 401 replay.
 //! - `upstream` — upstream peers: background DNS, TLS trust;
 //!   `downstream_tls` — TLS listeners and client certificates.
+//! - `connections` — the connection ceiling around pingora's proxy app.
 //! - `server` — assembles pingora services and runs them; `reload` —
 //!   live configuration reload.
 //! - `admin` — `/metrics`, `/healthz`, `/readyz`, `/status`, `/reload`.
@@ -38,6 +39,7 @@ mod admin;
 pub mod cli;
 mod clock;
 pub mod config;
+mod connections;
 mod doctor;
 mod downstream_tls;
 #[cfg(feature = "emulator")]

@@ -44,6 +44,10 @@ pub struct Metrics {
     pub caller_evictions: IntCounterVec,
     /// `{client,reason}`; reason is `idp_refused|remembered|attempt_limit`.
     pub caller_refusals: IntCounterVec,
+    /// `{listener}`: client connections open now.
+    pub connections: IntGaugeVec,
+    /// `{listener}`: connections closed at once, `max_connections` being reached.
+    pub connections_refused: IntCounterVec,
 }
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics::register(Registry::new()));
@@ -140,6 +144,16 @@ const CALLER_REFUSALS: Def = Def {
     help: "Callers refused: by the identity service, by the remembered refusal of their password, or by the per-user attempt ceiling",
     labels: &["client", "reason"],
 };
+const CONNECTIONS: Def = Def {
+    name: "bearer_proxy_connections",
+    help: "Client connections open now, by listener",
+    labels: &["listener"],
+};
+const CONNECTIONS_REFUSED: Def = Def {
+    name: "bearer_proxy_connections_refused_total",
+    help: "Client connections closed at once because server.max_connections were open",
+    labels: &["listener"],
+};
 
 const FETCH_BUCKETS: &[f64] = &[
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
@@ -205,6 +219,8 @@ impl Metrics {
             callers: r.int_gauge_vec(CALLERS),
             caller_evictions: r.counter(CALLER_EVICTIONS),
             caller_refusals: r.counter(CALLER_REFUSALS),
+            connections: r.int_gauge_vec(CONNECTIONS),
+            connections_refused: r.counter(CONNECTIONS_REFUSED),
             registry,
         }
     }

@@ -57,6 +57,7 @@ pub struct RestartOnly {
     pub listen: Vec<SocketAddr>,
     pub tls_listen: Vec<SocketAddr>,
     pub threads: usize,
+    pub max_connections: usize,
     pub work_stealing: bool,
     pub admin_listen: SocketAddr,
     /// The cache backend and its Redis settings, described.
@@ -71,6 +72,7 @@ impl RestartOnly {
             listen: config.server.listen.clone(),
             tls_listen: config.server.tls_listen.iter().map(|t| t.address).collect(),
             threads: config.server.threads,
+            max_connections: config.server.max_connections,
             work_stealing: config.server.work_stealing,
             admin_listen: config.admin.listen,
             cache: describe_cache(&config.cache),
@@ -84,6 +86,10 @@ impl RestartOnly {
             ("server.listen", self.listen != new.listen),
             ("server.tls_listen", self.tls_listen != new.tls_listen),
             ("server.threads", self.threads != new.threads),
+            (
+                "server.max_connections",
+                self.max_connections != new.max_connections,
+            ),
             (
                 "server.work_stealing",
                 self.work_stealing != new.work_stealing,

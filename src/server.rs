@@ -22,6 +22,7 @@ use pingora::services::ServiceReadyNotifier;
 
 use crate::admin::AdminApp;
 use crate::config::{Config, ServerSettings};
+use crate::connections::{ConnectionGate, GatedApp};
 use crate::oauth::refresher;
 use crate::proxy::{BearerProxy, Snapshot};
 use crate::reload::{Reloader, RestartOnly};
@@ -169,12 +170,16 @@ pub fn run(config: Config, source: PathBuf) -> Result<(), StartError> {
             startup_token_wait: settings.startup_token_wait,
         },
     ));
-    let proxy = proxy_service(&server, &settings, current.clone())?;
+    let listeners: Vec<_> = (settings.listen.iter().copied())
+        .chain(settings.tls_listen.iter().map(|t| t.address))
+        .collect();
+    let gate = ConnectionGate::new(settings.max_connections, &listeners);
+    let proxy = proxy_service(&server, &settings, current.clone(), gate.clone())?;
     let proxy = server.add_service(proxy);
     proxy.add_dependency(&background);
     let mut admin = Service::new(
         "admin".to_string(),
-        HttpServer::new_app(AdminApp::new(current, reloader, &admin_settings)),
+        HttpServer::new_app(AdminApp::new(current, reloader, &admin_settings, gate)),
     );
     admin.add_tcp(&admin_listen.to_string());
     server.add_service(admin);
@@ -214,24 +219,25 @@ fn pingora_server(settings: &ServerSettings) -> Server {
 }
 
 /// The proxy service on every plain and TLS listener.
+/// The proxy app behind the connection ceiling, in a service of our own.
 fn proxy_service(
     server: &Server,
     settings: &ServerSettings,
     current: Arc<ArcSwap<Snapshot>>,
-) -> Result<Service<HttpProxy<BearerProxy>>, StartError> {
-    let mut proxy = pingora::proxy::http_proxy_service_with_name(
-        &server.configuration,
-        BearerProxy { current },
-        "bearer-proxy",
-    );
-    if let Some(app) = proxy.app_logic_mut() {
-        // pingora refuses CONNECT itself, with an empty 405; let it reach
-        // request_filter, which refuses it (never forwards it) with the
-        // proxy's JSON answer and an `Allow` header.
-        let mut options = HttpServerOptions::default();
-        options.allow_connect_method_proxying = true;
-        app.server_options = Some(options);
-    }
+    gate: Arc<ConnectionGate>,
+) -> Result<Service<GatedApp<HttpProxy<BearerProxy>>>, StartError> {
+    let mut app = pingora::proxy::http_proxy(&server.configuration, BearerProxy { current });
+    // pingora refuses CONNECT itself, with an empty 405; let it reach
+    // request_filter, which refuses it (never forwards it) with the
+    // proxy's JSON answer and an `Allow` header.
+    let mut options = HttpServerOptions::default();
+    options.allow_connect_method_proxying = true;
+    app.server_options = Some(options);
+    let gated = GatedApp {
+        inner: Arc::new(app),
+        gate,
+    };
+    let mut proxy = Service::new("bearer-proxy".to_string(), gated);
     for addr in &settings.listen {
         proxy.add_listener(ListenerConfig::tcp(addr.to_string()).l4_buffer(client_buffers()));
     }

@@ -27,6 +27,8 @@ pub struct AdminApp {
     pub current: Arc<ArcSwap<Snapshot>>,
     pub reloader: Arc<Reloader>,
     pub guard: guard::Guard,
+    /// Open client connections against `server.max_connections`.
+    pub connections: Arc<crate::connections::ConnectionGate>,
 }
 
 impl AdminApp {
@@ -34,10 +36,12 @@ impl AdminApp {
         current: Arc<ArcSwap<Snapshot>>,
         reloader: Arc<Reloader>,
         settings: &crate::config::AdminSettings,
+        connections: Arc<crate::connections::ConnectionGate>,
     ) -> Self {
         AdminApp {
             current,
             reloader,
+            connections,
             guard: guard::Guard {
                 token: settings.token.clone(),
                 metrics_public: settings.metrics_public,
@@ -145,6 +149,7 @@ impl AdminApp {
                         "routes": routes,
                         "clients": clients,
                         "callers": callers,
+                        "connections": self.connections.status(),
                     }),
                 )
             }

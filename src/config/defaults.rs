@@ -9,6 +9,13 @@ pub const LISTEN: &str = "127.0.0.1:8080";
 pub const ADMIN_LISTEN: &str = "127.0.0.1:9090";
 /// `server.threads`.
 pub const THREADS: usize = 2;
+/// `server.max_connections`: client connections held at once. A pod at the
+/// Kubernetes base's 256 MiB limit: ~40 MiB for the process, up to ~26 MiB
+/// for 10,000 cached callers, and 2,048 idle TLS connections at ~52 KiB
+/// each (docs/benchmarks.md) = ~104 MiB: ~170 MiB, a third below the limit.
+pub const MAX_CONNECTIONS: usize = 2048;
+/// Upper bound of `server.max_connections`.
+pub const MAX_CONNECTIONS_LIMIT: usize = 1_000_000;
 /// `server.work_stealing`: one runtime per worker measured cheaper (docs/benchmarks.md).
 pub const WORK_STEALING: bool = false;
 /// `server.upstream_timeout`: longest wait between two reads or writes.

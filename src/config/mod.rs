@@ -44,6 +44,8 @@ pub struct ServerSettings {
     pub listen: Vec<SocketAddr>,
     pub tls_listen: Vec<TlsListener>,
     pub threads: usize,
+    /// Client connections held at once, all listeners together.
+    pub max_connections: usize,
     /// One shared multi-thread runtime (true) or one runtime per worker
     /// thread (false, the default: measurably cheaper per request for a
     /// proxy's many short exchanges; see docs/benchmarks.md).

@@ -33,6 +33,8 @@ pub struct RawServer {
     pub tls_listen: Vec<RawTlsListener>,
     pub threads: Option<usize>,
     pub work_stealing: Option<bool>,
+    /// Client connections held at once, all listeners together.
+    pub max_connections: Option<usize>,
     #[serde(default, with = "humantime_serde")]
     pub upstream_timeout: Option<Duration>,
     #[serde(default, with = "humantime_serde")]

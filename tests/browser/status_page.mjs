@@ -35,6 +35,8 @@ try {
     { timeout: 10000 },
   );
   const after = await page.textContent(card(healthy) + " .successes");
+  const summary = await page.textContent("#summary");
+  if (!/connections \d+ of \d+/.test(summary)) throw new Error(`no connection count in the summary: ${summary}`);
   if (perCaller) {
     const callers = `[data-callers="${perCaller}"]`;
     await page.waitForSelector(callers + " .cached");

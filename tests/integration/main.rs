@@ -8,6 +8,7 @@ mod access;
 mod admin;
 mod callers;
 mod config_errors;
+mod connections;
 mod deploy_kit;
 mod doctor;
 mod errors;

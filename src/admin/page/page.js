@@ -130,8 +130,10 @@ function routesTable() {
 }
 
 function render() {
+  const c = status.connections;
   document.getElementById("summary").textContent =
-    "version " + status.version + " · configuration loaded " + status.config_loaded_at + " · " + (status.ready ? "ready" : "not ready");
+    "version " + status.version + " · configuration loaded " + status.config_loaded_at + " · " + (status.ready ? "ready" : "not ready") +
+    (c ? " · connections " + c.open + " of " + c.max + (c.refused ? " (" + c.refused + " refused)" : "") : "");
   const clients = document.getElementById("clients");
   clients.replaceChildren(...status.clients.map(clientCard), ...(status.callers || []).map(callersCard));
   document.getElementById("routes").replaceChildren(routesTable());

@@ -31,6 +31,13 @@ impl Validator<'_> {
         if threads == 0 || threads > 256 {
             self.err("server.threads", "must be between 1 and 256");
         }
+        let max_connections = raw.max_connections.unwrap_or(d::MAX_CONNECTIONS);
+        if !(1..=d::MAX_CONNECTIONS_LIMIT).contains(&max_connections) {
+            self.err(
+                "server.max_connections",
+                format!("must be between 1 and {}", d::MAX_CONNECTIONS_LIMIT),
+            );
+        }
         let token_requests_per_second = raw
             .token_requests_per_second
             .unwrap_or(d::TOKEN_REQUESTS_PER_SECOND);
@@ -58,6 +65,7 @@ impl Validator<'_> {
             token_requests_per_minute,
             listen,
             threads,
+            max_connections,
             work_stealing: raw.work_stealing.unwrap_or(d::WORK_STEALING),
             upstream_timeout: self.positive(
                 "server.upstream_timeout",

@@ -163,6 +163,16 @@ fn server_errors() {
             "server.threads: must be between 1 and 256",
         ),
         (
+            "no connections",
+            server(|s| s.max_connections = Some(0)),
+            "server.max_connections: must be between 1 and 1000000",
+        ),
+        (
+            "too many connections",
+            server(|s| s.max_connections = Some(1_000_001)),
+            "server.max_connections: must be between 1 and 1000000",
+        ),
+        (
             "zero time-out",
             server(|s| s.upstream_timeout = Some(Duration::ZERO)),
             "server.upstream_timeout: must be greater than zero",

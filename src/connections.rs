@@ -1,0 +1,166 @@
+//! The connection ceiling (`server.max_connections`): client connections
+//! held at once, all listeners together. An app of ours around pingora's
+//! `HttpProxy` sees each accepted connection first; one beyond the ceiling
+//! is dropped before any per-request state exists, and an admitted one
+//! holds its place for its whole life — pingora's keep-alive loop runs
+//! inside it — so a freed place admits the next. pingora completes a TLS
+//! listener's handshake before its app sees the stream, and its public API
+//! offers no earlier hook: a TLS connection beyond the ceiling is closed
+//! right after its handshake.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use pingora::apps::ServerApp;
+use pingora::protocols::Stream;
+use pingora::server::ShutdownWatch;
+use prometheus::{IntCounter, IntGauge};
+use serde::Serialize;
+
+use crate::metrics::metrics;
+
+/// One listener's handles.
+struct Listener {
+    address: SocketAddr,
+    open: IntGauge,
+    refused: IntCounter,
+}
+
+/// Open connections against the ceiling, per listener and in all.
+pub struct ConnectionGate {
+    max: usize,
+    open: AtomicUsize,
+    listeners: Vec<Listener>,
+}
+
+/// What `/status` shows.
+#[derive(Debug, Serialize)]
+pub struct ConnectionStatus {
+    pub open: usize,
+    pub max: usize,
+    pub refused: u64,
+}
+
+impl ConnectionGate {
+    /// `listeners`: every listen address (plain and TLS), as configured.
+    pub fn new(max: usize, listeners: &[SocketAddr]) -> Arc<Self> {
+        let m = metrics();
+        Arc::new(ConnectionGate {
+            max,
+            open: AtomicUsize::new(0),
+            listeners: listeners
+                .iter()
+                .map(|a| {
+                    let label = a.to_string();
+                    Listener {
+                        address: *a,
+                        open: m.connections.with_label_values(&[&label]),
+                        refused: m.connections_refused.with_label_values(&[&label]),
+                    }
+                })
+                .collect(),
+        })
+    }
+
+    /// The listener a connection came in on: by its local address, or by
+    /// port for a listener bound to an unspecified address.
+    fn listener_of(&self, local: Option<SocketAddr>) -> Option<&Listener> {
+        let local = local?;
+        self.listeners
+            .iter()
+            .find(|l| l.address == local)
+            .or_else(|| {
+                self.listeners
+                    .iter()
+                    .find(|l| l.address.ip().is_unspecified() && l.address.port() == local.port())
+            })
+    }
+
+    /// A place for a new connection, or `None` at the ceiling.
+    fn admit(self: &Arc<Self>, local: Option<SocketAddr>) -> Option<Place> {
+        let listener = self
+            .listener_of(local)
+            .map(|l| (l.open.clone(), l.refused.clone()));
+        let taken = self
+            .open
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.max).then_some(n + 1)
+            })
+            .is_ok();
+        match (taken, listener) {
+            (true, l) => {
+                if let Some((open, _)) = &l {
+                    open.inc();
+                }
+                Some(Place {
+                    gate: self.clone(),
+                    open: l.map(|(open, _)| open),
+                })
+            }
+            (false, l) => {
+                if let Some((_, refused)) = l {
+                    refused.inc();
+                }
+                None
+            }
+        }
+    }
+
+    pub fn status(&self) -> ConnectionStatus {
+        ConnectionStatus {
+            open: self.open.load(Ordering::Relaxed),
+            max: self.max,
+            refused: self.listeners.iter().map(|l| l.refused.get()).sum(),
+        }
+    }
+}
+
+/// An admitted connection's place, given back when it closes.
+struct Place {
+    gate: Arc<ConnectionGate>,
+    open: Option<IntGauge>,
+}
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        self.gate.open.fetch_sub(1, Ordering::AcqRel);
+        if let Some(open) = &self.open {
+            open.dec();
+        }
+    }
+}
+
+/// `inner` (pingora's `HttpProxy`) behind the gate.
+pub struct GatedApp<A> {
+    pub inner: Arc<A>,
+    pub gate: Arc<ConnectionGate>,
+}
+
+#[async_trait]
+impl<A: ServerApp + Send + Sync + 'static> ServerApp for GatedApp<A> {
+    async fn process_new(
+        self: &Arc<Self>,
+        stream: Stream,
+        shutdown: &ShutdownWatch,
+    ) -> Option<Stream> {
+        let local = stream
+            .get_socket_digest()
+            .and_then(|d| d.local_addr().and_then(|a| a.as_inet()).copied());
+        let Some(_place) = self.gate.admit(local) else {
+            tracing::debug!("connection refused: max_connections reached");
+            return None;
+        };
+        // The keep-alive loop pingora's service would run, inside the place.
+        let mut next = Some(stream);
+        while let Some(stream) = next {
+            next = self.inner.process_new(stream, shutdown).await;
+        }
+        None
+    }
+
+    async fn cleanup(&self) {
+        self.inner.cleanup().await
+    }
+}
