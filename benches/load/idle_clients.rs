@@ -7,6 +7,11 @@
 //!                --header "X-API-Key: bench-key" [--ca ca.pem] < fifo
 //!
 //! With `--ca` the connections are TLS (server name `localhost`).
+//!
+//! With `--flood` a connection the proxy closes is counted instead of
+//! ending the run (`ready <held> refused <n>`), and when standard input
+//! closes every held connection sends one more request (`answered <n>`):
+//! `scale.sh flood` checks the connection ceiling with it.
 
 use std::time::Duration;
 
@@ -64,7 +69,9 @@ async fn main() {
     let header = arg("--header").map_or(String::new(), |h| format!("{h}\r\n"));
     let tls = arg("--ca").map(|ca| bench_client::connector(&ca));
     let request = format!("GET /ic/api/idle HTTP/1.1\r\nHost: bench\r\n{header}\r\n").into_bytes();
+    let flood = std::env::args().any(|a| a == "--flood");
     let mut held = Vec::with_capacity(count);
+    let mut refused = 0usize;
     // In batches, so the listener's accept queue is not overrun.
     for batch in (0..count).collect::<Vec<_>>().chunks(500) {
         let opened = futures_util::future::join_all(
@@ -74,6 +81,7 @@ async fn main() {
         for stream in opened {
             match stream {
                 Ok(s) => held.push(s),
+                Err(_) if flood => refused += 1,
                 Err(e) => {
                     eprintln!("connection {} failed: {e}", held.len());
                     std::process::exit(1);
@@ -81,10 +89,27 @@ async fn main() {
             }
         }
     }
-    println!("ready {}", held.len());
+    println!("ready {} refused {refused}", held.len());
     // Hold until told to stop.
     let mut stdin = tokio::io::stdin();
     let mut sink = [0u8; 64];
     while stdin.read(&mut sink).await.map(|n| n > 0).unwrap_or(false) {}
+    if flood {
+        let again =
+            futures_util::future::join_all(held.iter_mut().map(|s| reuse(s, &request))).await;
+        println!("answered {}", again.iter().filter(|ok| **ok).count());
+    }
     drop(held);
+}
+
+/// One more request on a held connection; true when answered 200.
+async fn reuse(stream: &mut Box<dyn Stream>, request: &[u8]) -> bool {
+    if stream.write_all(request).await.is_err() || stream.flush().await.is_err() {
+        return false;
+    }
+    let mut buf = [0u8; 4096];
+    match tokio::time::timeout(Duration::from_secs(30), stream.read(&mut buf)).await {
+        Ok(Ok(n)) if n > 0 => buf[..n].starts_with(b"HTTP/1.1 200"),
+        _ => false,
+    }
 }

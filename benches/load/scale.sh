@@ -5,8 +5,12 @@
 #            client connections, plain HTTP and TLS
 #   renewal  1,000 clients with 60 s tokens: CPU of the renewals and the
 #            identity-service requests per second (never above the ceiling)
+#   flood    FLOOD (20,000) connection attempts against the default
+#            max_connections: peak resident memory, refusals counted by the
+#            proxy and seen by the clients, and whether every admitted
+#            connection still gets answers
 #
-# usage: benches/load/scale.sh [routes] [idle] [renewal]
+# usage: benches/load/scale.sh [routes] [idle] [renewal] [flood]
 #        (ROUNDS=3 DURATION=10 CONNS=64 IDLE=10000 CLIENTS=1000 CEILING=30 RENEWAL_SECONDS=120 LIFETIME=60s)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -14,6 +18,7 @@ ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-10}
 CONNS=${CONNS:-64}
 IDLE=${IDLE:-10000}
+FLOOD=${FLOOD:-20000}
 CLIENTS=${CLIENTS:-1000}
 CEILING=${CEILING:-30}
 RENEWAL_SECONDS=${RENEWAL_SECONDS:-120}
@@ -186,5 +191,32 @@ if [[ " $PARTS " == *" renewal "* ]]; then
     printf '  /readyz at the end: %s; clients without a usable token: %s\n' "$(head -1 <<< "$ready" | tr -d '\r')" "$(grep -o '"c[0-9]*"' <<< "$ready" | wc -l)"
     echo "  warnings logged: $(grep -c WARN "$work/renewal.yaml.log" || true)"
     grep WARN "$work/renewal.yaml.log" | head -3 | cut -c1-240 || true
+    stop_bp
+fi
+
+if [[ " $PARTS " == *" flood "* ]]; then
+    echo "== flood: $FLOOD connection attempts against the default max_connections (plain HTTP)"
+    ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+    bp_config 2 "$work/flood.yaml"
+    start_bp "$work/flood.yaml"
+    wrk -t1 -c64 -d2s -H "X-API-Key: bench-key" "http://127.0.0.1:$BPX/ic/api/x" >/dev/null
+    rm -f "$work/hold"
+    mkfifo "$work/hold"
+    "$IDLE_CLIENTS" --addr "127.0.0.1:$BPX" --connections "$FLOOD" --header "X-API-Key: bench-key" --flood \
+        < "$work/hold" > "$work/flood.out" &
+    flood_pid=$!
+    exec 7>"$work/hold"
+    until grep -q ready "$work/flood.out" 2>/dev/null; do
+        kill -0 "$flood_pid" 2>/dev/null || { echo "idle_clients failed" >&2; exit 1; }
+        sleep 0.2
+    done
+    exec 7>&-
+    wait "$flood_pid" || true
+    refused_metric=$(curl -s "http://127.0.0.1:$ADM/metrics" | awk '/^bearer_proxy_connections_refused_total/ {s += $2} END {print s + 0}')
+    peak=$(awk '/VmHWM/ {print $2}' "/proc/$bp_pid/status")
+    read -r _ held _ refused < <(grep ready "$work/flood.out")
+    answered=$(awk '/answered/ {print $2}' "$work/flood.out")
+    printf '  held %s, refused %s (proxy counted %s), admitted ones answered again: %s of %s; peak RSS %.1f MiB\n' \
+        "$held" "$refused" "$refused_metric" "$answered" "$held" "$(awk -v k="$peak" 'BEGIN { print k / 1024 }')"
     stop_bp
 fi
