@@ -240,6 +240,12 @@ impl ProxyHttp for BearerProxy {
         RequestCtx::new(self.current.load_full())
     }
 
+    /// No downstream modules: pingora's default installs a response
+    /// compression module that is disabled yet still runs on every
+    /// request. The proxy never compresses (the upstream's encoding passes
+    /// through untouched).
+    fn init_downstream_modules(&self, _modules: &mut pingora::modules::http::HttpModules) {}
+
     /// Per-connection and per-request set-up that every later hook relies
     /// on: client time-outs, TLS facts, the request id.
     async fn early_request_filter(
