@@ -94,27 +94,39 @@ fi
 
 # Resident memory of bearer-proxy holding IDLE connections, each after one
 # request: idle_run name port [idle_clients options…]
+# Starts idle_clients holding `count` connections to `port` (extra
+# arguments passed on) until release_clients; returns once they are open.
+hold_clients() { # out-file port count [args…]
+    local out=$1 port=$2 count=$3
+    shift 3
+    rm -f "$work/hold"
+    mkfifo "$work/hold"
+    "$IDLE_CLIENTS" --addr "127.0.0.1:$port" --connections "$count" --header "X-API-Key: bench-key" "$@" \
+        < "$work/hold" > "$out" &
+    hold_pid=$!
+    exec 7>"$work/hold"
+    until grep -q ready "$out" 2>/dev/null; do
+        kill -0 "$hold_pid" 2>/dev/null || { echo "idle_clients failed" >&2; exit 1; }
+        sleep 0.2
+    done
+}
+release_clients() {
+    exec 7>&-
+    wait "$hold_pid" || true
+}
+
 idle_run() {
     local name=$1 port=$2
     shift 2
     # Warm the worker threads and the upstream pool first.
     wrk -t1 -c64 -d2s -H "X-API-Key: bench-key" "http://127.0.0.1:$BPX/ic/api/x" >/dev/null
-    local before during held idle_pid
+    local before during held
     before=$(rss_kb "$bp_pid")
-    rm -f "$work/hold"
-    mkfifo "$work/hold"
-    "$IDLE_CLIENTS" --addr "127.0.0.1:$port" --connections "$IDLE" --header "X-API-Key: bench-key" "$@" < "$work/hold" > "$work/idle.out" &
-    idle_pid=$!
-    exec 7>"$work/hold"
-    until grep -q ready "$work/idle.out" 2>/dev/null; do
-        kill -0 "$idle_pid" 2>/dev/null || { echo "idle_clients failed" >&2; exit 1; }
-        sleep 0.2
-    done
+    hold_clients "$work/idle.out" "$port" "$IDLE" "$@"
     held=$(awk '/ready/ {print $2}' "$work/idle.out")
     sleep 2
     during=$(rss_kb "$bp_pid")
-    exec 7>&-
-    wait "$idle_pid" || true
+    release_clients
     printf '  %-5s RSS before %.1f MiB, holding %s idle connections %.1f MiB (%.1f KiB per connection)\n' \
         "$name" "$(awk -v k="$before" 'BEGIN { print k / 1024 }')" "$held" "$(awk -v k="$during" 'BEGIN { print k / 1024 }')" \
         "$(awk -v a="$before" -v b="$during" -v n="$held" 'BEGIN { print (b - a) / n }')"
@@ -200,18 +212,8 @@ if [[ " $PARTS " == *" flood "* ]]; then
     bp_config 2 "$work/flood.yaml"
     start_bp "$work/flood.yaml"
     wrk -t1 -c64 -d2s -H "X-API-Key: bench-key" "http://127.0.0.1:$BPX/ic/api/x" >/dev/null
-    rm -f "$work/hold"
-    mkfifo "$work/hold"
-    "$IDLE_CLIENTS" --addr "127.0.0.1:$BPX" --connections "$FLOOD" --header "X-API-Key: bench-key" --flood \
-        < "$work/hold" > "$work/flood.out" &
-    flood_pid=$!
-    exec 7>"$work/hold"
-    until grep -q ready "$work/flood.out" 2>/dev/null; do
-        kill -0 "$flood_pid" 2>/dev/null || { echo "idle_clients failed" >&2; exit 1; }
-        sleep 0.2
-    done
-    exec 7>&-
-    wait "$flood_pid" || true
+    hold_clients "$work/flood.out" "$BPX" "$FLOOD" --flood
+    release_clients
     refused_metric=$(curl -s "http://127.0.0.1:$ADM/metrics" | awk '/^bearer_proxy_connections_refused_total/ {s += $2} END {print s + 0}')
     peak=$(awk '/VmHWM/ {print $2}' "/proc/$bp_pid/status")
     read -r _ held _ refused < <(grep ready "$work/flood.out")

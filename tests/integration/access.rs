@@ -1,8 +1,6 @@
 //! Route access control: each method accepting and refusing, credential
 //! headers stripped, denials counted and logged without the credential.
 
-use base64::Engine;
-
 use crate::support::*;
 
 const KEY: &str = "erp-key-4f9a2c";
@@ -25,13 +23,6 @@ fn cidrs(list: &[&str]) -> RawAccess {
         allow_cidrs: list.iter().map(|c| c.to_string()).collect(),
         ..RawAccess::default()
     }
-}
-
-fn basic(user: &str, password: &str) -> String {
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
-    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

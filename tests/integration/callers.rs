@@ -4,21 +4,11 @@
 
 use std::time::{Duration, Instant};
 
-use base64::Engine;
-
 use crate::support::*;
 
 const REFUSALS: &str = "bearer_proxy_caller_refusals_total";
 const EVICTIONS: &str = "bearer_proxy_caller_evictions_total";
 const WRONG: &str = "not-alices-password";
-
-fn basic(user: &str, password: &str) -> String {
-    let pair = format!("{user}:{password}");
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(pair)
-    )
-}
 
 /// Users of the emulator's identity domain beside alice.
 fn register_users(idp: &Idp) {
@@ -44,15 +34,6 @@ fn basic_config<'a>(
     config.raw.routes = vec![RawRoute::open("legacy", "/", &upstream.url(), "as-user")
         .with_access(RawAccess::identity_service_basic())];
     config
-}
-
-async fn get_as(proxy: &Proxy, user: &str, password: &str) -> reqwest::Response {
-    client()
-        .get(proxy.url("/x"))
-        .header("authorization", basic(user, password))
-        .send()
-        .await
-        .unwrap()
 }
 
 /// The `sub` of the token the upstream saw last.

@@ -515,16 +515,7 @@ async fn caller_replica(idp: &Idp, upstream: &Upstream, redis: &Redis, key: &str
 }
 
 async fn status_as(proxy: &Proxy, user: &str, password: &str) -> u16 {
-    use base64::Engine;
-    let pair = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
-    client()
-        .get(proxy.url("/x"))
-        .header("authorization", format!("Basic {pair}"))
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
+    get_as(proxy, user, password).await.status().as_u16()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

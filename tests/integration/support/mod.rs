@@ -541,6 +541,26 @@ pub async fn get_status(url: String) -> u16 {
     client().get(url).send().await.unwrap().status().as_u16()
 }
 
+/// An `Authorization: Basic` value for `user` and `password`.
+pub fn basic(user: &str, password: &str) -> String {
+    use base64::Engine;
+    let pair = format!("{user}:{password}");
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(pair)
+    )
+}
+
+/// `GET /x` through `proxy` with `user`'s Basic credentials.
+pub async fn get_as(proxy: &Proxy, user: &str, password: &str) -> reqwest::Response {
+    client()
+        .get(proxy.url("/x"))
+        .header("authorization", basic(user, password))
+        .send()
+        .await
+        .unwrap()
+}
+
 pub fn client() -> reqwest::Client {
     bearer_proxy::install_crypto_provider();
     reqwest::Client::builder()
