@@ -13,9 +13,9 @@ use tokio::runtime::Handle;
 use super::callers::CallerSlots;
 use super::rate::RateCeilings;
 use super::shared::{SharedCache, SharedStatus};
-use super::slot::TokenSlot;
+use super::slot::{SlotParts, TokenSlot};
 use super::transport::TransportError;
-use crate::config::{CacheSettings, Config, RouteConfig};
+use crate::config::{CacheSettings, CallerPolicy, Config, RouteConfig};
 
 /// The cache could not be built from a valid configuration.
 #[derive(Debug, thiserror::Error)]
@@ -100,13 +100,13 @@ impl Parts<'_> {
             .shared
             .as_ref()
             .map(|s| s.slot(&route.client.name, &fingerprint, &scopes, None));
-        let slot = TokenSlot::new(
+        let parts = SlotParts::new(
             route.client.clone(),
             scopes,
             self.runtime.clone(),
             self.ceiling(route),
-            fleet,
         )?;
+        let slot = TokenSlot::new(parts, fleet);
         Ok(Arc::new(slot))
     }
 
@@ -117,29 +117,29 @@ impl Parts<'_> {
         &self,
         route: &RouteConfig,
         scopes: Vec<String>,
+        policy: &CallerPolicy,
     ) -> Result<Arc<CallerSlots>, TransportError> {
         let key = SlotKey::new(&route.client.name, &scopes);
-        let subjects = route
-            .client
-            .callers
-            .as_ref()
-            .and_then(|c| c.subjects.clone());
         if let Some(family) = self
             .previous
             .and_then(|p| p.callers.get(&key))
             .filter(|f| f.fingerprint == route.client.fingerprint())
         {
-            family.set_subjects(subjects);
+            family.set_subjects(policy.subjects.clone());
             return Ok(family.clone());
         }
-        CallerSlots::new(
+        let parts = SlotParts::new(
             route.client.clone(),
             scopes,
             self.runtime.clone(),
             self.ceiling(route),
+        )?;
+        Ok(CallerSlots::new(
+            parts,
+            policy.clone(),
             self.shared.clone(),
             self.caller_wait,
-        )
+        ))
     }
 }
 
@@ -206,9 +206,9 @@ impl TokenCache {
                 client: route.client.name.clone(),
                 source,
             };
-            if route.client.callers.is_some() {
+            if let Some(policy) = &route.client.callers {
                 if let Entry::Vacant(entry) = callers.entry(key) {
-                    entry.insert(parts.family(route, scopes).map_err(failed)?);
+                    entry.insert(parts.family(route, scopes, policy).map_err(failed)?);
                 }
             } else if let Entry::Vacant(entry) = slots.entry(key) {
                 entry.insert(parts.slot(route, scopes).map_err(failed)?);

@@ -14,15 +14,17 @@ use tokio::runtime::Handle;
 use tokio::sync::watch;
 
 mod fleet;
+mod parts;
 mod status;
+
+pub(crate) use parts::SlotParts;
 
 use super::backoff::{backoff, REJECTION_MEMORY};
 use super::callers::CallerSeat;
 use super::error::FetchError;
 use super::grant::{self, Step};
-use super::rate::RateCeiling;
 use super::token::{AccessToken, TokenResponse};
-use super::transport::{TokenEndpoint, TransportError};
+use super::transport::TokenEndpoint;
 use super::unauthorized::{Episode, Unauthorized, Verdict};
 use crate::config::{ClientConfig, Secret};
 use crate::metrics::metrics;
@@ -52,6 +54,7 @@ struct SlotState {
 }
 
 /// Metric handles resolved once per slot, so a cache hit touches no label map.
+#[derive(Clone)]
 struct SlotMetrics {
     hit: IntCounter,
     miss: IntCounter,
@@ -97,50 +100,34 @@ pub struct TokenSlot {
 }
 
 impl TokenSlot {
-    pub(super) fn new(
-        client: Arc<ClientConfig>,
-        scopes: Vec<String>,
-        runtime: Arc<OnceLock<Handle>>,
-        ceiling: Arc<RateCeiling>,
-        shared: Option<super::shared::SharedSlot>,
-    ) -> Result<Self, TransportError> {
-        let endpoint = Arc::new(TokenEndpoint::new(client.clone(), Some(ceiling))?);
-        Ok(Self::build(client, scopes, endpoint, runtime, shared, None))
+    pub(super) fn new(parts: SlotParts, shared: Option<super::shared::SharedSlot>) -> Self {
+        Self::build(parts, shared, None)
     }
 
-    /// The slot of one caller: it shares its family's endpoint (one HTTP
-    /// client and rate ceiling for all of a client's callers).
+    /// The slot of one caller, from its family's parts.
     pub(super) fn for_caller(
-        client: Arc<ClientConfig>,
-        scopes: Vec<String>,
-        endpoint: Arc<TokenEndpoint>,
-        runtime: Arc<OnceLock<Handle>>,
+        parts: SlotParts,
         shared: Option<super::shared::SharedSlot>,
         seat: CallerSeat,
     ) -> Self {
-        Self::build(client, scopes, endpoint, runtime, shared, Some(seat))
+        Self::build(parts, shared, Some(seat))
     }
 
     fn build(
-        client: Arc<ClientConfig>,
-        scopes: Vec<String>,
-        endpoint: Arc<TokenEndpoint>,
-        runtime: Arc<OnceLock<Handle>>,
+        parts: SlotParts,
         shared: Option<super::shared::SharedSlot>,
         caller: Option<CallerSeat>,
     ) -> Self {
-        let fingerprint = client.fingerprint();
-        let name = client.name.as_str();
-        let m = metrics();
+        let SlotParts {
+            client,
+            scopes,
+            endpoint,
+            runtime,
+            fingerprint,
+            metrics,
+        } = parts;
         TokenSlot {
-            metrics: SlotMetrics {
-                hit: m.token_cache.with_label_values(&[name, "hit"]),
-                miss: m.token_cache.with_label_values(&[name, "miss"]),
-                coalesced: m.token_cache.with_label_values(&[name, "coalesced"]),
-                refresh_fallback: m.token_refresh_fallback.with_label_values(&[name]),
-                fetch_duration: m.token_fetch_duration.with_label_values(&[name]),
-                expiry: m.token_expiry.with_label_values(&[name]),
-            },
+            metrics,
             client,
             scopes,
             endpoint,

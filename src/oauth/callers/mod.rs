@@ -12,7 +12,7 @@ mod identity;
 mod sweep;
 
 use std::num::NonZeroUsize;
-use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
@@ -20,13 +20,10 @@ use http::{HeaderMap, HeaderValue};
 use lru::LruCache;
 use prometheus::{IntCounter, IntGauge};
 use serde::Serialize;
-use tokio::runtime::Handle;
 
 use super::error::FetchError;
-use super::rate::RateCeiling;
 use super::shared::SharedCache;
-use super::slot::{TokenSlot, Unavailable};
-use super::transport::{TokenEndpoint, TransportError};
+use super::slot::{SlotParts, TokenSlot, Unavailable};
 use crate::access::{caller_name, with_basic_credentials, CallerSubjects, Denial};
 use crate::config::{CallerPolicy, ClientConfig, Grant};
 use crate::metrics::metrics;
@@ -87,8 +84,9 @@ pub struct CallerSlots {
     policy: CallerPolicy,
     /// Swapped by a reload that re-read `caller_subjects_file`.
     subjects: ArcSwapOption<CallerSubjects>,
-    endpoint: Arc<TokenEndpoint>,
-    runtime: Arc<OnceLock<Handle>>,
+    /// What each caller's slot is made of (one endpoint, one set of
+    /// metric handles for all of them).
+    parts: SlotParts,
     shared: Option<Arc<SharedCache>>,
     /// `server.upstream_timeout`: how long a caller waits for its first token.
     first_wait: Duration,
@@ -101,41 +99,36 @@ pub struct CallerSlots {
 }
 
 impl CallerSlots {
+    /// The family of `parts`' client (an `on_behalf_of: caller` client
+    /// with `policy`); its callers' slots are made from clones of `parts`.
     pub(super) fn new(
-        client: Arc<ClientConfig>,
-        scopes: Vec<String>,
-        runtime: Arc<OnceLock<Handle>>,
-        ceiling: Arc<RateCeiling>,
+        parts: SlotParts,
+        policy: CallerPolicy,
         shared: Option<Arc<SharedCache>>,
         first_wait: Duration,
-    ) -> Result<Arc<Self>, TransportError> {
-        let policy = client
-            .callers
-            .clone()
-            .expect("a caller family is made only for on_behalf_of clients");
-        let endpoint = Arc::new(TokenEndpoint::new(client.clone(), Some(ceiling))?);
+    ) -> Arc<Self> {
         let hasher = match &shared {
             Some(shared) => CallerHasher::new(&shared.caller_hash_key()),
             None => CallerHasher::random(),
         };
         let capacity = NonZeroUsize::new(policy.max_callers).unwrap_or(NonZeroUsize::MIN);
-        Ok(Arc::new_cyclic(|me| CallerSlots {
-            fingerprint: client.fingerprint(),
+        let client = parts.client().clone();
+        Arc::new_cyclic(|me| CallerSlots {
+            fingerprint: *parts.fingerprint(),
             metrics: FamilyMetrics::new(&client.name),
             subjects: ArcSwapOption::new(policy.subjects.clone()),
             attempts: AttemptCeiling::new(policy.password_attempts_per_minute),
             refused: RefusedPasswords::default(),
             seats: Mutex::new(LruCache::new(capacity)),
+            scopes: parts.scopes().to_vec(),
             policy,
             client,
-            scopes,
-            endpoint,
-            runtime,
+            parts,
             shared,
             first_wait,
             hasher,
             me: me.clone(),
-        }))
+        })
     }
 
     /// A reload re-read the client's `caller_subjects_file`.
@@ -229,10 +222,7 @@ impl CallerSlots {
             )
         });
         TokenSlot::for_caller(
-            self.client.clone(),
-            self.scopes.clone(),
-            self.endpoint.clone(),
-            self.runtime.clone(),
+            self.parts.clone(),
             fleet,
             CallerSeat {
                 key,
