@@ -226,6 +226,7 @@ fn proxy_service(
     current: Arc<ArcSwap<Snapshot>>,
     gate: Arc<ConnectionGate>,
 ) -> Result<Service<GatedApp<HttpProxy<BearerProxy>>>, StartError> {
+    let idle = current.clone();
     let mut app = pingora::proxy::http_proxy(&server.configuration, BearerProxy { current });
     // pingora refuses CONNECT itself, with an empty 405; let it reach
     // request_filter, which refuses it (never forwards it) with the
@@ -236,6 +237,7 @@ fn proxy_service(
     let gated = GatedApp {
         inner: Arc::new(app),
         gate,
+        idle_timeout: Box::new(move || idle.load().limits.client_idle_timeout),
     };
     let mut proxy = Service::new("bearer-proxy".to_string(), gated);
     for addr in &settings.listen {

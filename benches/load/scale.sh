@@ -137,7 +137,7 @@ if [[ " $PARTS " == *" idle "* ]]; then
     ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
     TLS_PORT=$((BPX + 20))
     bp_config 2 "$work/idle.yaml"
-    sed -i "s|^server: { \(.*\) }$|server: { \1, tls_listen: [{ address: \"127.0.0.1:$TLS_PORT\", cert_file: up.pem, key_file: up.key }] }|" "$work/idle.yaml"
+    sed -i "s|^server: { \(.*\) }$|server: { \1, max_connections: $((IDLE + 16)), tls_listen: [{ address: \"127.0.0.1:$TLS_PORT\", cert_file: up.pem, key_file: up.key }] }|" "$work/idle.yaml"
     for mode in plain tls; do
         start_bp "$work/idle.yaml"
         wait_port "$TLS_PORT"

@@ -14,6 +14,7 @@ mod doctor;
 mod errors;
 mod fleet;
 mod idp_hardening;
+mod keepalive;
 mod limits;
 mod observability;
 mod oracle_compat;

@@ -199,6 +199,15 @@ impl TestCa {
 
     /// An HTTPS client trusting this CA, presenting `identity` if given.
     pub fn https_client(&self, identity: Option<&(String, String)>) -> reqwest::Client {
+        reqwest::Client::builder()
+            .tls_backend_preconfigured(self.client_config(identity))
+            .build()
+            .unwrap()
+    }
+
+    /// A rustls client configuration trusting this CA, presenting
+    /// `identity` if given.
+    pub fn client_config(&self, identity: Option<&(String, String)>) -> rustls::ClientConfig {
         bearer_proxy::install_crypto_provider();
         let mut roots = rustls::RootCertStore::empty();
         roots.add(pem_cert(&self.pem)).unwrap();
@@ -208,7 +217,7 @@ impl TestCa {
         .with_safe_default_protocol_versions()
         .unwrap()
         .with_root_certificates(roots);
-        let config = match identity {
+        match identity {
             Some((cert, key)) => builder
                 .with_client_auth_cert(
                     vec![pem_cert(cert)],
@@ -216,11 +225,7 @@ impl TestCa {
                 )
                 .unwrap(),
             None => builder.with_no_client_auth(),
-        };
-        reqwest::Client::builder()
-            .tls_backend_preconfigured(config)
-            .build()
-            .unwrap()
+        }
     }
 }
 

@@ -7,14 +7,20 @@
 //! listener's handshake before its app sees the stream, and its public API
 //! offers no earlier hook: a TLS connection beyond the ceiling is closed
 //! right after its handshake.
+//!
+//! Between requests an admitted HTTP/1 connection is parked small
+//! (`keepalive`); HTTP/2 connections run pingora's own loop.
+
+mod keepalive;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
-use pingora::apps::ServerApp;
-use pingora::protocols::Stream;
+use pingora::apps::{HttpServerApp, ServerApp};
+use pingora::protocols::{Stream, ALPN};
 use pingora::server::ShutdownWatch;
 use prometheus::{IntCounter, IntGauge};
 use serde::Serialize;
@@ -136,10 +142,14 @@ impl Drop for Place {
 pub struct GatedApp<A> {
     pub inner: Arc<A>,
     pub gate: Arc<ConnectionGate>,
+    /// How long a parked connection may stay idle
+    /// (`server.client_idle_timeout`, read afresh for every wait so a
+    /// reload applies to connections already open).
+    pub idle_timeout: Box<dyn Fn() -> Duration + Send + Sync>,
 }
 
 #[async_trait]
-impl<A: ServerApp + Send + Sync + 'static> ServerApp for GatedApp<A> {
+impl<A: HttpServerApp + Send + Sync + 'static> ServerApp for GatedApp<A> {
     async fn process_new(
         self: &Arc<Self>,
         stream: Stream,
@@ -152,15 +162,19 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for GatedApp<A> {
             tracing::debug!("connection refused: max_connections reached");
             return None;
         };
-        // The keep-alive loop pingora's service would run, inside the place.
-        let mut next = Some(stream);
-        while let Some(stream) = next {
-            next = self.inner.process_new(stream, shutdown).await;
+        if matches!(stream.selected_alpn_proto(), Some(ALPN::H2)) {
+            // HTTP/2 multiplexes its requests: pingora's loop, in the place.
+            let mut next = Some(stream);
+            while let Some(stream) = next {
+                next = ServerApp::process_new(&self.inner, stream, shutdown).await;
+            }
+        } else {
+            keepalive::serve_http1(&self.inner, stream, &*self.idle_timeout, shutdown).await;
         }
         None
     }
 
     async fn cleanup(&self) {
-        self.inner.cleanup().await
+        self.inner.http_cleanup().await
     }
 }
