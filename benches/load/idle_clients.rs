@@ -12,6 +12,10 @@
 //! ending the run (`ready <held> refused <n>`), and when standard input
 //! closes every held connection sends one more request (`answered <n>`):
 //! `scale.sh flood` checks the connection ceiling with it.
+//!
+//! With `--stall` every connection, after its answer, sends the first 16
+//! bytes of a second request and stops there: a client stalled in the
+//! middle of a request head, the costliest way to hold a connection.
 
 use std::time::Duration;
 
@@ -87,6 +91,12 @@ async fn main() {
                     std::process::exit(1);
                 }
             }
+        }
+    }
+    if std::env::args().any(|a| a == "--stall") {
+        for stream in held.iter_mut() {
+            stream.write_all(&request[..16]).await.expect("stall");
+            stream.flush().await.expect("stall");
         }
     }
     println!("ready {} refused {refused}", held.len());

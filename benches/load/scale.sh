@@ -2,7 +2,8 @@
 # The scale targets of the performance issue, on loopback, bounded in time:
 #   routes   throughput with 10,000 routes against 1 route (alternating rounds)
 #   idle     resident memory of bearer-proxy holding 10,000 idle keep-alive
-#            client connections, plain HTTP and TLS
+#            client connections, plain HTTP and TLS (STALLED=1: then as
+#            many stalled in the middle of their second request head)
 #   renewal  1,000 clients with 60 s tokens: CPU of the renewals and the
 #            identity-service requests per second (never above the ceiling)
 #   flood    FLOOD (20,000) connection attempts against the default
@@ -127,7 +128,7 @@ idle_run() {
     sleep 2
     during=$(rss_kb "$bp_pid")
     release_clients
-    printf '  %-5s RSS before %.1f MiB, holding %s idle connections %.1f MiB (%.1f KiB per connection)\n' \
+    printf '  %-12s RSS before %.1f MiB, holding %s idle connections %.1f MiB (%.1f KiB per connection)\n' \
         "$name" "$(awk -v k="$before" 'BEGIN { print k / 1024 }')" "$held" "$(awk -v k="$during" 'BEGIN { print k / 1024 }')" \
         "$(awk -v a="$before" -v b="$during" -v n="$held" 'BEGIN { print (b - a) / n }')"
 }
@@ -138,14 +139,17 @@ if [[ " $PARTS " == *" idle "* ]]; then
     TLS_PORT=$((BPX + 20))
     bp_config 2 "$work/idle.yaml"
     sed -i "s|^server: { \(.*\) }$|server: { \1, max_connections: $((IDLE + 16)), tls_listen: [{ address: \"127.0.0.1:$TLS_PORT\", cert_file: up.pem, key_file: up.key }] }|" "$work/idle.yaml"
-    for mode in plain tls; do
+    modes="plain tls"
+    [ -z "${STALLED:-}" ] || modes="$modes plain-stalled tls-stalled"
+    for mode in $modes; do
         start_bp "$work/idle.yaml"
         wait_port "$TLS_PORT"
-        if [ "$mode" = plain ]; then
-            idle_run plain "$BPX"
-        else
-            idle_run tls "$TLS_PORT" --ca "$work/ca.pem"
-        fi
+        stall=()
+        [[ $mode != *-stalled ]] || stall=(--stall)
+        case $mode in
+        plain*) idle_run "$mode" "$BPX" "${stall[@]}" ;;
+        tls*) idle_run "$mode" "$TLS_PORT" --ca "$work/ca.pem" "${stall[@]}" ;;
+        esac
         stop_bp
     done
 fi
