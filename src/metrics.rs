@@ -48,6 +48,8 @@ pub struct Metrics {
     pub connections: IntGaugeVec,
     /// `{listener}`: connections closed at once, `max_connections` being reached.
     pub connections_refused: IntCounterVec,
+    /// `{trigger,outcome}`; trigger is `watch|signal|admin`, outcome `ok|invalid`.
+    pub config_reloads: IntCounterVec,
 }
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics::register(Registry::new()));
@@ -154,6 +156,11 @@ const CONNECTIONS_REFUSED: Def = Def {
     help: "Client connections closed at once because server.max_connections were open",
     labels: &["listener"],
 };
+const CONFIG_RELOADS: Def = Def {
+    name: "bearer_proxy_config_reloads_total",
+    help: "Configuration reloads by trigger (watch, signal, admin) and outcome (ok, invalid: the running configuration was kept)",
+    labels: &["trigger", "outcome"],
+};
 
 const FETCH_BUCKETS: &[f64] = &[
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
@@ -221,6 +228,7 @@ impl Metrics {
             caller_refusals: r.counter(CALLER_REFUSALS),
             connections: r.int_gauge_vec(CONNECTIONS),
             connections_refused: r.counter(CONNECTIONS_REFUSED),
+            config_reloads: r.counter(CONFIG_RELOADS),
             registry,
         }
     }

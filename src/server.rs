@@ -2,7 +2,6 @@
 //! listener(s), the admin listener and the background service that warms
 //! the token cache, renews tokens and re-resolves upstream addresses.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -25,19 +24,20 @@ use crate::config::{Config, ServerSettings};
 use crate::connections::{ConnectionGate, GatedApp};
 use crate::oauth::refresher;
 use crate::proxy::{BearerProxy, Snapshot};
-use crate::reload::{Reloader, RestartOnly};
-use crate::upstream::{self, UpstreamPeer};
+use crate::reload::{Reloader, RestartOnly, Trigger};
+use crate::upstream;
 use crate::{metrics, tls};
 
 /// How often host-name upstreams are looked up again (cloud endpoints move).
 const RESOLVE_INTERVAL: Duration = Duration::from_secs(30);
 
 /// Warms up, then keeps tokens and upstream addresses fresh, and reloads
-/// on SIGHUP.
+/// on SIGHUP and (`server.watch_files`) when a configuration file changes.
 struct Background {
     current: Arc<ArcSwap<Snapshot>>,
     reloader: Arc<Reloader>,
     startup_token_wait: Duration,
+    watch_files: bool,
 }
 
 #[async_trait]
@@ -58,7 +58,8 @@ impl BackgroundService for Background {
                 tokio::spawn(async move {
                     while hangups.recv().await.is_some() {
                         tracing::info!("SIGHUP: reloading the configuration");
-                        reloader.reload_and_log().await;
+                        // Counted and logged by the reloader.
+                        let _ = reloader.reload(Trigger::Signal).await;
                     }
                 });
             }
@@ -67,7 +68,10 @@ impl BackgroundService for Background {
                 "cannot listen for SIGHUP; reload through the admin listener only"
             ),
         }
-        resolve_all(&snapshot).await;
+        if self.watch_files {
+            crate::reload::spawn_watcher(self.reloader.clone(), shutdown.clone());
+        }
+        upstream::resolve_all(&snapshot).await;
         let started = Instant::now();
         if cache.warm_up(self.startup_token_wait).await {
             tracing::info!(
@@ -93,44 +97,12 @@ impl BackgroundService for Background {
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(RESOLVE_INTERVAL) => {
-                    resolve_all(&current.load_full()).await;
+                    upstream::resolve_all(&current.load_full()).await;
                 }
                 _ = shutdown.changed() => return,
             }
         }
     }
-}
-
-/// Looks up every host-name upstream of `snapshot` (again): once per
-/// distinct host and port, however many routes lead there. Returns the
-/// number of lookups made.
-pub async fn resolve_all(snapshot: &Snapshot) -> usize {
-    let mut by_target: HashMap<(&str, u16), Vec<&UpstreamPeer>> = HashMap::new();
-    for route in snapshot
-        .routes
-        .iter()
-        .filter(|r| r.upstream.needs_resolution())
-    {
-        let t = &route.upstream.target;
-        by_target
-            .entry((t.host.as_str(), t.port))
-            .or_default()
-            .push(&route.upstream);
-    }
-    let lookups = by_target.len();
-    for ((host, port), upstreams) in by_target {
-        match upstream::lookup(host, port).await {
-            Ok(addr) => upstreams.iter().for_each(|u| u.use_address(addr)),
-            Err(e) => tracing::error!(
-                host,
-                port,
-                routes = upstreams.len(),
-                error = %e,
-                "cannot resolve upstream host"
-            ),
-        }
-    }
-    lookups
 }
 
 /// Why the proxy could not start with a valid configuration.
@@ -157,10 +129,11 @@ pub fn run(config: Config, source: PathBuf) -> Result<(), StartError> {
     let admin_settings = config.admin.clone();
     let admin_listen = admin_settings.listen;
     let restart_only = RestartOnly::of(&config);
+    let files = config.files.clone();
     let snapshot = Arc::new(Snapshot::new(config)?);
     let routes = snapshot.routes.len();
     let current = Arc::new(ArcSwap::new(snapshot));
-    let reloader = Arc::new(Reloader::new(source, current.clone(), restart_only));
+    let reloader = Arc::new(Reloader::new(source, current.clone(), restart_only, files));
     let mut server = pingora_server(&settings);
     let background = server.add_service(background_service(
         "token-refresher",
@@ -168,6 +141,7 @@ pub fn run(config: Config, source: PathBuf) -> Result<(), StartError> {
             current: current.clone(),
             reloader: reloader.clone(),
             startup_token_wait: settings.startup_token_wait,
+            watch_files: settings.watch_files,
         },
     ));
     let listeners: Vec<_> = (settings.listen.iter().copied())
@@ -322,7 +296,11 @@ mod tests {
         let yaml = raw.to_yaml();
         let config = crate::config::load_str(&yaml, std::path::Path::new("."), &|_| None).unwrap();
         let snapshot = Snapshot::new(config).unwrap();
-        assert_eq!(resolve_all(&snapshot).await, 2, "one per host and port");
+        assert_eq!(
+            upstream::resolve_all(&snapshot).await,
+            2,
+            "one per host and port"
+        );
         let addr = |i: usize| {
             let peer = snapshot.routes[i]
                 .upstream

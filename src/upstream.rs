@@ -140,7 +140,7 @@ pub enum DirectClientError {
 }
 
 /// The address to use for `host:port`. Routes that share an upstream host
-/// share one lookup (see `server::resolve_all`): with 1,000 routes to one
+/// share one lookup (see `resolve_all`): with 1,000 routes to one
 /// host, a lookup per route every 30 s was 33 `getaddrinfo` calls a second.
 pub async fn lookup(host: &str, port: u16) -> std::io::Result<SocketAddr> {
     let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port)).await?.collect();
@@ -169,6 +169,39 @@ fn ca_list(ca_file: &[CertificateDer<'static>]) -> Arc<[WrappedX509]> {
         })
         .collect::<Vec<_>>()
         .into()
+}
+
+/// Looks up every host-name upstream of `snapshot` (again): once per
+/// distinct host and port, however many routes lead there. Returns the
+/// number of lookups made.
+pub async fn resolve_all(snapshot: &crate::proxy::Snapshot) -> usize {
+    let mut by_target: std::collections::HashMap<(&str, u16), Vec<&UpstreamPeer>> =
+        std::collections::HashMap::new();
+    for route in snapshot
+        .routes
+        .iter()
+        .filter(|r| r.upstream.needs_resolution())
+    {
+        let t = &route.upstream.target;
+        by_target
+            .entry((t.host.as_str(), t.port))
+            .or_default()
+            .push(&route.upstream);
+    }
+    let lookups = by_target.len();
+    for ((host, port), upstreams) in by_target {
+        match lookup(host, port).await {
+            Ok(addr) => upstreams.iter().for_each(|u| u.use_address(addr)),
+            Err(e) => tracing::error!(
+                host,
+                port,
+                routes = upstreams.len(),
+                error = %e,
+                "cannot resolve upstream host"
+            ),
+        }
+    }
+    lookups
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@ use serde_json::json;
 
 use crate::metrics;
 use crate::proxy::Snapshot;
-use crate::reload::{ReloadError, Reloader};
+use crate::reload::{ReloadError, Reloader, Trigger};
 
 mod guard;
 mod page;
@@ -143,6 +143,7 @@ impl AdminApp {
                     json!({
                         "version": env!("CARGO_PKG_VERSION"),
                         "config_loaded_at": snapshot.loaded_at,
+                        "config_refused": self.reloader.last_refused(),
                         "ready": cache.is_ready(),
                         "route_stats": route_stats(),
                         "shared_cache": cache.shared_status(),
@@ -167,7 +168,7 @@ impl AdminApp {
                 json!({"error": "method_not_allowed", "use": "POST"}),
             );
         }
-        match self.reloader.reload().await {
+        match self.reloader.reload(Trigger::Admin).await {
             Ok(report) => json_response(
                 StatusCode::OK,
                 json!({"status": "reloaded", "report": report}),

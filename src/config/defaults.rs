@@ -14,6 +14,9 @@ pub const THREADS: usize = 2;
 /// for 10,000 cached callers, and 2,048 idle TLS connections at ~52 KiB
 /// each (docs/benchmarks.md) = ~104 MiB: ~170 MiB, a third below the limit.
 pub const MAX_CONNECTIONS: usize = 2048;
+/// `server.watch_files`: reload when a file of the configuration changes
+/// (Kubernetes replaces mounted Secrets and certificates without a signal).
+pub const WATCH_FILES: bool = true;
 /// Upper bound of `server.max_connections`.
 pub const MAX_CONNECTIONS_LIMIT: usize = 1_000_000;
 /// `server.work_stealing`: one runtime per worker measured cheaper (docs/benchmarks.md).

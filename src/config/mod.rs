@@ -37,6 +37,10 @@ pub struct Config {
     pub route_table: crate::route_table::RouteTable,
     /// Non-fatal findings (unused clients, …) shown by `check` and logged by `run`.
     pub warnings: Vec<String>,
+    /// Every file the configuration was read from: the file itself (when
+    /// loaded from one) and each key, secret, certificate and list file it
+    /// names, as resolved. `server.watch_files` watches these.
+    pub files: Vec<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -46,6 +50,8 @@ pub struct ServerSettings {
     pub threads: usize,
     /// Client connections held at once, all listeners together.
     pub max_connections: usize,
+    /// Reload when the configuration file or a file it names changes.
+    pub watch_files: bool,
     /// One shared multi-thread runtime (true) or one runtime per worker
     /// thread (false, the default: measurably cheaper per request for a
     /// proxy's many short exchanges; see docs/benchmarks.md).

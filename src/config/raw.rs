@@ -35,6 +35,8 @@ pub struct RawServer {
     pub work_stealing: Option<bool>,
     /// Client connections held at once, all listeners together.
     pub max_connections: Option<usize>,
+    /// Reload when the configuration file or a file it names changes.
+    pub watch_files: Option<bool>,
     #[serde(default, with = "humantime_serde")]
     pub upstream_timeout: Option<Duration>,
     #[serde(default, with = "humantime_serde")]

@@ -5,10 +5,11 @@
 // fetch count to move, saves a screenshot, and fails on any console error.
 // With a sixth argument, also checks the card of that on_behalf_of: caller
 // client: one cached caller of 10000, one refusal by the identity service.
-//   usage: node status_page.mjs <admin url> <token> <healthy> <failing> <screenshot.png> [per-caller client]
+// With a seventh, checks that a refused reload is shown with that text.
+//   usage: node status_page.mjs <admin url> <token> <healthy> <failing> <screenshot.png> [per-caller client] [refused reload text]
 import { chromium } from "playwright-core";
 
-const [url, token, healthy, failing, shot, perCaller] = process.argv.slice(2);
+const [url, token, healthy, failing, shot, perCaller, refusedText] = process.argv.slice(2);
 const browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: ["--no-sandbox"] });
 const errors = [];
 try {
@@ -43,6 +44,11 @@ try {
     const shown = async cls => (await page.textContent(callers + " " + cls)).trim();
     const seen = [await shown(".cached"), await shown(".max"), await shown(".idp-refused")].join("/");
     if (seen !== "1/10000/1") throw new Error(`${perCaller} shows cached/max/refused ${seen}, not 1/10000/1`);
+  }
+  if (refusedText) {
+    await page.waitForSelector("#refused:not([hidden])");
+    const refused = await page.textContent("#refused");
+    if (!refused.includes(refusedText) || !refused.includes("reload refused")) throw new Error(`refused reload shown as: ${refused}`);
   }
   await page.waitForSelector("[data-route]");
   await page.screenshot({ path: shot, fullPage: true });

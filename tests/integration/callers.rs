@@ -294,7 +294,14 @@ async fn api_key_callers_act_as_their_mapped_user_and_an_unmapped_one_gets_403()
         (body["error"].as_str(), body["reason"].as_str()),
         (Some("access_denied"), Some("no_subject"))
     );
-    assert!(proxy.output().contains("no_subject"));
+    // The access log line is written after the answer has gone out.
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            proxy.output().contains("no_subject")
+        })
+        .await,
+        "the refusal's reason is not in the log"
+    );
     assert_eq!(
         idp.state.request_count(),
         2,

@@ -31,3 +31,4 @@ mod token_flows;
 mod token_lifecycle;
 mod upstream_401;
 mod upstream_refuses;
+mod watch;

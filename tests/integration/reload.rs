@@ -104,7 +104,7 @@ async fn an_invalid_reload_is_refused_with_paths_and_the_old_config_keeps_servin
     proxy.hangup();
     assert!(
         eventually(Duration::from_secs(5), || async {
-            proxy.output().contains("reload rejected")
+            proxy.output().contains("reload refused")
         })
         .await,
         "a rejected SIGHUP reload is logged"

@@ -1,6 +1,7 @@
 //! The admin status page in a real browser (Debian's chromium, driven by
 //! playwright-core from tests/browser/status_page.mjs): a healthy client,
-//! one whose identity service is down, "renew now", no console error.
+//! one whose identity service is down, "renew now", a refused reload, no
+//! console error.
 
 use std::path::Path;
 
@@ -41,6 +42,22 @@ async fn the_status_page_shows_client_states_and_renews_in_a_real_browser() {
             .unwrap();
         assert_eq!(r.status(), status);
     }
+    // A refused reload: the page shows it with its problem.
+    let good = std::fs::read_to_string(proxy.config_path()).unwrap();
+    std::fs::write(
+        proxy.config_path(),
+        good.replace("threads: 2", "threads: 0"),
+    )
+    .unwrap();
+    let r = client()
+        .post(proxy.admin_url("/reload"))
+        .bearer_auth(TOKEN)
+        .header("content-type", "application/json")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
 
     let browser = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
     assert!(
@@ -54,7 +71,8 @@ async fn the_status_page_shows_client_states_and_renews_in_a_real_browser() {
         .arg(proxy.admin_url("/"))
         .args([TOKEN, "oic", "backoffice"])
         .arg(&shot)
-        .arg("as-user");
+        .arg("as-user")
+        .arg("server.threads");
     let out = tokio::task::spawn_blocking(move || cmd.output().expect("node runs"))
         .await
         .unwrap();

@@ -134,6 +134,12 @@ function render() {
   document.getElementById("summary").textContent =
     "version " + status.version + " · configuration loaded " + status.config_loaded_at + " · " + (status.ready ? "ready" : "not ready") +
     (c ? " · connections " + c.open + " of " + c.max + (c.refused ? " (" + c.refused + " refused)" : "") : "");
+  const refused = document.getElementById("refused");
+  const r = status.config_refused;
+  refused.hidden = !r;
+  refused.textContent = r
+    ? "reload refused at " + r.at + " (" + r.trigger + "); the configuration loaded " + status.config_loaded_at + " is still running: " + r.problems.join("; ")
+    : "";
   const clients = document.getElementById("clients");
   clients.replaceChildren(...status.clients.map(clientCard), ...(status.callers || []).map(callersCard));
   document.getElementById("routes").replaceChildren(routesTable());

@@ -44,7 +44,9 @@ pub fn load_file(path: &Path) -> Result<Config, ConfigErrors> {
         )])
     })?;
     let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-    load_str(&text, &base, &|name| std::env::var(name).ok())
+    let mut config = load_str(&text, &base, &|name| std::env::var(name).ok())?;
+    config.files.insert(0, path.to_path_buf());
+    Ok(config)
 }
 
 /// Validates configuration text. `env` resolves `${NAME}` references.
@@ -84,6 +86,7 @@ pub fn load_str(
         has_mtls_listener: false,
         errors,
         warnings: Vec::new(),
+        files: Default::default(),
     };
     match v.config(raw) {
         Some(config) if v.errors.is_empty() => Ok(config),
@@ -105,6 +108,8 @@ struct Validator<'a> {
     has_mtls_listener: bool,
     errors: Vec<ConfigError>,
     warnings: Vec<String>,
+    /// Every file a setting names, as resolved (see `Config::files`).
+    files: std::cell::RefCell<std::collections::BTreeSet<PathBuf>>,
 }
 
 impl Validator<'_> {
@@ -146,6 +151,9 @@ impl Validator<'_> {
             routes,
             route_table: route_table?,
             warnings: std::mem::take(&mut self.warnings),
+            files: std::mem::take(&mut *self.files.borrow_mut())
+                .into_iter()
+                .collect(),
         })
     }
 
@@ -268,12 +276,16 @@ impl Validator<'_> {
         }
     }
 
+    /// The file a setting names, relative to the configuration's
+    /// directory; remembered as one of the configuration's files.
     fn resolve(&self, file: &Path) -> PathBuf {
-        if file.is_absolute() {
+        let full = if file.is_absolute() {
             file.to_path_buf()
         } else {
             self.base_dir.join(file)
-        }
+        };
+        self.files.borrow_mut().insert(full.clone());
+        full
     }
 
     /// A PEM file of CA certificates, each usable as a trust anchor.

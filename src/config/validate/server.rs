@@ -66,6 +66,7 @@ impl Validator<'_> {
             listen,
             threads,
             max_connections,
+            watch_files: raw.watch_files.unwrap_or(d::WATCH_FILES),
             work_stealing: raw.work_stealing.unwrap_or(d::WORK_STEALING),
             upstream_timeout: self.positive(
                 "server.upstream_timeout",

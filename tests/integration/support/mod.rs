@@ -283,6 +283,10 @@ impl<'a> ProxyConfig<'a> {
                 threads: Some(2),
                 shutdown_grace: Some(Duration::from_secs(5)),
                 startup_token_wait: Some(Duration::from_secs(5)),
+                // Tests rewrite the file and then reload by signal or
+                // admin call; a watch reload racing those would make them
+                // flaky. tests/integration/watch.rs turns it back on.
+                watch_files: Some(false),
                 ..RawServer::default()
             },
             ..RawConfig::default()
@@ -442,8 +446,13 @@ impl Proxy {
 
     /// `POST /reload` on the admin listener: (status, body).
     pub async fn admin_reload(&self) -> (u16, serde_json::Value) {
+        self.admin_post("/reload").await
+    }
+
+    /// A JSON `POST` to `path` on the admin listener: (status, body).
+    pub async fn admin_post(&self, path: &str) -> (u16, serde_json::Value) {
         let r = client()
-            .post(self.admin_url("/reload"))
+            .post(self.admin_url(path))
             .header("content-type", "application/json")
             .body("{}")
             .send()

@@ -1,16 +1,20 @@
 //! Live reload: re-read the configuration file (and every key, secret and
 //! htpasswd file it names), validate it exactly as `check` does, and swap
-//! routes, access rules and clients in one step. Triggered by SIGHUP, by
-//! `POST /reload` on the admin listener, or by `bearer-proxy reload`.
+//! routes, access rules and clients in one step. The one home of reload
+//! for its three triggers: a changed file (`watch`), SIGHUP, and
+//! `POST /reload` on the admin listener (or `bearer-proxy reload`).
 //!
 //! Unchanged clients keep their cached tokens; new ones are fetched before
 //! the swap (bounded by `startup_token_wait`); in-flight requests finish on
 //! the configuration they started with; listeners are untouched, so no
 //! connection is dropped.
 
+mod file_watch;
+mod history;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use arc_swap::ArcSwap;
 use serde::Serialize;
@@ -20,6 +24,8 @@ use tokio::sync::watch;
 use crate::config::{self, ConfigErrors};
 use crate::oauth::{fetch_missing, refresher};
 use crate::proxy::Snapshot;
+pub use file_watch::spawn_watcher;
+pub use history::{Refused, Trigger};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReloadError {
@@ -56,8 +62,12 @@ struct Refreshers {
 pub struct RestartOnly {
     pub listen: Vec<SocketAddr>,
     pub tls_listen: Vec<SocketAddr>,
+    /// Each TLS listener's certificate, key and client CAs, as a digest:
+    /// pingora reads them once, when the listener starts.
+    pub tls_material: Vec<[u8; 32]>,
     pub threads: usize,
     pub max_connections: usize,
+    pub watch_files: bool,
     pub work_stealing: bool,
     pub admin_listen: SocketAddr,
     /// The cache backend and its Redis settings, described.
@@ -71,8 +81,10 @@ impl RestartOnly {
         RestartOnly {
             listen: config.server.listen.clone(),
             tls_listen: config.server.tls_listen.iter().map(|t| t.address).collect(),
+            tls_material: config.server.tls_listen.iter().map(tls_digest).collect(),
             threads: config.server.threads,
             max_connections: config.server.max_connections,
+            watch_files: config.server.watch_files,
             work_stealing: config.server.work_stealing,
             admin_listen: config.admin.listen,
             cache: describe_cache(&config.cache),
@@ -85,11 +97,16 @@ impl RestartOnly {
         [
             ("server.listen", self.listen != new.listen),
             ("server.tls_listen", self.tls_listen != new.tls_listen),
+            (
+                "server.tls_listen certificates and keys",
+                self.tls_material != new.tls_material,
+            ),
             ("server.threads", self.threads != new.threads),
             (
                 "server.max_connections",
                 self.max_connections != new.max_connections,
             ),
+            ("server.watch_files", self.watch_files != new.watch_files),
             (
                 "server.work_stealing",
                 self.work_stealing != new.work_stealing,
@@ -103,6 +120,20 @@ impl RestartOnly {
         .map(|(path, _)| path.to_string())
         .collect()
     }
+}
+
+/// A digest of what a TLS listener presents and checks, read from its
+/// files (already validated by this load).
+fn tls_digest(listener: &config::TlsListener) -> [u8; 32] {
+    use sha2::Digest as _;
+    let mut d = sha2::Sha256::new();
+    for file in [&listener.cert_file, &listener.key_file] {
+        d.update(std::fs::read(file).unwrap_or_default());
+    }
+    for ca in listener.client_cas.iter().flatten() {
+        d.update(ca.as_ref());
+    }
+    d.finalize().into()
 }
 
 /// Everything of the cache settings that a running fleet cannot swap.
@@ -144,17 +175,66 @@ pub struct Reloader {
     refreshers: OnceLock<Refreshers>,
     /// One reload at a time.
     serial: tokio::sync::Mutex<()>,
+    history: history::History,
+    /// The running configuration's files (`Config::files`), for the watch.
+    files: Mutex<Vec<PathBuf>>,
 }
 
 impl Reloader {
-    pub fn new(path: PathBuf, current: Arc<ArcSwap<Snapshot>>, fixed: RestartOnly) -> Self {
+    /// `files`: the files of the configuration now running.
+    pub fn new(
+        path: PathBuf,
+        current: Arc<ArcSwap<Snapshot>>,
+        fixed: RestartOnly,
+        files: Vec<PathBuf>,
+    ) -> Self {
         Reloader {
             path,
             current,
             fixed,
             refreshers: OnceLock::new(),
             serial: tokio::sync::Mutex::new(()),
+            history: history::History::default(),
+            files: Mutex::new(files),
         }
+    }
+
+    /// The files to watch: the running configuration's, and always the
+    /// configuration file itself (an invalid edit is fixed there).
+    pub fn files(&self) -> Vec<PathBuf> {
+        let mut files = self.files.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if !files.contains(&self.path) {
+            files.push(self.path.clone());
+        }
+        files
+    }
+
+    /// The last reload that kept the running configuration, since it was
+    /// loaded.
+    pub fn last_refused(&self) -> Option<Refused> {
+        self.history.last_refused()
+    }
+
+    /// Reloads; whatever the outcome, counts it by `trigger` and logs it
+    /// once. A refused reload is kept for `/status` with its problems.
+    pub async fn reload(&self, trigger: Trigger) -> Result<ReloadReport, ReloadError> {
+        let result = self.reload_now().await;
+        match &result {
+            Ok(_) => self.history.loaded(trigger),
+            Err(e) => {
+                let problems = match e {
+                    ReloadError::Invalid(errors) => {
+                        errors.0.iter().map(|p| p.to_string()).collect()
+                    }
+                    other => vec![other.to_string()],
+                };
+                for problem in &problems {
+                    tracing::error!(trigger = trigger.label(), problem = %problem, "reload refused; the running configuration is kept");
+                }
+                self.history.refused(trigger, problems);
+            }
+        }
+        result
     }
 
     /// Called once the token runtime runs: new slots' renewal goes there.
@@ -162,7 +242,7 @@ impl Reloader {
         let _ = self.refreshers.set(Refreshers { handle, shutdown });
     }
 
-    pub async fn reload(&self) -> Result<ReloadReport, ReloadError> {
+    async fn reload_now(&self) -> Result<ReloadReport, ReloadError> {
         let _one_at_a_time = self.serial.lock().await;
         let refreshers = self
             .refreshers
@@ -174,11 +254,13 @@ impl Reloader {
             .map_err(|e| ReloadError::Failed(e.to_string()))?
             .map_err(ReloadError::Invalid)?;
         let needs_restart = self.fixed.changed_in(&RestartOnly::of(&config));
+        let files = config.files.clone();
         let warnings = config.warnings.clone();
         let wait = config.server.startup_token_wait;
         let old = self.current.load_full();
         let new = Arc::new(Snapshot::rebuild(config, &old)?);
         let added = self.swap_in(&old, new.clone(), wait, refreshers).await;
+        *self.files.lock().unwrap_or_else(|p| p.into_inner()) = files;
         let removed = old
             .cache
             .slots()
@@ -220,7 +302,7 @@ impl Reloader {
         wait: std::time::Duration,
         refreshers: &Refreshers,
     ) -> Vec<Arc<crate::oauth::TokenSlot>> {
-        crate::server::resolve_all(&new).await;
+        crate::upstream::resolve_all(&new).await;
         let added: Vec<_> = new
             .cache
             .slots()
@@ -244,19 +326,5 @@ impl Reloader {
         }
         self.current.store(new);
         added
-    }
-
-    /// Reloads and logs the outcome (for SIGHUP, where nobody waits for an answer).
-    pub async fn reload_and_log(&self) {
-        if let Err(e) = self.reload().await {
-            match &e {
-                ReloadError::Invalid(errors) => {
-                    for problem in &errors.0 {
-                        tracing::error!(problem = %problem, "reload rejected: invalid configuration");
-                    }
-                }
-                other => tracing::error!(error = %other, "reload failed"),
-            }
-        }
     }
 }
