@@ -1,9 +1,17 @@
-//! TLS listeners: rustls settings for pingora, optional client-certificate
-//! verification (mTLS), and the verified client's subject handed to the
-//! access check.
+//! TLS listeners: rustls settings for pingora, the certificate each one
+//! presents (swapped by a reload: `ServedCertificates`), optional
+//! client-certificate verification (mTLS), and the verified client's
+//! subject handed to the access check.
 
 use std::any::Any;
+use std::net::SocketAddr;
 use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
 
 use async_trait::async_trait;
 use pingora::listeners::tls::TlsSettings;
@@ -42,9 +50,104 @@ pub struct ListenerError {
     pub cause: String,
 }
 
-/// pingora settings for one listener. With `client_cas`, clients must
-/// present a certificate issued by one of them.
-pub fn settings(listener: &TlsListener) -> Result<TlsSettings, ListenerError> {
+/// The certificate a TLS listener presents. rustls asks for it on every
+/// handshake, so a reload that stores a new one is seen by the next
+/// handshake while open connections carry on with theirs — how
+/// cert-manager's renewals take effect without a restart.
+#[derive(Debug)]
+pub struct ServedCertificate(ArcSwap<CertifiedKey>);
+
+impl ResolvesServerCert for ServedCertificate {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.0.load_full())
+    }
+}
+
+/// Every TLS listener's served certificate, by address.
+#[derive(Debug, Default)]
+pub struct ServedCertificates(Vec<(SocketAddr, Arc<ServedCertificate>)>);
+
+/// New certificates read for a reload, not yet served.
+pub struct PreparedCertificates(Vec<(Arc<ServedCertificate>, Arc<CertifiedKey>)>);
+
+impl ServedCertificates {
+    pub fn load(listeners: &[TlsListener]) -> Result<Self, ListenerError> {
+        listeners
+            .iter()
+            .map(|l| {
+                Ok((
+                    l.address,
+                    Arc::new(ServedCertificate(ArcSwap::new(certified_key(l)?))),
+                ))
+            })
+            .collect::<Result<_, _>>()
+            .map(ServedCertificates)
+    }
+
+    fn of(&self, address: SocketAddr) -> Option<&Arc<ServedCertificate>> {
+        self.0.iter().find(|(a, _)| *a == address).map(|(_, c)| c)
+    }
+
+    /// Reads the certificates `listeners` name for the listeners that
+    /// run (a new listen address needs a restart anyway); a certificate
+    /// that does not match its key refuses the reload.
+    pub fn prepare(
+        &self,
+        listeners: &[TlsListener],
+    ) -> Result<PreparedCertificates, ListenerError> {
+        let mut prepared = Vec::new();
+        for l in listeners {
+            if let Some(served) = self.of(l.address) {
+                prepared.push((served.clone(), certified_key(l)?));
+            }
+        }
+        Ok(PreparedCertificates(prepared))
+    }
+
+    /// Serves what `prepare` read; logs each listener whose certificate
+    /// changed.
+    pub fn apply(&self, prepared: PreparedCertificates) {
+        for (served, key) in prepared.0 {
+            let old = served.0.swap(key.clone());
+            if old.cert != key.cert {
+                if let Some((address, _)) = self.0.iter().find(|(_, s)| Arc::ptr_eq(s, &served)) {
+                    tracing::info!(listener = %address, "TLS listener presents a new certificate");
+                }
+            }
+        }
+    }
+}
+
+/// A listener's certificate chain and key, checked to belong together.
+fn certified_key(listener: &TlsListener) -> Result<Arc<CertifiedKey>, ListenerError> {
+    let fail = |what: &'static str, e: &dyn std::fmt::Display| ListenerError {
+        address: listener.address,
+        what,
+        cause: e.to_string(),
+    };
+    let chain = CertificateDer::pem_file_iter(&listener.cert_file)
+        .and_then(|i| i.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| fail("certificate", &e))?;
+    let key =
+        PrivateKeyDer::from_pem_file(&listener.key_file).map_err(|e| fail("private key", &e))?;
+    let provider = rustls::crypto::ring::default_provider();
+    let signing = provider
+        .key_provider
+        .load_private_key(key)
+        .map_err(|e| fail("private key", &e))?;
+    let certified = CertifiedKey::new(chain, signing);
+    certified
+        .keys_match()
+        .map_err(|e| fail("certificate and key", &e))?;
+    Ok(Arc::new(certified))
+}
+
+/// pingora settings for one listener, presenting `served`. With
+/// `client_cas`, clients must present a certificate issued by one of them.
+pub fn settings(
+    listener: &TlsListener,
+    served: &ServedCertificates,
+) -> Result<TlsSettings, ListenerError> {
     let fail = |what: &'static str, e: &dyn std::fmt::Display| ListenerError {
         address: listener.address,
         what,
@@ -52,12 +155,10 @@ pub fn settings(listener: &TlsListener) -> Result<TlsSettings, ListenerError> {
     };
     let mut settings =
         TlsSettings::with_callbacks(Box::new(RecordSubject)).map_err(|e| fail("settings", &e))?;
-    settings
-        .set_certificate_chain_file(&listener.cert_file.to_string_lossy())
-        .map_err(|e| fail("certificate", &e))?;
-    settings
-        .set_private_key_file(&listener.key_file.to_string_lossy())
-        .map_err(|e| fail("private key", &e))?;
+    let certificate = served
+        .of(listener.address)
+        .ok_or_else(|| fail("certificate", &"not loaded"))?;
+    settings.set_cert_resolver(certificate.clone());
     if let Some(cas) = &listener.client_cas {
         let mut roots = rustls::RootCertStore::empty();
         for ca in cas {

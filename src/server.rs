@@ -130,10 +130,19 @@ pub fn run(config: Config, source: PathBuf) -> Result<(), StartError> {
     let admin_listen = admin_settings.listen;
     let restart_only = RestartOnly::of(&config);
     let files = config.files.clone();
+    let certificates = Arc::new(crate::downstream_tls::ServedCertificates::load(
+        &config.server.tls_listen,
+    )?);
     let snapshot = Arc::new(Snapshot::new(config)?);
     let routes = snapshot.routes.len();
     let current = Arc::new(ArcSwap::new(snapshot));
-    let reloader = Arc::new(Reloader::new(source, current.clone(), restart_only, files));
+    let reloader = Arc::new(Reloader::new(
+        source,
+        current.clone(),
+        restart_only,
+        files,
+        certificates.clone(),
+    ));
     let mut server = pingora_server(&settings);
     let background = server.add_service(background_service(
         "token-refresher",
@@ -148,7 +157,13 @@ pub fn run(config: Config, source: PathBuf) -> Result<(), StartError> {
         .chain(settings.tls_listen.iter().map(|t| t.address))
         .collect();
     let gate = ConnectionGate::new(settings.max_connections, &listeners);
-    let proxy = proxy_service(&server, &settings, current.clone(), gate.clone())?;
+    let proxy = proxy_service(
+        &server,
+        &settings,
+        current.clone(),
+        gate.clone(),
+        &certificates,
+    )?;
     let proxy = server.add_service(proxy);
     proxy.add_dependency(&background);
     let mut admin = Service::new(
@@ -199,6 +214,7 @@ fn proxy_service(
     settings: &ServerSettings,
     current: Arc<ArcSwap<Snapshot>>,
     gate: Arc<ConnectionGate>,
+    certificates: &crate::downstream_tls::ServedCertificates,
 ) -> Result<Service<GatedApp<HttpProxy<BearerProxy>>>, StartError> {
     let idle = current.clone();
     let mut app = pingora::proxy::http_proxy(&server.configuration, BearerProxy { current });
@@ -220,7 +236,7 @@ fn proxy_service(
     for listener in &settings.tls_listen {
         proxy.add_listener(
             ListenerConfig::tcp(listener.address.to_string())
-                .tls(crate::downstream_tls::settings(listener)?)
+                .tls(crate::downstream_tls::settings(listener, certificates)?)
                 .l4_buffer(client_buffers()),
         );
     }

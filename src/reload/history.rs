@@ -72,6 +72,18 @@ impl History {
     }
 }
 
+/// Every trigger and outcome at zero, so `/metrics` shows the series (and
+/// alerts can use them) before the first reload.
+pub fn register_reload_counts() {
+    for trigger in [Trigger::Watch, Trigger::Signal, Trigger::Admin] {
+        for outcome in ["ok", "invalid"] {
+            let _ = metrics()
+                .config_reloads
+                .with_label_values(&[trigger.label(), outcome]);
+        }
+    }
+}
+
 fn count(trigger: Trigger, outcome: &str) {
     metrics()
         .config_reloads

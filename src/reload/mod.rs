@@ -22,6 +22,7 @@ use tokio::runtime::Handle;
 use tokio::sync::watch;
 
 use crate::config::{self, ConfigErrors};
+use crate::downstream_tls::ServedCertificates;
 use crate::oauth::{fetch_missing, refresher};
 use crate::proxy::Snapshot;
 pub use file_watch::spawn_watcher;
@@ -62,9 +63,10 @@ struct Refreshers {
 pub struct RestartOnly {
     pub listen: Vec<SocketAddr>,
     pub tls_listen: Vec<SocketAddr>,
-    /// Each TLS listener's certificate, key and client CAs, as a digest:
-    /// pingora reads them once, when the listener starts.
-    pub tls_material: Vec<[u8; 32]>,
+    /// Each TLS listener's client CAs, as a digest: rustls' client
+    /// verifier is built once, when the listener starts (its certificate
+    /// and key are swapped by a reload: `ServedCertificates`).
+    pub tls_client_cas: Vec<[u8; 32]>,
     pub threads: usize,
     pub max_connections: usize,
     pub watch_files: bool,
@@ -81,7 +83,12 @@ impl RestartOnly {
         RestartOnly {
             listen: config.server.listen.clone(),
             tls_listen: config.server.tls_listen.iter().map(|t| t.address).collect(),
-            tls_material: config.server.tls_listen.iter().map(tls_digest).collect(),
+            tls_client_cas: config
+                .server
+                .tls_listen
+                .iter()
+                .map(client_ca_digest)
+                .collect(),
             threads: config.server.threads,
             max_connections: config.server.max_connections,
             watch_files: config.server.watch_files,
@@ -98,8 +105,8 @@ impl RestartOnly {
             ("server.listen", self.listen != new.listen),
             ("server.tls_listen", self.tls_listen != new.tls_listen),
             (
-                "server.tls_listen certificates and keys",
-                self.tls_material != new.tls_material,
+                "server.tls_listen client_ca_file (the client verifier is built when the listener starts)",
+                self.tls_client_cas != new.tls_client_cas,
             ),
             ("server.threads", self.threads != new.threads),
             (
@@ -122,14 +129,12 @@ impl RestartOnly {
     }
 }
 
-/// A digest of what a TLS listener presents and checks, read from its
-/// files (already validated by this load).
-fn tls_digest(listener: &config::TlsListener) -> [u8; 32] {
+/// A digest of the client CAs a TLS listener checks against (mTLS on or
+/// off included).
+fn client_ca_digest(listener: &config::TlsListener) -> [u8; 32] {
     use sha2::Digest as _;
     let mut d = sha2::Sha256::new();
-    for file in [&listener.cert_file, &listener.key_file] {
-        d.update(std::fs::read(file).unwrap_or_default());
-    }
+    d.update([u8::from(listener.client_cas.is_some())]);
     for ca in listener.client_cas.iter().flatten() {
         d.update(ca.as_ref());
     }
@@ -178,6 +183,8 @@ pub struct Reloader {
     history: history::History,
     /// The running configuration's files (`Config::files`), for the watch.
     files: Mutex<Vec<PathBuf>>,
+    /// What the TLS listeners present; a reload swaps it.
+    certificates: Arc<ServedCertificates>,
 }
 
 impl Reloader {
@@ -187,7 +194,9 @@ impl Reloader {
         current: Arc<ArcSwap<Snapshot>>,
         fixed: RestartOnly,
         files: Vec<PathBuf>,
+        certificates: Arc<ServedCertificates>,
     ) -> Self {
+        history::register_reload_counts();
         Reloader {
             path,
             current,
@@ -196,6 +205,7 @@ impl Reloader {
             serial: tokio::sync::Mutex::new(()),
             history: history::History::default(),
             files: Mutex::new(files),
+            certificates,
         }
     }
 
@@ -255,12 +265,17 @@ impl Reloader {
             .map_err(ReloadError::Invalid)?;
         let needs_restart = self.fixed.changed_in(&RestartOnly::of(&config));
         let files = config.files.clone();
+        let certificates = self
+            .certificates
+            .prepare(&config.server.tls_listen)
+            .map_err(|e| ReloadError::Failed(e.to_string()))?;
         let warnings = config.warnings.clone();
         let wait = config.server.startup_token_wait;
         let old = self.current.load_full();
         let new = Arc::new(Snapshot::rebuild(config, &old)?);
         let added = self.swap_in(&old, new.clone(), wait, refreshers).await;
         *self.files.lock().unwrap_or_else(|p| p.into_inner()) = files;
+        self.certificates.apply(certificates);
         let removed = old
             .cache
             .slots()

@@ -12,7 +12,7 @@ use tokio::net::TcpStream;
 use crate::support::*;
 
 /// Reads one response: (status, body), by `Content-Length`.
-async fn response<S: AsyncRead + Unpin>(conn: &mut S) -> (u16, Vec<u8>) {
+pub(crate) async fn response<S: AsyncRead + Unpin>(conn: &mut S) -> (u16, Vec<u8>) {
     let mut got = Vec::new();
     let mut buf = vec![0u8; 16 * 1024];
     let head_end = loop {

@@ -181,3 +181,70 @@ async fn with_watch_files_off_a_changed_file_is_not_loaded_until_asked() {
         1.0
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_swapped_listener_certificate_is_presented_by_new_handshakes_while_open_connections_go_on(
+) {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::CertificateDer;
+    use tokio::io::AsyncWriteExt;
+    let idp = Idp::start().await;
+    let upstream = Upstream::start().await;
+    let ca = TestCa::new();
+    let tls_port = free_port();
+    let mut config = watched(&idp, &upstream);
+    let (first_cert, first_key) = ca.server();
+    config.server().tls_listen = vec![RawTlsListener {
+        address: Some(format!("127.0.0.1:{tls_port}")),
+        cert_file: Some("server.pem".into()),
+        key_file: Some("server.key".into()),
+        client_ca_file: None,
+    }];
+    config.files = vec![
+        ("server.pem", first_cert.clone()),
+        ("server.key", first_key),
+    ];
+    let proxy = Proxy::start(&config).await;
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(ca.client_config(None)));
+    let connect = || async {
+        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", tls_port))
+            .await
+            .unwrap();
+        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+        connector.connect(name, tcp).await.unwrap()
+    };
+    let presented = |conn: &tokio_rustls::client::TlsStream<tokio::net::TcpStream>| {
+        conn.get_ref().1.peer_certificates().unwrap()[0]
+            .as_ref()
+            .to_vec()
+    };
+    let der = |pem: &str| {
+        CertificateDer::from_pem_slice(pem.as_bytes())
+            .unwrap()
+            .as_ref()
+            .to_vec()
+    };
+    let get = b"GET /x HTTP/1.1\r\nHost: proxy\r\n\r\n";
+    let mut open = connect().await;
+    open.write_all(get).await.unwrap();
+    assert_eq!(crate::keepalive::response(&mut open).await.0, 200);
+    assert_eq!(presented(&open), der(&first_cert));
+
+    // cert-manager renews: a new key and certificate, each by rename.
+    let (second_cert, second_key) = ca.server();
+    write_by_rename(&proxy.dir.path().join("server.key"), &second_key);
+    write_by_rename(&proxy.dir.path().join("server.pem"), &second_cert);
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            presented(&connect().await) == der(&second_cert)
+        })
+        .await,
+        "new handshakes still get the old certificate"
+    );
+    // The connection opened before goes on, on its own handshake.
+    open.write_all(get).await.unwrap();
+    assert_eq!(crate::keepalive::response(&mut open).await.0, 200);
+    assert_eq!(presented(&open), der(&first_cert));
+    let status = proxy.status_json().await;
+    assert!(status["config_refused"].is_null(), "{status}");
+}
