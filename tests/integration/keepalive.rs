@@ -140,20 +140,9 @@ async fn one_tls_connection_carries_requests_of_every_shape_in_turn() {
     let ca = TestCa::new();
     let tls_port = free_port();
     let mut config = ProxyConfig::new(&idp, &upstream);
-    let (cert, key) = ca.server();
-    config.server().tls_listen = vec![RawTlsListener {
-        address: Some(format!("127.0.0.1:{tls_port}")),
-        cert_file: Some("server.pem".into()),
-        key_file: Some("server.key".into()),
-        client_ca_file: None,
-    }];
-    config.files = vec![("server.pem", cert), ("server.key", key)];
+    config.tls_listener(&ca, tls_port);
     let _proxy = Proxy::start(&config).await;
-    let tcp = TcpStream::connect(("127.0.0.1", tls_port)).await.unwrap();
-    tcp.set_nodelay(true).unwrap();
-    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(ca.client_config(None)));
-    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-    let mut conn = connector.connect(name, tcp).await.unwrap();
+    let mut conn = ca.connect(tls_port).await;
     every_shape_in_turn(&mut conn).await;
     assert_eq!(upstream.state.requests().len(), 6);
 }

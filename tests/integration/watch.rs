@@ -193,26 +193,9 @@ async fn a_swapped_listener_certificate_is_presented_by_new_handshakes_while_ope
     let ca = TestCa::new();
     let tls_port = free_port();
     let mut config = watched(&idp, &upstream);
-    let (first_cert, first_key) = ca.server();
-    config.server().tls_listen = vec![RawTlsListener {
-        address: Some(format!("127.0.0.1:{tls_port}")),
-        cert_file: Some("server.pem".into()),
-        key_file: Some("server.key".into()),
-        client_ca_file: None,
-    }];
-    config.files = vec![
-        ("server.pem", first_cert.clone()),
-        ("server.key", first_key),
-    ];
+    let first_cert = config.tls_listener(&ca, tls_port);
     let proxy = Proxy::start(&config).await;
-    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(ca.client_config(None)));
-    let connect = || async {
-        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", tls_port))
-            .await
-            .unwrap();
-        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-        connector.connect(name, tcp).await.unwrap()
-    };
+    let connect = || ca.connect(tls_port);
     let presented = |conn: &tokio_rustls::client::TlsStream<tokio::net::TcpStream>| {
         conn.get_ref().1.peer_certificates().unwrap()[0]
             .as_ref()

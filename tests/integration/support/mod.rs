@@ -205,6 +205,21 @@ impl TestCa {
             .unwrap()
     }
 
+    /// A TLS connection to `port` on loopback as `localhost`, trusting
+    /// this CA.
+    pub async fn connect(
+        &self,
+        port: u16,
+    ) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap();
+        tcp.set_nodelay(true).unwrap();
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(self.client_config(None)));
+        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+        connector.connect(name, tcp).await.unwrap()
+    }
+
     /// A rustls client configuration trusting this CA, presenting
     /// `identity` if given.
     pub fn client_config(&self, identity: Option<&(String, String)>) -> rustls::ClientConfig {
@@ -298,6 +313,21 @@ impl<'a> ProxyConfig<'a> {
             client_secret: CLIENT_SECRET,
             files: Vec::new(),
         }
+    }
+
+    /// A TLS listener on `port` presenting a certificate of `ca` for
+    /// localhost (written as `server.pem` / `server.key`, replacing any
+    /// other files); returns the certificate's PEM.
+    pub fn tls_listener(&mut self, ca: &TestCa, port: u16) -> String {
+        let (cert, key) = ca.server();
+        self.server().tls_listen = vec![RawTlsListener {
+            address: Some(format!("127.0.0.1:{port}")),
+            cert_file: Some("server.pem".into()),
+            key_file: Some("server.key".into()),
+            client_ca_file: None,
+        }];
+        self.files = vec![("server.pem", cert.clone()), ("server.key", key)];
+        cert
     }
 
     /// Adds client `name` and a route `/name/` to `upstream` with its token.
