@@ -68,7 +68,7 @@ impl ResolvesServerCert for ServedCertificate {
 pub struct ServedCertificates(Vec<(SocketAddr, Arc<ServedCertificate>)>);
 
 /// New certificates read for a reload, not yet served.
-pub struct PreparedCertificates(Vec<(Arc<ServedCertificate>, Arc<CertifiedKey>)>);
+pub struct PreparedCertificates(Vec<(SocketAddr, Arc<ServedCertificate>, Arc<CertifiedKey>)>);
 
 impl ServedCertificates {
     pub fn load(listeners: &[TlsListener]) -> Result<Self, ListenerError> {
@@ -98,7 +98,7 @@ impl ServedCertificates {
         let mut prepared = Vec::new();
         for l in listeners {
             if let Some(served) = self.of(l.address) {
-                prepared.push((served.clone(), certified_key(l)?));
+                prepared.push((l.address, served.clone(), certified_key(l)?));
             }
         }
         Ok(PreparedCertificates(prepared))
@@ -107,12 +107,9 @@ impl ServedCertificates {
     /// Serves what `prepare` read; logs each listener whose certificate
     /// changed.
     pub fn apply(&self, prepared: PreparedCertificates) {
-        for (served, key) in prepared.0 {
-            let old = served.0.swap(key.clone());
-            if old.cert != key.cert {
-                if let Some((address, _)) = self.0.iter().find(|(_, s)| Arc::ptr_eq(s, &served)) {
-                    tracing::info!(listener = %address, "TLS listener presents a new certificate");
-                }
+        for (address, served, key) in prepared.0 {
+            if served.0.swap(key.clone()).cert != key.cert {
+                tracing::info!(listener = %address, "TLS listener presents a new certificate");
             }
         }
     }

@@ -54,6 +54,19 @@ fn echoed(body: &[u8]) -> (u64, String) {
     )
 }
 
+/// The paths the upstream received, in order.
+fn paths(upstream: &Upstream) -> Vec<String> {
+    upstream
+        .state
+        .requests()
+        .into_iter()
+        .map(|r| r.path)
+        .collect()
+}
+
+/// What `every_shape_in_turn` sends, path by path.
+const EVERY_SHAPE: [&str; 6] = ["/x", "/upload", "/chunked", "/x", "/big", "/x"];
+
 fn sha(data: &[u8]) -> String {
     Sha256::digest(data)
         .iter()
@@ -124,13 +137,7 @@ async fn one_plain_connection_carries_requests_of_every_shape_in_turn() {
     let mut conn = TcpStream::connect(("127.0.0.1", proxy.port)).await.unwrap();
     conn.set_nodelay(true).unwrap();
     every_shape_in_turn(&mut conn).await;
-    let paths: Vec<String> = upstream
-        .state
-        .requests()
-        .into_iter()
-        .map(|r| r.path)
-        .collect();
-    assert_eq!(paths, ["/x", "/upload", "/chunked", "/x", "/big", "/x"]);
+    assert_eq!(paths(&upstream), EVERY_SHAPE);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -144,7 +151,7 @@ async fn one_tls_connection_carries_requests_of_every_shape_in_turn() {
     let _proxy = Proxy::start(&config).await;
     let mut conn = ca.connect(tls_port).await;
     every_shape_in_turn(&mut conn).await;
-    assert_eq!(upstream.state.requests().len(), 6);
+    assert_eq!(paths(&upstream), EVERY_SHAPE);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -172,11 +179,5 @@ async fn http_1_0_and_pipelined_requests_are_answered_as_before() {
     let mut rest = Vec::new();
     conn.read_to_end(&mut rest).await.unwrap();
     assert!(rest.is_empty(), "{}", String::from_utf8_lossy(&rest));
-    let paths: Vec<String> = upstream
-        .state
-        .requests()
-        .into_iter()
-        .map(|r| r.path)
-        .collect();
-    assert_eq!(paths, ["/x", "/one"]);
+    assert_eq!(paths(&upstream), ["/x", "/one"]);
 }
