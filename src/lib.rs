@@ -54,6 +54,7 @@ mod route_table;
 mod runtime;
 mod scope;
 mod server;
+mod telemetry;
 mod tls;
 mod token_cmd;
 mod upstream;

@@ -7,8 +7,8 @@
 use std::sync::LazyLock;
 
 use prometheus::{
-    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 pub struct Metrics {
@@ -50,6 +50,9 @@ pub struct Metrics {
     pub connections_refused: IntCounterVec,
     /// `{trigger,outcome}`; trigger is `watch|signal|admin`, outcome `ok|invalid`.
     pub config_reloads: IntCounterVec,
+    /// Sampled spans not delivered: the export queue was full, or the
+    /// collector refused, failed or did not answer in time.
+    pub trace_spans_dropped: IntCounter,
 }
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics::register(Registry::new()));
@@ -162,6 +165,12 @@ const CONFIG_RELOADS: Def = Def {
     labels: &["trigger", "outcome"],
 };
 
+const TRACE_SPANS_DROPPED: Def = Def {
+    name: "bearer_proxy_trace_spans_dropped_total",
+    help: "Sampled spans not delivered to the OTLP collector (export queue full, collector down, slow or refusing)",
+    labels: &[],
+};
+
 const FETCH_BUCKETS: &[f64] = &[
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 ];
@@ -200,6 +209,10 @@ impl Registrar<'_> {
         self.add(g.expect("valid metric definition"))
     }
 
+    fn int_counter(&self, d: Def) -> IntCounter {
+        self.add(IntCounter::new(d.name, d.help).expect("valid metric definition"))
+    }
+
     fn int_gauge(&self, d: Def) -> IntGauge {
         self.add(IntGauge::new(d.name, d.help).expect("valid metric definition"))
     }
@@ -229,6 +242,7 @@ impl Metrics {
             connections: r.int_gauge_vec(CONNECTIONS),
             connections_refused: r.counter(CONNECTIONS_REFUSED),
             config_reloads: r.counter(CONFIG_RELOADS),
+            trace_spans_dropped: r.int_counter(TRACE_SPANS_DROPPED),
             registry,
         }
     }

@@ -112,6 +112,8 @@ pub enum StartError {
     Snapshot(#[from] crate::proxy::SnapshotError),
     #[error(transparent)]
     TlsListener(#[from] crate::downstream_tls::ListenerError),
+    #[error(transparent)]
+    Telemetry(#[from] crate::telemetry::TelemetryError),
 }
 
 /// Runs the proxy until SIGTERM/SIGINT. Returns once in-flight requests
@@ -125,6 +127,12 @@ pub fn run(config: Config, source: PathBuf) -> Result<(), StartError> {
     for w in &config.warnings {
         tracing::warn!("{w}");
     }
+    // Kept to the end: dropping it flushes the spans still queued.
+    let _exporting = config
+        .telemetry
+        .as_ref()
+        .map(crate::telemetry::start)
+        .transpose()?;
     let settings = config.server.clone();
     let admin_settings = config.admin.clone();
     let admin_listen = admin_settings.listen;

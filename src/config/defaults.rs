@@ -106,3 +106,7 @@ pub const API_KEY_HEADER: &str = "x-api-key";
 pub const IDENTITY_DOMAIN_TOKEN_PATH: &str = "/oauth2/v1/token";
 /// Token path of Oracle Access Manager.
 pub const OAM_TOKEN_PATH: &str = "/oauth2/rest/token";
+
+/// `telemetry.sample_ratio`: one trace in a hundred started here.
+pub const TRACE_SAMPLE_RATIO: f64 = 0.01;
+pub const TRACE_SERVICE_NAME: &str = "bearer-proxy";

@@ -41,6 +41,21 @@ pub struct Config {
     /// loaded from one) and each key, secret, certificate and list file it
     /// names, as resolved. `server.watch_files` watches these.
     pub files: Vec<std::path::PathBuf>,
+    /// `None`: traces are off.
+    pub telemetry: Option<TelemetrySettings>,
+}
+
+/// Where and how traces are exported (`telemetry:`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TelemetrySettings {
+    /// The collector's base URL; spans go to `{endpoint}/v1/traces`.
+    pub otlp_endpoint: url::Url,
+    /// Share of traces started here that are recorded (parent-based: a
+    /// caller's sampled `traceparent` is always followed).
+    pub sample_ratio: f64,
+    pub service_name: String,
+    /// Extra export headers, in name order; values may be credentials.
+    pub headers: Vec<(http::HeaderName, Secret)>,
 }
 
 #[derive(Debug, Clone)]

@@ -97,6 +97,8 @@ pub struct TokenSlot {
     runtime: Arc<OnceLock<Handle>>,
     /// Set on a slot of one caller of an `on_behalf_of: caller` client.
     caller: Option<CallerSeat>,
+    /// The span of the latest fetch, which requests that waited link to.
+    fetch_span: Mutex<Option<opentelemetry::trace::SpanContext>>,
 }
 
 impl TokenSlot {
@@ -145,6 +147,7 @@ impl TokenSlot {
             watching: std::sync::atomic::AtomicBool::new(false),
             runtime,
             caller,
+            fetch_span: Mutex::new(None),
         }
     }
 
@@ -309,6 +312,9 @@ impl TokenSlot {
         let (tx, rx) = watch::channel(None);
         *inflight = Some(rx.clone());
         let slot = self.clone();
+        let trace = crate::telemetry::FetchTrace::start(&self.client);
+        *lock(&self.fetch_span) = trace.span_context();
+        let context = trace.context();
         let task = async move {
             let started = Instant::now();
             let outcome = match &slot.shared {
@@ -318,17 +324,29 @@ impl TokenSlot {
                     slot.complete(result, started, sent)
                 }
             };
+            match &outcome {
+                Ok(_) => trace.finish(lock(&slot.state).last_outcome.unwrap_or("success"), None),
+                Err(e) => trace.finish(e.outcome(), Some(e)),
+            }
             // The token is stored before the in-flight marker goes away, so a
             // request that finds no fetch running will find the token.
             *lock(&slot.inflight) = None;
             let _ = tx.send(Some(outcome));
             slot.changed.send_modify(|g| *g += 1);
         };
+        // The fetch's span is current while it runs: shared-cache
+        // operations become its children.
+        let task = opentelemetry::context::FutureExt::with_context(task, context);
         match self.runtime.get() {
             Some(handle) => drop(handle.spawn(task)),
             None => drop(tokio::spawn(task)),
         }
         rx
+    }
+
+    /// The span of the latest fetch, when traces are on.
+    pub fn fetch_link(&self) -> Option<opentelemetry::trace::SpanContext> {
+        lock(&self.fetch_span).clone()
     }
 
     /// Renews with the refresh token when there is one; if the identity
@@ -473,6 +491,7 @@ impl TokenSlot {
         }
         tracing::info!(
             client = name,
+            trace_id = crate::telemetry::current_trace_id(),
             expires_in_s = token.lifetime.as_secs(),
             fetch_ms = elapsed.as_millis() as u64,
             "token obtained"
@@ -512,6 +531,7 @@ impl TokenSlot {
             ecid = idp.and_then(|i| i.ecid.as_deref()),
             retry_in_ms = delay.as_millis() as u64,
             serving_cached_token = self.has_usable_token(),
+            trace_id = crate::telemetry::current_trace_id(),
             "token fetch failed"
         );
     }

@@ -60,6 +60,8 @@ pub struct RequestCtx {
     pub token_failure: Option<crate::oauth::Unavailable>,
     /// The caller's own slot, on a route whose client acts as each caller.
     pub caller_slot: Option<Arc<TokenSlot>>,
+    /// The request's spans (empty when traces are off).
+    pub trace: crate::telemetry::RequestTrace,
     _in_flight: InFlight,
 }
 
@@ -83,6 +85,7 @@ impl RequestCtx {
             token_failure: None,
             body_bytes: 0,
             caller_slot: None,
+            trace: Default::default(),
             _in_flight: InFlight::enter(),
         }
     }

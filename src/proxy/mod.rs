@@ -62,6 +62,7 @@ impl BearerProxy {
             .ok_or(Refusal::NoRoute)?;
         ctx.route = Some(index);
         let route = &snapshot.routes[index];
+        ctx.trace.matched(&req.method, &route.name);
         if !route.methods.contains(&req.method) {
             return Err(Refusal::MethodNotAllowed(route.allow.clone()));
         }
@@ -102,6 +103,7 @@ fn denied(session: &Session, ctx: &RequestCtx, route: &LiveRoute, denial: Denial
         route = route.name.as_str(),
         reason = denial.reason,
         caller = ctx.caller.as_deref(),
+        trace_id = ctx.trace.log_id(),
         client_ip = client_ip(session).map(|a| a.to_string()),
         "access denied"
     );
@@ -116,10 +118,17 @@ async fn token_for(
     route: &LiveRoute,
 ) -> Result<(HeaderValue, Option<Arc<TokenSlot>>), Refusal> {
     let unavailable = match &route.tokens {
-        RouteTokens::One(slot) => match slot.authorization().await {
-            Ok(value) => return Ok((value, None)),
-            Err(unavailable) => unavailable,
-        },
+        RouteTokens::One(slot) => {
+            if let Some(value) = slot.cached_authorization() {
+                return Ok((value, None));
+            }
+            let result = slot.authorization().await;
+            link_fetch(ctx, slot);
+            match result {
+                Ok(value) => return Ok((value, None)),
+                Err(unavailable) => unavailable,
+            }
+        }
         RouteTokens::PerCaller(family) => {
             let who = ctx.caller.as_deref().unwrap_or_default();
             let headers = &session.req_header().headers;
@@ -127,7 +136,12 @@ async fn token_for(
                 .slot_for(who, headers)
                 .map_err(|d| denied(session, ctx, route, d))?;
             let wait = ctx.snapshot.limits.caller_token_wait;
-            match family.authorization(&slot, wait).await {
+            let waited = ctx.trace.trace_id().is_some() && !slot.has_usable_token();
+            let result = family.authorization(&slot, wait).await;
+            if waited {
+                link_fetch(ctx, &slot);
+            }
+            match result {
                 Ok(value) => return Ok((value, Some(slot))),
                 Err(CallerFailure::Denied(d)) => return Err(denied(session, ctx, route, d)),
                 Err(CallerFailure::Token(unavailable)) => unavailable,
@@ -138,11 +152,20 @@ async fn token_for(
         request_id = ctx.request_id.to_str().unwrap_or_default(),
         route = route.name.as_str(),
         client = unavailable.client.as_str(),
+        trace_id = ctx.trace.log_id(),
         error = refusal::token_code(&unavailable),
         cause = %unavailable.error,
         "no token for request"
     );
     Err(Refusal::Token(unavailable))
+}
+
+/// A request that found no usable token waited for a fetch: its span
+/// links to the fetch's.
+fn link_fetch(ctx: &RequestCtx, slot: &TokenSlot) {
+    if let Some(fetch) = slot.fetch_link() {
+        ctx.trace.link(fetch);
+    }
 }
 
 /// An upstream 401. Once per request, and only when the slot says renew:
@@ -177,6 +200,7 @@ fn after_unauthorized(
             tracing::info!(
                 request_id = ctx.request_id.to_str().unwrap_or_default(),
                 route = route.name.as_str(),
+                trace_id = ctx.trace.log_id(),
                 "upstream answered 401; body too large to replay, passing the 401 on"
             );
             unauthorized::count(route, unauthorized::PASSED_THROUGH);
@@ -232,6 +256,22 @@ fn refusal_for_failure(e: &Error, ctx: &mut RequestCtx) -> Option<Refusal> {
     })
 }
 
+/// Ends the request's spans (nothing when traces are off).
+fn finish_trace(session: &Session, ctx: &mut RequestCtx, status: u16, error: Option<&'static str>) {
+    let snapshot = ctx.snapshot.clone();
+    let route = ctx.route.and_then(|i| snapshot.routes.get(i));
+    ctx.trace.finish(crate::telemetry::Finished {
+        method: &session.req_header().method,
+        status,
+        route: route.map(|r| (r.name.as_str(), r.prefix.as_str(), r.client.as_str())),
+        caller: ctx.caller.as_deref(),
+        client_address: client_ip(session),
+        path: session.req_header().uri.path(),
+        scheme: if ctx.downstream_tls { "https" } else { "http" },
+        error,
+    });
+}
+
 #[async_trait]
 impl ProxyHttp for BearerProxy {
     type CTX = RequestCtx;
@@ -263,7 +303,9 @@ impl ProxyHttp for BearerProxy {
             ctx.downstream_tls = true;
             ctx.cert_subject = tls.extension.get::<CertSubject>().map(|s| s.0.clone());
         }
-        ctx.request_id = request_id::from_headers(&session.req_header().headers);
+        let req = session.req_header();
+        ctx.request_id = request_id::from_headers(&req.headers);
+        ctx.trace = crate::telemetry::RequestTrace::start(&req.headers, &req.method);
         Ok(())
     }
 
@@ -310,7 +352,9 @@ impl ProxyHttp for BearerProxy {
             };
             // The token that drew the 401 was purged: this waits for (or
             // shares) the fetch of a new one.
-            match slot.authorization().await {
+            let result = slot.authorization().await;
+            link_fetch(ctx, &slot);
+            match result {
                 Ok(value) => ctx.authorization = Some(value),
                 Err(unavailable) => {
                     ctx.token_failure = Some(unavailable);
@@ -325,6 +369,7 @@ impl ProxyHttp for BearerProxy {
             route,
             ctx.authorization.as_ref(),
         );
+        ctx.trace.attempt(upstream_request, &route.upstream.target);
         ctx.upstream_started = Some(Instant::now());
         Ok(())
     }
@@ -373,6 +418,7 @@ impl ProxyHttp for BearerProxy {
         ctx: &mut RequestCtx,
     ) -> pingora::Result<()> {
         let route = ctx.snapshot.route(ctx.route)?;
+        ctx.trace.answered(upstream_response.status.as_u16());
         if upstream_response.status != http::StatusCode::UNAUTHORIZED {
             if let (Some(sent), Some(slot)) = (&ctx.authorization, ctx.slot(route)) {
                 slot.upstream_accepted(sent);
@@ -380,6 +426,19 @@ impl ProxyHttp for BearerProxy {
             return Ok(());
         }
         after_unauthorized(session, upstream_response, ctx)
+    }
+
+    fn fail_to_connect(
+        &self,
+        _session: &mut Session,
+        _peer: &HttpPeer,
+        ctx: &mut RequestCtx,
+        e: Box<Error>,
+    ) -> Box<Error> {
+        if let Ok(route) = ctx.snapshot.clone().route(ctx.route) {
+            ctx.trace.failed(e.etype().as_str(), &route.upstream.target);
+        }
+        e
     }
 
     fn error_while_proxy(
@@ -394,8 +453,12 @@ impl ProxyHttp for BearerProxy {
         if ctx.replay != Replay::No && matches!(e.etype(), ErrorType::HTTPStatus(401)) {
             // Our own replay signal: keep it.
             e.set_retry(ctx.replay == Replay::ByPingora);
-        } else if !session.req_header().method.is_idempotent()
-            || session.as_ref().retry_buffer_truncated()
+            return e;
+        }
+        if let Ok(route) = ctx.snapshot.clone().route(ctx.route) {
+            ctx.trace.failed(e.etype().as_str(), &route.upstream.target);
+        }
+        if !session.req_header().method.is_idempotent() || session.as_ref().retry_buffer_truncated()
         {
             e.set_retry(false);
         } else {
@@ -471,6 +534,9 @@ impl ProxyHttp for BearerProxy {
             }
             d.as_secs_f64() * 1000.0
         });
+        let error = ctx
+            .error_code
+            .or(e.filter(|_| !ctx.replay_answered).map(|_| "proxy_error"));
         if tracing::enabled!(target: "bearer_proxy::access", tracing::Level::INFO) {
             let req = session.req_header();
             tracing::info!(
@@ -484,11 +550,11 @@ impl ProxyHttp for BearerProxy {
                 status,
                 upstream_ms,
                 total_ms = ctx.started.elapsed().as_secs_f64() * 1000.0,
-                error = ctx
-                    .error_code
-                    .or(e.filter(|_| !ctx.replay_answered).map(|_| "proxy_error")),
+                error,
+                trace_id = ctx.trace.log_id(),
                 "request"
             );
         }
+        finish_trace(session, ctx, status, error);
     }
 }

@@ -116,7 +116,9 @@ pub async fn resend(session: &mut Session, ctx: &mut RequestCtx) -> FailToProxy 
         )
         .await;
     };
-    let token = match slot.authorization().await {
+    let token = slot.authorization().await;
+    super::link_fetch(ctx, &slot);
+    let token = match token {
         Ok(value) => value,
         Err(unavailable) => return answer_with(session, ctx, Refusal::Token(unavailable)).await,
     };
@@ -133,6 +135,7 @@ pub async fn resend(session: &mut Session, ctx: &mut RequestCtx) -> FailToProxy 
         tracing::info!(
             request_id = ctx.request_id.to_str().unwrap_or_default(),
             route = route.name.as_str(),
+            trace_id = ctx.trace.log_id(),
             "upstream answered 401; body too large to replay, passing the 401 on"
         );
         unauthorized::count(route, unauthorized::PASSED_THROUGH);
@@ -178,7 +181,7 @@ fn judge_replay(
 
 async fn send(
     session: &Session,
-    ctx: &RequestCtx,
+    ctx: &mut RequestCtx,
     route: &LiveRoute,
     token: http::HeaderValue,
 ) -> Result<reqwest::Response, Refusal> {
@@ -188,6 +191,7 @@ async fn send(
     })?;
     let mut head = session.req_header().clone();
     rewrite_for_upstream(session, &mut head, ctx, route, Some(&token));
+    ctx.trace.attempt(&mut head, &route.upstream.target);
     let mut headers = head.headers.clone();
     super::limits::strip_request_hop_by_hop(&mut headers);
     let path = head
@@ -196,25 +200,34 @@ async fn send(
         .map_or("/", |p| p.as_str())
         .to_owned();
     let url = format!("{}{path}", route.upstream.target.url());
-    client
+    let sent = client
         .request(head.method.clone(), url)
         .headers(headers)
         .body(ctx.body_copy.concat())
         .send()
-        .await
-        .map_err(|e| {
+        .await;
+    match sent {
+        Ok(response) => {
+            ctx.trace.answered(response.status().as_u16());
+            Ok(response)
+        }
+        Err(e) => {
             tracing::warn!(
                 request_id = ctx.request_id.to_str().unwrap_or_default(),
                 route = route.name.as_str(),
+                trace_id = ctx.trace.log_id(),
                 error = %e,
                 "replay after 401 failed"
             );
-            if e.is_timeout() {
-                Refusal::UpstreamTimeout
+            let (kind, refusal) = if e.is_timeout() {
+                ("ReadTimedout", Refusal::UpstreamTimeout)
             } else {
-                Refusal::UpstreamUnavailable
-            }
-        })
+                ("ConnectError", Refusal::UpstreamUnavailable)
+            };
+            ctx.trace.failed(kind, &route.upstream.target);
+            Err(refusal)
+        }
+    }
 }
 
 async fn stream_back(

@@ -19,6 +19,10 @@ use crate::upstream::UpstreamPeer;
 /// and pre-built header values and metric handles.
 pub struct LiveRoute {
     pub name: String,
+    /// The route's path prefix (a span's `http.route`).
+    pub prefix: String,
+    /// The client whose tokens it carries.
+    pub client: String,
     pub max_body_bytes: Option<u64>,
     pub access: Arc<AccessPolicy>,
     /// Where its tokens come from: one slot, or a family of callers' slots.
@@ -79,6 +83,8 @@ impl Snapshot {
                 .map_err(|_| SnapshotError::HostHeader(r.name.clone()))?;
             routes.push(LiveRoute {
                 name: r.name.clone(),
+                prefix: r.path_prefix.clone(),
+                client: r.client.name.clone(),
                 max_body_bytes: r.max_body_bytes,
                 access: r.access.clone(),
                 tokens,

@@ -76,6 +76,8 @@ pub struct RestartOnly {
     pub cache: String,
     /// The admin token (a digest) and whether `/metrics` is open.
     pub admin: String,
+    /// The exporter is built once, at start.
+    pub telemetry: Option<config::TelemetrySettings>,
 }
 
 impl RestartOnly {
@@ -96,6 +98,7 @@ impl RestartOnly {
             admin_listen: config.admin.listen,
             cache: describe_cache(&config.cache),
             admin: describe_admin(&config.admin),
+            telemetry: config.telemetry.clone(),
         }
     }
 
@@ -121,6 +124,7 @@ impl RestartOnly {
             ("admin.listen", self.admin_listen != new.admin_listen),
             ("cache", self.cache != new.cache),
             ("admin.token", self.admin != new.admin),
+            ("telemetry", self.telemetry != new.telemetry),
         ]
         .into_iter()
         .filter(|(_, changed)| *changed)

@@ -29,6 +29,7 @@ mod tls_upstream;
 mod token_command;
 mod token_flows;
 mod token_lifecycle;
+mod traces;
 mod upstream_401;
 mod upstream_refuses;
 mod watch;

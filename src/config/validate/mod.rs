@@ -15,6 +15,9 @@ mod files;
 mod route;
 mod server;
 mod signing_key;
+mod telemetry;
+#[cfg(test)]
+mod telemetry_tests;
 #[cfg(test)]
 mod tests;
 mod urls;
@@ -138,6 +141,7 @@ impl Validator<'_> {
         let cache = self.cache(raw.cache);
         let clients = self.clients(raw.clients);
         let (routes, route_table) = self.routes(raw.routes, &clients);
+        let telemetry = self.telemetry(raw.telemetry);
         for name in clients.valid.keys() {
             if !routes.iter().any(|r| &r.client.name == name) {
                 self.warn(format!("clients.{name}: not used by any route"));
@@ -154,6 +158,7 @@ impl Validator<'_> {
             files: std::mem::take(&mut *self.files.borrow_mut())
                 .into_iter()
                 .collect(),
+            telemetry,
         })
     }
 

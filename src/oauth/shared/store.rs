@@ -133,8 +133,9 @@ impl Store {
         }
     }
 
-    /// Runs `op` on the connection within the time-out.
-    async fn run<T, F, Fut>(&self, op: F) -> Result<T, StoreError>
+    /// Runs `op` (Redis command `name`) on the connection within the
+    /// time-out; inside a traced token fetch, as a child span of it.
+    async fn run<T, F, Fut>(&self, name: &'static str, op: F) -> Result<T, StoreError>
     where
         F: FnOnce(ConnectionManager) -> Fut,
         Fut: std::future::Future<Output = redis::RedisResult<T>>,
@@ -143,9 +144,13 @@ impl Store {
             let conn = self.connection().await?;
             op(conn).await.map_err(classify)
         };
+        let span = crate::telemetry::cache_operation(name);
         let result = tokio::time::timeout(self.timeout, attempt)
             .await
             .unwrap_or(Err(StoreError::Timeout));
+        if let (Err(e), Some(span)) = (&result, &span) {
+            span.failed(e.label());
+        }
         if result.is_err() {
             // Next time connect afresh: after a failover the sentinels
             // name another primary (and a direct connection is re-made).
@@ -173,14 +178,18 @@ impl Store {
     }
 
     pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        self.run(|mut c| async move { c.get(key).await }).await
+        self.run("GET", |mut c| async move { c.get(key).await })
+            .await
     }
 
     /// SET with a time-to-live in milliseconds (at least 1).
     pub async fn set(&self, key: &str, value: Vec<u8>, ttl: Duration) -> Result<(), StoreError> {
         let ms = (ttl.as_millis() as u64).max(1);
-        self.run(|mut c| async move { c.pset_ex(key, value, ms).await })
-            .await
+        self.run(
+            "SET",
+            |mut c| async move { c.pset_ex(key, value, ms).await },
+        )
+        .await
     }
 
     /// `SET key owner NX PX ttl`: whether this replica now holds the lock.
@@ -191,7 +200,7 @@ impl Store {
         ttl: Duration,
     ) -> Result<bool, StoreError> {
         let ms = ttl.as_millis() as u64;
-        self.run(|mut c| async move {
+        self.run("SET NX", |mut c| async move {
             let set: Option<String> = redis::cmd("SET")
                 .arg(key)
                 .arg(owner)
@@ -207,7 +216,7 @@ impl Store {
 
     pub async fn unlock(&self, key: &str, owner: &str) -> Result<(), StoreError> {
         let script = &self.release;
-        self.run(|mut c| async move {
+        self.run("EVALSHA", |mut c| async move {
             let _: i64 = script.key(key).arg(owner).invoke_async(&mut c).await?;
             Ok(())
         })
@@ -215,7 +224,7 @@ impl Store {
     }
 
     pub async fn publish(&self, channel: &str, message: &str) -> Result<(), StoreError> {
-        self.run(|mut c| async move {
+        self.run("PUBLISH", |mut c| async move {
             let _: i64 = c.publish(channel, message).await?;
             Ok(())
         })

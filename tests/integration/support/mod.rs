@@ -14,11 +14,14 @@ use std::time::{Duration, Instant};
 pub use bearer_proxy::config::raw::{
     Audience, BasicEncoding, CacheBackend, ClientAuthMethod, GrantKind, Issuer, RawAccess,
     RawCache, RawClient, RawConfig, RawRedis, RawRetry, RawRoute, RawServer, RawSigningKey,
-    RawTlsListener,
+    RawTelemetry, RawTlsListener,
 };
 use bearer_proxy::emulator::{self, EchoState, IdpState, ServerHandle};
 use rustls::pki_types::pem::PemObject as _;
 use tokio::net::TcpListener;
+
+mod otlp;
+pub use otlp::{attr, Collector};
 
 pub const CLIENT_ID: &str = "test-client";
 pub const CLIENT_SECRET: &str = "s3cr3t-Value-that-must-not-leak";
