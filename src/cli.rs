@@ -288,6 +288,17 @@ pub fn describe(path: &Path, c: &Config) -> String {
             );
         }
     }
+    if let Some(t) = &c.telemetry {
+        let headers: Vec<&str> = t.headers.iter().map(|(n, _)| n.as_str()).collect();
+        let _ = writeln!(
+            out,
+            "telemetry: {}v1/traces sample_ratio={} service_name={} headers=[{}]",
+            t.otlp_endpoint,
+            t.sample_ratio,
+            t.service_name,
+            headers.join(" ")
+        );
+    }
     let _ = writeln!(out, "routes:");
     for r in &c.routes {
         let host = r.host.as_ref().map_or("*".to_string(), |h| h.to_string());

@@ -26,6 +26,8 @@
 //!   live configuration reload.
 //! - `admin` — `/metrics`, `/healthz`, `/readyz`, `/status`, `/reload`.
 //! - `metrics` — every metric, one struct registered once.
+//! - `telemetry` — OpenTelemetry traces of requests, upstream attempts,
+//!   token fetches and shared-cache operations, exported over OTLP/HTTP.
 //! - [`emulator`] (feature `emulator`, on by default) — the bundled
 //!   identity-service emulator and echo upstream used by the demo, the
 //!   tests and the benchmarks.

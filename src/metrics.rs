@@ -53,6 +53,8 @@ pub struct Metrics {
     /// Sampled spans not delivered: the export queue was full, or the
     /// collector refused, failed or did not answer in time.
     pub trace_spans_dropped: IntCounter,
+    /// `{client}`: when a `tls_client_auth` client's certificate expires.
+    pub client_certificate_expiry: GaugeVec,
 }
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics::register(Registry::new()));
@@ -171,6 +173,12 @@ const TRACE_SPANS_DROPPED: Def = Def {
     labels: &[],
 };
 
+const CLIENT_CERTIFICATE_EXPIRY: Def = Def {
+    name: "bearer_proxy_client_certificate_expiry_timestamp_seconds",
+    help: "When the certificate of a tls_client_auth client expires (Unix time)",
+    labels: &["client"],
+};
+
 const FETCH_BUCKETS: &[f64] = &[
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 ];
@@ -243,6 +251,7 @@ impl Metrics {
             connections_refused: r.counter(CONNECTIONS_REFUSED),
             config_reloads: r.counter(CONFIG_RELOADS),
             trace_spans_dropped: r.int_counter(TRACE_SPANS_DROPPED),
+            client_certificate_expiry: r.gauge(CLIENT_CERTIFICATE_EXPIRY),
             registry,
         }
     }

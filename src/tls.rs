@@ -57,6 +57,18 @@ pub fn upstream_client_config(ca_file: &[CertificateDer<'static>]) -> rustls::Cl
     client_config_with(upstream_root_store(ca_file))
 }
 
+/// [`client_config`] presenting `identity` when the server asks for a
+/// client certificate (the identity service's secure token endpoint).
+pub fn client_config_with_identity(
+    extra: &[CertificateDer<'static>],
+    identity: &crate::config::ClientIdentity,
+) -> Result<rustls::ClientConfig, rustls::Error> {
+    rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(root_store(extra))
+        .with_client_auth_cert(identity.chain.clone(), identity.key())
+}
+
 /// A rustls client configuration on the ring provider trusting `roots`.
 fn client_config_with(roots: RootCertStore) -> rustls::ClientConfig {
     rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))

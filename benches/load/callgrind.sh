@@ -10,6 +10,9 @@
 # usage: benches/load/callgrind.sh      (DURATION=10 CONNS=8 TOP=25)
 #        KEEP_DIR=/tmp/cg benches/load/callgrind.sh   keeps the profiles for
 #        callgrind_annotate (e.g. --inclusive=yes) or kcachegrind
+#        BP_EXTRA='telemetry: { otlp_endpoint: "http://127.0.0.1:4318" }' …
+#        appends top-level YAML to bearer-proxy's configuration (every
+#        thread is counted: the span exporter's too)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 DURATION=${DURATION:-10}
@@ -21,6 +24,7 @@ if ! need valgrind; then
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq valgrind >/dev/null
 fi
 bp_config 1 "$work/bp.yaml"
+[ -n "${BP_EXTRA:-}" ] && printf '%s\n' "$BP_EXTRA" >> "$work/bp.yaml"
 
 measure() { # name port command...
     local name=$1 port=$2

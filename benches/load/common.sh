@@ -38,7 +38,9 @@ if ((${#missing[@]})); then
     $sudo apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-cargo build --release --quiet --bin bearer-proxy --example pingora_floor
+# NO_BUILD=1 uses the builds already there (A/B runs of saved binaries
+# while the tree is being edited).
+[ -n "${NO_BUILD:-}" ] || cargo build --release --quiet --bin bearer-proxy --example pingora_floor
 # Where cargo puts the builds (CARGO_TARGET_DIR is honoured).
 TARGET=${CARGO_TARGET_DIR:-$PWD/target}
 # BP_BIN=path runs another build of bearer-proxy (an A/B comparison).

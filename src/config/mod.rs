@@ -7,6 +7,7 @@ mod builder;
 pub mod defaults;
 mod env;
 mod error;
+mod identity;
 pub mod raw;
 mod secret;
 mod validate;
@@ -19,6 +20,7 @@ use std::time::Duration;
 use rustls::pki_types::CertificateDer;
 
 pub use error::{ConfigError, ConfigErrors};
+pub use identity::ClientIdentity;
 pub use raw::{BasicEncoding, ClientAuthMethod, GrantKind, Issuer, OnBehalfOf};
 pub use secret::Secret;
 pub use validate::{load_file, load_str};
@@ -223,6 +225,8 @@ pub struct ClientConfig {
     pub retry: RetryPolicy,
     /// Set for `on_behalf_of: caller`: tokens per caller, and their bounds.
     pub callers: Option<CallerPolicy>,
+    /// Extra form fields on every token request, in configured order.
+    pub token_request_params: Vec<(String, String)>,
 }
 
 /// How an `on_behalf_of: caller` client keeps its callers' tokens.
@@ -262,6 +266,10 @@ impl ClientConfig {
                 field(format!("post|{}", secret.expose()).as_bytes())
             }
             ClientAuth::PrivateKeyJwt { key } => field(&key.fingerprint()),
+            ClientAuth::TlsClientAuth { identity } => field(&identity.fingerprint()),
+        }
+        for (name, value) in &self.token_request_params {
+            field(format!("param|{name}|{value}").as_bytes());
         }
         match &self.grant {
             Grant::ClientCredentials => field(b"cc"),
@@ -338,6 +346,10 @@ pub enum ClientAuth {
     PrivateKeyJwt {
         key: Arc<SigningKey>,
     },
+    /// Mutual TLS with the client's certificate.
+    TlsClientAuth {
+        identity: Arc<ClientIdentity>,
+    },
 }
 
 impl ClientAuth {
@@ -346,6 +358,7 @@ impl ClientAuth {
             ClientAuth::SecretBasic { .. } => ClientAuthMethod::ClientSecretBasic,
             ClientAuth::SecretPost { .. } => ClientAuthMethod::ClientSecretPost,
             ClientAuth::PrivateKeyJwt { .. } => ClientAuthMethod::PrivateKeyJwt,
+            ClientAuth::TlsClientAuth { .. } => ClientAuthMethod::TlsClientAuth,
         }
     }
 }

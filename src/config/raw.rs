@@ -150,6 +150,9 @@ pub enum ClientAuthMethod {
     ClientSecretPost,
     /// A client assertion JWT signed with `signing_key`.
     PrivateKeyJwt,
+    /// Mutual TLS with the client's certificate, to the identity domain's
+    /// secure token endpoint (Oracle's TLS client authentication grant).
+    TlsClientAuth,
 }
 
 /// `Authorization: Basic` for `client_secret_basic`.
@@ -221,6 +224,13 @@ pub struct RawClient {
     pub request_timeout: Option<Duration>,
     #[serde(default)]
     pub retry: RawRetry,
+    /// `client_auth: tls_client_auth`: the certificate imported into the
+    /// confidential application, and its key (PEM files).
+    pub tls_client_cert_file: Option<PathBuf>,
+    pub tls_client_key_file: Option<PathBuf>,
+    /// Extra form fields on every token request, in the order given.
+    #[serde(default, skip_serializing_if = "serde_yaml::Mapping::is_empty")]
+    pub token_request_params: serde_yaml::Mapping,
 }
 
 /// Whose identity a client's tokens carry.

@@ -14,6 +14,9 @@
 
 mod caller;
 mod client_check;
+pub mod oic_rules;
+#[cfg(test)]
+mod oic_rules_tests;
 mod report;
 mod route_check;
 
@@ -42,6 +45,8 @@ pub struct Report {
     pub ok: bool,
     pub clients: Vec<ClientReport>,
     pub routes: Vec<RouteReport>,
+    /// Oracle Integration's rules the configuration breaks.
+    pub findings: Vec<oic_rules::Finding>,
 }
 
 pub fn run(config: &Config, req: &Request) -> ExitCode {
@@ -120,8 +125,12 @@ async fn examine(
 ) -> Report {
     let mut tokens = HashMap::new();
     let mut client_reports = Vec::new();
+    let mut findings = oic_rules::static_findings(clients, routes);
     for client in clients {
         let (report, token) = client_check::check(client, &client.scopes, caller).await;
+        if let Some(granted) = report.expires_in_s {
+            findings.extend(oic_rules::refresh_before_lifetime(client, granted));
+        }
         tokens.insert((client.name.clone(), client.scopes.clone()), token);
         client_reports.push(report);
     }
@@ -139,8 +148,11 @@ async fn examine(
         route_reports.push(route_check::check(route, tokens[&key].as_ref()).await);
     }
     Report {
-        ok: client_reports.iter().all(|c| c.ok) && route_reports.iter().all(|r| r.ok),
+        ok: client_reports.iter().all(|c| c.ok)
+            && route_reports.iter().all(|r| r.ok)
+            && findings.iter().all(|f| f.severity != "error"),
         clients: client_reports,
         routes: route_reports,
+        findings,
     }
 }

@@ -12,6 +12,14 @@ pub fn human(report: &Report) -> String {
     for r in &report.routes {
         route_lines(&mut out, r);
     }
+    for f in &report.findings {
+        let mark = if f.severity == "error" {
+            "FAIL"
+        } else {
+            "warn"
+        };
+        let _ = writeln!(out, "{mark} [{}] {}", f.check, f.message);
+    }
     let verdict = if report.ok {
         "every check passed"
     } else {

@@ -157,7 +157,9 @@ fn start_backends(config: &Config) -> Result<(SocketAddr, SocketAddr), ExitCode>
             | config::ClientAuth::SecretPost { secret } => {
                 Some((c.client_id.clone(), secret.expose().to_string()))
             }
-            config::ClientAuth::PrivateKeyJwt { .. } => None,
+            config::ClientAuth::PrivateKeyJwt { .. } | config::ClientAuth::TlsClientAuth { .. } => {
+                None
+            }
         })
         .collect();
     match super::spawn_demo_backends(idp, upstream, clients) {

@@ -31,6 +31,9 @@ pub struct Recorded {
     pub headers: HeaderMap,
     pub body_len: u64,
     pub body_sha256: String,
+    /// The client certificate presented, on a TLS upstream that asks for
+    /// one (so tests can see that the proxy never sends one upstream).
+    pub peer_certificate: Option<Vec<u8>>,
 }
 
 impl Recorded {
@@ -145,6 +148,10 @@ async fn echo(State(state): State<Arc<EchoState>>, req: Request) -> Response {
         headers: parts.headers.clone(),
         body_len: len,
         body_sha256: digest,
+        peer_certificate: parts
+            .extensions
+            .get::<super::serve::PeerCertificate>()
+            .map(|p| p.0.clone()),
     };
     let description = describe(&recorded);
     state

@@ -79,6 +79,8 @@ pub struct TokenRequest {
     /// The HTTP status the emulator answered with.
     pub status: u16,
     pub received_at: std::time::Instant,
+    /// The certificate the client presented over TLS, if any.
+    pub peer_certificate: Option<Vec<u8>>,
 }
 
 impl TokenRequest {
@@ -100,6 +102,8 @@ struct RegisteredKey {
 #[derive(Default)]
 struct RegisteredClient {
     secret: Option<String>,
+    /// The certificate imported for TLS client authentication (DER).
+    tls_certificate: Option<Vec<u8>>,
     /// How this client's `Authorization: Basic` is decoded: exactly one way.
     basic: BasicDecoding,
     keys: Vec<RegisteredKey>,
@@ -180,6 +184,22 @@ impl IdpState {
 
     /// Uploads a certificate to an application under `alias` (the `kid`
     /// its assertions name); it is also found by its `x5t`.
+    /// Imports `cert_pem` for `client_id`'s TLS client authentication.
+    pub fn register_tls_client_certificate(
+        &self,
+        client_id: &str,
+        cert_pem: &str,
+    ) -> Result<(), String> {
+        use rustls::pki_types::pem::PemObject;
+        let der = rustls::pki_types::CertificateDer::from_pem_slice(cert_pem.as_bytes())
+            .map_err(|e| format!("not a PEM certificate: {e}"))?;
+        lock(&self.clients)
+            .entry(client_id.into())
+            .or_default()
+            .tls_certificate = Some(der.as_ref().to_vec());
+        Ok(())
+    }
+
     pub fn register_client_certificate(
         &self,
         client_id: &str,
@@ -346,11 +366,11 @@ pub fn router(state: Arc<IdpState>) -> Router {
     Router::new()
         .route(
             "/oauth2/v1/token",
-            post(|st, h, b| token(st, h, b, Flavor::IdentityDomain)),
+            post(|st, peer, h, b| token(st, peer, h, b, Flavor::IdentityDomain)),
         )
         .route(
             "/oauth2/rest/token",
-            post(|st, h, b| token(st, h, b, Flavor::Oam)),
+            post(|st, peer, h, b| token(st, peer, h, b, Flavor::Oam)),
         )
         .route("/admin/v1/SigningCert/jwk", get(|| async { Json(jwks()) }))
         .route("/.well-known/jwks.json", get(|| async { Json(jwks()) }))
@@ -396,6 +416,7 @@ impl Refusal {
 
 async fn token(
     State(state): State<Arc<IdpState>>,
+    peer: Option<axum::Extension<super::serve::PeerCertificate>>,
     headers: HeaderMap,
     body: Bytes,
     flavor: Flavor,
@@ -415,6 +436,7 @@ async fn token(
         client_id: None,
         status: 0,
         received_at: std::time::Instant::now(),
+        peer_certificate: peer.map(|p| p.0 .0),
     };
     let mode = *lock(&state.mode);
     let response = match mode {
@@ -460,7 +482,11 @@ async fn token(
 /// The grant types of each flavour: identity domains use RFC names, OAM
 /// upper-case ones.
 fn grant_of(flavor: Flavor, grant_type: &str) -> Option<&'static str> {
-    let table: [(&str, &str, &'static str); 4] = [
+    let table: [(&str, &str, &'static str); 5] = [
+        // Oracle's TLS client authentication grant: client credentials,
+        // authenticated by the connection's certificate (identity domains
+        // only; OAM has none).
+        ("tls_client_auth", "", "client_credentials"),
         (
             "client_credentials",
             "CLIENT_CREDENTIALS",

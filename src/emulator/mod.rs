@@ -5,6 +5,7 @@
 pub(crate) mod commands;
 pub mod echo;
 pub mod idp;
+pub mod mtls;
 pub mod serve;
 
 use std::net::SocketAddr;
@@ -28,6 +29,21 @@ pub fn start_idp(listener: TcpListener) -> (Arc<IdpState>, ServerHandle) {
         state.down.clone(),
     );
     (state, handle)
+}
+
+/// Serves `state`'s token endpoint over mutual TLS on `listener`: the
+/// identity domain's secure token endpoint (`tls_client_auth`).
+pub fn start_secure_idp(
+    listener: TcpListener,
+    state: Arc<IdpState>,
+    acceptor: TlsAcceptor,
+) -> ServerHandle {
+    serve::serve(
+        listener,
+        idp::router(state.clone()),
+        Some(acceptor),
+        state.down.clone(),
+    )
 }
 
 /// Starts the echo upstream on `listener`, over TLS when `tls` is given.

@@ -53,37 +53,62 @@ pub fn serve(
             let router = router.clone();
             let tls = tls.clone();
             let down = down.clone();
-            let mut conn_stop = stopped.clone();
+            let conn_stop = stopped.clone();
             tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |req| {
-                    let router = router.clone();
-                    let down = down.clone();
-                    async move {
-                        if down.load(Ordering::SeqCst) {
-                            return Err(std::io::Error::other("emulated outage"));
-                        }
-                        router
-                            .oneshot(req.map(axum::body::Body::new))
-                            .await
-                            .map_err(|e| match e {})
-                    }
-                });
-                let builder = hyper::server::conn::http1::Builder::new();
                 match tls {
                     Some(acceptor) => {
                         let Ok(stream) = acceptor.accept(stream).await else {
                             return;
                         };
-                        let conn = builder.serve_connection(TokioIo::new(stream), service);
-                        tokio::select! { _ = conn => {}, _ = conn_stop.changed() => {} }
+                        let peer = stream
+                            .get_ref()
+                            .1
+                            .peer_certificates()
+                            .and_then(|c| c.first())
+                            .map(|c| PeerCertificate(c.as_ref().to_vec()));
+                        serve_connection(stream, router, down, peer, conn_stop).await;
                     }
-                    None => {
-                        let conn = builder.serve_connection(TokioIo::new(stream), service);
-                        tokio::select! { _ = conn => {}, _ = conn_stop.changed() => {} }
-                    }
+                    None => serve_connection(stream, router, down, None, conn_stop).await,
                 }
             });
         }
     });
     ServerHandle { addr, stop }
+}
+
+/// The certificate a TLS client presented, on each of its requests (the
+/// emulator's mTLS token endpoint compares it with the registered one).
+#[derive(Debug, Clone)]
+pub struct PeerCertificate(pub Vec<u8>);
+
+/// Serves one connection's requests until it closes or the server stops.
+async fn serve_connection<S>(
+    stream: S,
+    router: Router,
+    down: Arc<AtomicBool>,
+    peer: Option<PeerCertificate>,
+    mut stop: watch::Receiver<bool>,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service =
+        hyper::service::service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
+            let router = router.clone();
+            let down = down.clone();
+            if let Some(peer) = &peer {
+                req.extensions_mut().insert(peer.clone());
+            }
+            async move {
+                if down.load(Ordering::SeqCst) {
+                    return Err(std::io::Error::other("emulated outage"));
+                }
+                router
+                    .oneshot(req.map(axum::body::Body::new))
+                    .await
+                    .map_err(|e| match e {})
+            }
+        });
+    let conn =
+        hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+    tokio::select! { _ = conn => {}, _ = stop.changed() => {} }
 }

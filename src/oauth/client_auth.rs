@@ -41,6 +41,12 @@ pub fn apply(
             form.push(("client_assertion", jwt));
             Ok(None)
         }
+        // The certificate on the connection authenticates; the form names
+        // the client.
+        ClientAuth::TlsClientAuth { .. } => {
+            form.push(("client_id", client.client_id.clone()));
+            Ok(None)
+        }
     }
 }
 

@@ -5,7 +5,7 @@
 use super::assertion;
 use super::callers::CallerCredential;
 use super::error::FetchError;
-use crate::config::{ClientConfig, Grant, GrantKind, Issuer, Secret};
+use crate::config::{ClientAuth, ClientConfig, Grant, GrantKind, Issuer, Secret};
 
 /// Which request to send.
 pub enum Step<'a> {
@@ -62,10 +62,12 @@ pub fn form(
                 )))
             }
             Grant::ClientCredentials => {
-                form.push((
-                    "grant_type",
-                    name("client_credentials", "CLIENT_CREDENTIALS").to_string(),
-                ));
+                let grant = match client.auth {
+                    // Oracle's TLS client authentication grant.
+                    ClientAuth::TlsClientAuth { .. } => "tls_client_auth",
+                    _ => name("client_credentials", "CLIENT_CREDENTIALS"),
+                };
+                form.push(("grant_type", grant.to_string()));
             }
             Grant::Password { username, password } => {
                 form.push(("grant_type", name("password", "PASSWORD").to_string()));

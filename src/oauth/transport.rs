@@ -13,15 +13,19 @@ use super::error::{FetchError, IdpError};
 use super::grant::{self, Step};
 use super::rate::RateCeiling;
 use super::token::TokenResponse;
-use crate::config::ClientConfig;
+use crate::config::{ClientAuth, ClientConfig};
 
 /// Oracle Access Manager's identity-domain header.
 pub const OAM_DOMAIN_HEADER: &str = "x-oauth-identity-domain-name";
 
 /// The HTTP client for a token endpoint could not be built.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot build the HTTP client for the identity service: {0}")]
-pub struct TransportError(#[source] reqwest::Error);
+pub enum TransportError {
+    #[error("cannot build the HTTP client for the identity service: {0}")]
+    Client(#[source] reqwest::Error),
+    #[error("cannot use the client certificate: {0}")]
+    Identity(#[source] rustls::Error),
+}
 
 /// Token responses are small; anything bigger is not one.
 const MAX_BODY: usize = 256 * 1024;
@@ -39,8 +43,17 @@ impl TokenEndpoint {
         client: Arc<ClientConfig>,
         ceiling: Option<Arc<RateCeiling>>,
     ) -> Result<Self, TransportError> {
+        // The client's certificate goes on this connection only: never on
+        // an upstream one.
+        let tls = match &client.auth {
+            ClientAuth::TlsClientAuth { identity } => {
+                crate::tls::client_config_with_identity(&client.extra_roots, identity)
+                    .map_err(TransportError::Identity)?
+            }
+            _ => crate::tls::client_config(&client.extra_roots),
+        };
         let http = reqwest::Client::builder()
-            .tls_backend_preconfigured(crate::tls::client_config(&client.extra_roots))
+            .tls_backend_preconfigured(tls)
             .connect_timeout(client.connect_timeout)
             .timeout(client.request_timeout)
             // Never carry credentials to wherever a redirect points.
@@ -48,7 +61,7 @@ impl TokenEndpoint {
             .user_agent(concat!("bearer-proxy/", env!("CARGO_PKG_VERSION")))
             .pool_idle_timeout(Duration::from_secs(60))
             .build()
-            .map_err(TransportError)?;
+            .map_err(TransportError::Client)?;
         Ok(TokenEndpoint {
             http,
             client,
@@ -132,6 +145,7 @@ impl TokenEndpoint {
         let authorization = client_auth::apply(&self.client, &mut form)?;
         let body = form_urlencoded::Serializer::new(String::new())
             .extend_pairs(form.iter().map(|(k, v)| (*k, v.as_str())))
+            .extend_pairs(&self.client.token_request_params)
             .finish();
         let mut request = self
             .http

@@ -258,6 +258,9 @@ fn refusal_for_failure(e: &Error, ctx: &mut RequestCtx) -> Option<Refusal> {
 
 /// Ends the request's spans (nothing when traces are off).
 fn finish_trace(session: &Session, ctx: &mut RequestCtx, status: u16, error: Option<&'static str>) {
+    if !ctx.trace.is_active() {
+        return;
+    }
     let snapshot = ctx.snapshot.clone();
     let route = ctx.route.and_then(|i| snapshot.routes.get(i));
     ctx.trace.finish(crate::telemetry::Finished {

@@ -95,6 +95,7 @@ impl Snapshot {
                 upstream_duration: metrics().upstream_duration.with_label_values(&[&r.name]),
             });
         }
+        publish_certificate_expiry(&config);
         let defaults: Vec<http::Method> = crate::config::defaults::METHODS
             .iter()
             .filter_map(|m| http::Method::from_bytes(m.as_bytes()).ok())
@@ -116,6 +117,21 @@ impl Snapshot {
         match index.and_then(|i| self.routes.get(i)) {
             Some(route) => Ok(route),
             None => Error::e_explain(ErrorType::InternalError, "no route matched"),
+        }
+    }
+}
+
+/// `bearer_proxy_client_certificate_expiry_timestamp_seconds` for the
+/// configuration's `tls_client_auth` clients (a removed client's series
+/// goes with it).
+fn publish_certificate_expiry(config: &Config) {
+    let gauge = &metrics().client_certificate_expiry;
+    gauge.reset();
+    for client in &config.clients {
+        if let crate::config::ClientAuth::TlsClientAuth { identity } = &client.auth {
+            gauge
+                .with_label_values(&[client.name.as_str()])
+                .set(identity.not_after as f64);
         }
     }
 }

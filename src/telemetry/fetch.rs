@@ -7,7 +7,8 @@ use opentelemetry::trace::{
 };
 use opentelemetry::{Context, KeyValue};
 
-use super::sampler::FETCH_SPAN;
+/// The name of a token fetch's span.
+const FETCH_SPAN: &str = "token fetch";
 use super::{sampled_trace_id, tracer};
 use crate::config::{ClientConfig, Issuer};
 use crate::oauth::FetchError;

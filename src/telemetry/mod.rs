@@ -5,15 +5,14 @@
 //! Spans use the OpenTelemetry API directly rather than `tracing` spans
 //! bridged by `tracing-opentelemetry`: a request's span lives across
 //! pingora's hooks (there is no one future to instrument), and a request
-//! that is not sampled must cost next to nothing — the SDK's sampler
-//! decides before anything is recorded. With no `telemetry` section,
+//! that is not recorded must cost next to nothing: whether it is, is
+//! decided before any span is built (`RequestTrace::start`). With no `telemetry` section,
 //! nothing here runs: [`tracer`] is `None` and every span is empty.
 
 mod export;
 mod fetch;
 mod headers;
 mod request;
-mod sampler;
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -41,6 +40,17 @@ const EXPORT_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct Tracing {
     tracer: SdkTracer,
     propagator: TraceContextPropagator,
+    /// `sample_ratio` of the `u64` range: a request without a caller
+    /// trace is recorded when a random `u64` falls below it.
+    threshold: u64,
+    always: bool,
+}
+
+impl Tracing {
+    /// A request that starts its trace here is recorded at `sample_ratio`.
+    fn draw(&self) -> bool {
+        self.always || rand::random::<u64>() < self.threshold
+    }
 }
 
 static TRACING: OnceLock<Tracing> = OnceLock::new();
@@ -89,6 +99,8 @@ pub fn start(settings: &TelemetrySettings) -> Result<Exporting, TelemetryError> 
     let tracing = Tracing {
         tracer: provider.tracer("bearer-proxy"),
         propagator: TraceContextPropagator::new(),
+        threshold: (settings.sample_ratio * u64::MAX as f64) as u64,
+        always: settings.sample_ratio >= 1.0,
     };
     let exporting = Exporting {
         provider,
@@ -156,7 +168,12 @@ fn provider(settings: &TelemetrySettings) -> Result<SdkTracerProvider, Telemetry
             inner: processor,
             gate,
         })
-        .with_sampler(sampler::sampler(settings.sample_ratio))
+        // Whether a request is recorded is decided before its span is
+        // built (RequestTrace::start); what the SDK sees is recorded, and
+        // children follow their parent.
+        .with_sampler(opentelemetry_sdk::trace::Sampler::ParentBased(Box::new(
+            opentelemetry_sdk::trace::Sampler::AlwaysOn,
+        )))
         .with_resource(resource)
         .build())
 }

@@ -39,11 +39,25 @@ pub struct Finished<'a> {
 
 impl RequestTrace {
     /// Continues the caller's trace (`traceparent`, `tracestate`) or
-    /// starts one.
+    /// starts one — when it is recorded. Whether it is comes first, from
+    /// the caller's sampled flag or a draw at `sample_ratio`: a request
+    /// that is not recorded builds no span at all and passes the caller's
+    /// `traceparent` on unchanged (a header lookup and a random number are
+    /// all it costs).
     pub fn start(headers: &http::HeaderMap, method: &http::Method) -> Self {
         let Some(t) = tracer() else {
             return RequestTrace::default();
         };
+        let sampled = match headers
+            .get(&TRACEPARENT)
+            .and_then(|v| caller_sampled(v.as_bytes()))
+        {
+            Some(sampled) => sampled,
+            None => t.draw(),
+        };
+        if !sampled {
+            return RequestTrace::default();
+        }
         let parent = t.propagator.extract(&Incoming(headers));
         let span = t
             .tracer
@@ -55,6 +69,11 @@ impl RequestTrace {
             attempt: None,
             attempts: 0,
         }
+    }
+
+    /// Whether this request has spans (it is recorded).
+    pub fn is_active(&self) -> bool {
+        self.server.is_some()
     }
 
     fn recording(&self) -> Option<&Context> {
@@ -220,6 +239,20 @@ fn record(span: &opentelemetry::trace::SpanRef<'_>, done: &Finished<'_>) {
         span.set_attribute(KeyValue::new("error.type", kind));
         span.set_status(Status::error(""));
     }
+}
+
+static TRACEPARENT: http::HeaderName = http::HeaderName::from_static("traceparent");
+
+/// The sampled flag of a well-formed version-00 `traceparent`
+/// (`00-<32 hex>-<16 hex>-<2 hex flags>`); `None` for anything else,
+/// which the proxy treats as no caller trace.
+fn caller_sampled(value: &[u8]) -> Option<bool> {
+    if value.len() < 55 || &value[..3] != b"00-" || value[35] != b'-' || value[52] != b'-' {
+        return None;
+    }
+    let flags = std::str::from_utf8(&value[53..55]).ok()?;
+    let flags = u8::from_str_radix(flags, 16).ok()?;
+    Some(flags & 1 == 1)
 }
 
 /// The method as a span name: the known ones, else `_OTHER` (the semantic

@@ -75,6 +75,32 @@ async fn a_healthy_client_and_route_pass_with_claims_and_clock_skew() {
         report["routes"][0]["tls"].is_null(),
         "plain http loopback upstream"
     );
+    assert_eq!(report["findings"], serde_json::json!([]), "no rule broken");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refresh_before_at_the_granted_lifetime_is_a_finding_that_fails() {
+    let idp = Idp::start().await;
+    idp.state
+        .set_token_lifetime(std::time::Duration::from_secs(600));
+    let upstream = Upstream::start().await;
+    let mut config = ProxyConfig::new(&idp, &upstream);
+    config.client().refresh_before = Some(std::time::Duration::from_secs(600));
+    let (out, text) = doctor(&config, &[]).await;
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("FAIL [refresh_before_lifetime] clients.oic.refresh_before: 600 s is not below the 600 s lifetime"),
+        "{text}"
+    );
+    let (out, _) = doctor(&config, &["--json"]).await;
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["ok"], false);
+    assert_eq!(report["findings"][0]["check"], "refresh_before_lifetime");
+    assert_eq!(report["findings"][0]["severity"], "error");
+
+    config.client().refresh_before = Some(std::time::Duration::from_secs(120));
+    let (out, text) = doctor(&config, &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{text}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

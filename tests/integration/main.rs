@@ -7,6 +7,7 @@ mod support;
 mod access;
 mod admin;
 mod callers;
+mod client_tls;
 mod config_errors;
 mod connections;
 mod deploy_kit;

@@ -162,8 +162,8 @@ async fn a_callers_trace_continues_through_the_proxy_to_the_upstream_without_sec
         "the access log line carries the trace id:\n{logs}"
     );
 
-    // Not sampled (ratio 0, no caller trace): the upstream still gets a
-    // traceparent, marked not sampled, and nothing is recorded.
+    // Not recorded (ratio 0, no caller trace): no span, no traceparent
+    // made up; a caller's unsampled traceparent passes on unchanged.
     let r = client()
         .get(proxy.url("/ic/api/unsampled"))
         .header("x-api-key", "k-erp-secret-271828")
@@ -171,18 +171,20 @@ async fn a_callers_trace_continues_through_the_proxy_to_the_upstream_without_sec
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    let traceparent = upstream
-        .state
-        .last()
-        .unwrap()
-        .header("traceparent")
-        .unwrap()
-        .to_string();
-    assert!(
-        traceparent.starts_with("00-") && traceparent.ends_with("-00"),
-        "{traceparent}"
+    assert_eq!(upstream.state.last().unwrap().header("traceparent"), None);
+    let unsampled = format!("00-{TRACE_ID}-{PARENT_ID}-00");
+    let r = client()
+        .get(proxy.url("/ic/api/caller-unsampled"))
+        .header("x-api-key", "k-erp-secret-271828")
+        .header("traceparent", &unsampled)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        upstream.state.last().unwrap().header("traceparent"),
+        Some(unsampled.as_str())
     );
-    assert!(!traceparent.contains(TRACE_ID));
     // The access log line is written after the answer has gone out.
     let line = || {
         proxy
@@ -195,6 +197,26 @@ async fn a_callers_trace_continues_through_the_proxy_to_the_upstream_without_sec
     assert!(
         !line().unwrap().contains("trace_id="),
         "an unsampled request's log line has no trace id"
+    );
+    // Neither became a span: a recorded request sent after them is
+    // exported, and spans leave in the order they end.
+    const LATER: &str = "0af7651916cd43dd8448eb211c80319c";
+    let r = client()
+        .get(proxy.url("/ic/api/later"))
+        .header("x-api-key", "k-erp-secret-271828")
+        .header("traceparent", format!("00-{LATER}-{PARENT_ID}-01"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let spans = collector
+        .wait_for(WAIT, |s| server_span(s, LATER).is_some())
+        .await;
+    assert!(
+        !spans
+            .iter()
+            .any(|s| attr(s, "url.path").is_some_and(|p| p.contains("unsampled"))),
+        "an unrecorded request has no span"
     );
 }
 

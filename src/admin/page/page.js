@@ -59,6 +59,10 @@ function clientCard(c) {
   row(dl, "expires in", countdown(c.token_expires_at), "countdown expires").dataset.at = c.token_expires_at || "";
   row(dl, "next renewal in", countdown(c.next_renewal_at), "countdown renewal").dataset.at = c.next_renewal_at || "";
   row(dl, "token from", c.token_source === "shared" ? "shared cache" : "identity service");
+  if (c.client_certificate) {
+    row(dl, "authenticates by", "certificate " + c.client_certificate.subject, "certificate");
+    row(dl, "certificate expires", c.client_certificate.expires_at, "certificate-expiry");
+  }
   row(dl, "last fetch", (c.last_outcome || "—") + (c.last_fetch_at ? " at " + c.last_fetch_at : ""));
   if (c.last_error) row(dl, "last error", c.last_error, "error");
   if (c.last_idp_error) row(dl, "identity service said", c.last_idp_error);

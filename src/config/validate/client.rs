@@ -89,7 +89,13 @@ impl Validator<'_> {
             .as_ref()
             .and_then(|k| self.signing_key(&format!("{p}.signing_key"), k, &audience))
             .map(Arc::new);
-        let auth = self.client_auth(&p, &mut raw, signing_key.as_ref());
+        let auth = if raw.client_auth == ClientAuthMethod::TlsClientAuth {
+            self.tls_client_auth(&p, &raw)
+        } else {
+            self.no_identity_files(&p, &raw);
+            self.client_auth(&p, &mut raw, signing_key.as_ref())
+        };
+        let token_request_params = self.token_request_params(&p, &raw);
         let callers = self.caller_policy(&p, &raw);
         let grant = self.grant(&p, &mut raw, signing_key.as_ref());
         if raw.signing_key.is_some()
@@ -123,6 +129,7 @@ impl Validator<'_> {
             request_timeout: timing.request_timeout,
             retry: timing.retry,
             callers,
+            token_request_params,
         })
     }
 

@@ -11,6 +11,9 @@ mod callers;
 mod client;
 #[cfg(test)]
 mod client_tests;
+mod client_tls;
+#[cfg(test)]
+mod client_tls_tests;
 mod files;
 mod route;
 mod server;

@@ -46,6 +46,9 @@ pub(super) fn authenticate(state: &IdpState, record: &TokenRequest) -> Result<St
             format!("Client authentication failed: {why}."),
         )
     };
+    if record.field("grant_type") == Some("tls_client_auth") {
+        return certificate_client(state, record).map_err(&invalid);
+    }
     let basic = record
         .authorization
         .as_deref()
@@ -104,6 +107,28 @@ pub(super) fn authenticate(state: &IdpState, record: &TokenRequest) -> Result<St
         return Ok(id);
     }
     Err(invalid("no client credentials"))
+}
+
+/// TLS client authentication: the certificate presented on the connection
+/// must be the one imported for the form's `client_id`.
+fn certificate_client(state: &IdpState, record: &TokenRequest) -> Result<String, &'static str> {
+    if record.flavor != Flavor::IdentityDomain {
+        return Err("unsupported grant");
+    }
+    let id = record.field("client_id").ok_or("client_id is required")?;
+    let presented = record
+        .peer_certificate
+        .as_deref()
+        .ok_or("no client certificate presented (use the secure token endpoint)")?;
+    let clients = lock(&state.clients);
+    let registered = clients
+        .get(id)
+        .and_then(|c| c.tls_certificate.as_deref())
+        .ok_or("the client has no certificate imported")?;
+    if registered != presented {
+        return Err("the presented certificate is not the one imported for the client");
+    }
+    Ok(id.to_string())
 }
 
 fn check_secret(state: &IdpState, id: &str, secret: &str) -> bool {

@@ -6,6 +6,7 @@ use std::time::Instant;
 use serde::Serialize;
 
 use super::{lock, TokenSlot};
+use crate::config::{ClientAuth, ClientAuthMethod};
 use crate::oauth::unauthorized::Episode;
 
 impl TokenSlot {
@@ -41,6 +42,14 @@ impl TokenSlot {
                 .and_then(|e| e.idp())
                 .map(|i| i.code.clone()),
             upstream_refusal: lock(&self.unauthorized).episode(),
+            client_auth: client_auth_label(self.client.auth.method()),
+            client_certificate: match &self.client.auth {
+                ClientAuth::TlsClientAuth { identity } => Some(CertificateStatus {
+                    subject: identity.subject.clone(),
+                    expires_at: crate::clock::rfc3339(identity.not_after as f64),
+                }),
+                _ => None,
+            },
             token_source: *lock(&self.source),
             last_ecid: state
                 .last_error
@@ -77,4 +86,24 @@ pub struct SlotStatus {
     pub upstream_refusal: Option<Episode>,
     /// `idp` (fetched by this replica) or `shared` (adopted from the fleet).
     pub token_source: &'static str,
+    /// How the client authenticates: `client_secret_basic`,
+    /// `client_secret_post`, `private_key_jwt` or `tls_client_auth`.
+    pub client_auth: &'static str,
+    /// With `tls_client_auth`: the certificate's subject and expiry.
+    pub client_certificate: Option<CertificateStatus>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CertificateStatus {
+    pub subject: String,
+    pub expires_at: String,
+}
+
+fn client_auth_label(method: ClientAuthMethod) -> &'static str {
+    match method {
+        ClientAuthMethod::ClientSecretBasic => "client_secret_basic",
+        ClientAuthMethod::ClientSecretPost => "client_secret_post",
+        ClientAuthMethod::PrivateKeyJwt => "private_key_jwt",
+        ClientAuthMethod::TlsClientAuth => "tls_client_auth",
+    }
 }

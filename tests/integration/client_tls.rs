@@ -1,0 +1,200 @@
+//! Secretless clients (`client_auth: tls_client_auth`) against the
+//! emulator's secure token endpoint, which takes only the certificate
+//! imported for the client; and `token_request_params` on the wire.
+
+use bearer_proxy::emulator::{self, ServerHandle};
+use rustls::pki_types::pem::PemObject as _;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+use crate::support::*;
+
+/// The identity domain's secure token endpoint: mutual TLS, presenting a
+/// certificate of `ca` for localhost.
+async fn secure_endpoint(idp: &Idp, ca: &TestCa) -> ServerHandle {
+    let (cert, key) = ca.server();
+    let acceptor = emulator::mtls::acceptor(
+        vec![CertificateDer::from_pem_slice(cert.as_bytes()).unwrap()],
+        PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap(),
+    )
+    .unwrap();
+    emulator::start_secure_idp(listener().await, idp.state.clone(), acceptor)
+}
+
+/// An echo upstream over TLS that asks every client for a certificate
+/// (and records any it gets).
+async fn asking_upstream(ca: &TestCa) -> (std::sync::Arc<emulator::EchoState>, ServerHandle) {
+    let (cert, key) = ca.server();
+    let acceptor = emulator::mtls::acceptor(
+        vec![CertificateDer::from_pem_slice(cert.as_bytes()).unwrap()],
+        PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap(),
+    )
+    .unwrap();
+    emulator::start_echo(listener().await, Some(acceptor))
+}
+
+fn der(pem: &str) -> Vec<u8> {
+    CertificateDer::from_pem_slice(pem.as_bytes())
+        .unwrap()
+        .as_ref()
+        .to_vec()
+}
+
+/// A `tls_client_auth` client of the secure endpoint, presenting
+/// `client.crt` / `client.key`, with two extra form fields.
+fn certificate_client(secure: &ServerHandle) -> RawClient {
+    let mut params = serde_yaml::Mapping::new();
+    params.insert("resource".into(), "https://oic.test".into());
+    params.insert("audience".into(), "oic-runtime".into());
+    RawClient {
+        token_url: Some(format!(
+            "https://localhost:{}/oauth2/v1/token",
+            secure.addr.port()
+        )),
+        client_id: Some(CLIENT_ID.into()),
+        client_auth: ClientAuthMethod::TlsClientAuth,
+        tls_client_cert_file: Some("client.crt".into()),
+        tls_client_key_file: Some("client.key".into()),
+        ca_file: Some("ca.pem".into()),
+        scopes: vec![SCOPE.into()],
+        token_request_params: params,
+        ..RawClient::default()
+    }
+}
+
+struct Setup {
+    idp: Idp,
+    secure: ServerHandle,
+    ca: TestCa,
+    upstream: std::sync::Arc<emulator::EchoState>,
+    _upstream_server: ServerHandle,
+    upstream_url: String,
+}
+
+async fn setup() -> Setup {
+    let idp = Idp::start().await;
+    let ca = TestCa::new();
+    let secure = secure_endpoint(&idp, &ca).await;
+    let (upstream, server) = asking_upstream(&ca).await;
+    Setup {
+        upstream_url: format!("https://localhost:{}", server.addr.port()),
+        idp,
+        secure,
+        ca,
+        upstream,
+        _upstream_server: server,
+    }
+}
+
+fn config<'a>(s: &Setup, plain: &Upstream, files: Vec<(&'a str, String)>) -> ProxyConfig<'a> {
+    let mut config = ProxyConfig::new(&s.idp, plain);
+    config
+        .raw
+        .clients
+        .insert("oic".into(), certificate_client(&s.secure));
+    config.route().upstream = Some(s.upstream_url.clone());
+    config.route().upstream_ca_file = Some("ca.pem".into());
+    config.server().startup_token_wait = ms(3000);
+    config.files = files;
+    config.files.push(("ca.pem", s.ca.pem.clone()));
+    config
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_by_certificate_with_extra_parameters_and_never_the_certificate_upstream() {
+    let s = setup().await;
+    let plain = Upstream::start().await;
+    let (cert, key) = s.ca.client("oic-integration-client");
+    s.idp
+        .state
+        .register_tls_client_certificate(CLIENT_ID, &cert)
+        .unwrap();
+    let proxy = Proxy::start(&config(
+        &s,
+        &plain,
+        vec![("client.crt", cert.clone()), ("client.key", key)],
+    ))
+    .await;
+
+    let r = client().get(proxy.url("/ic/api/x")).send().await.unwrap();
+    assert_eq!(r.status(), 200, "{}", proxy.output());
+    let token_request = s.idp.state.requests().last().cloned().unwrap();
+    assert_eq!(token_request.status, 200);
+    let fields: Vec<(&str, &str)> = token_request
+        .form
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            ("grant_type", "tls_client_auth"),
+            ("scope", SCOPE),
+            ("client_id", CLIENT_ID),
+            ("resource", "https://oic.test"),
+            ("audience", "oic-runtime"),
+        ],
+        "Oracle's form, then the extra parameters in the order given"
+    );
+    assert_eq!(token_request.authorization, None, "no secret anywhere");
+    assert_eq!(
+        token_request.peer_certificate.as_deref(),
+        Some(der(&cert).as_slice())
+    );
+    let seen = s.upstream.last().unwrap();
+    assert!(seen.header("authorization").unwrap().starts_with("Bearer "));
+    assert_eq!(
+        seen.peer_certificate, None,
+        "the client certificate never goes upstream"
+    );
+
+    let status = proxy.status_json().await;
+    let c = &status["clients"][0];
+    assert_eq!(c["client_auth"], "tls_client_auth");
+    assert_eq!(
+        c["client_certificate"]["subject"],
+        "CN=oic-integration-client"
+    );
+    assert!(c["client_certificate"]["expires_at"]
+        .as_str()
+        .unwrap()
+        .ends_with('Z'));
+    let expiry = proxy
+        .metric("bearer_proxy_client_certificate_expiry_timestamp_seconds{client=\"oic\"}")
+        .await;
+    let leaf = der(&cert);
+    let (_, parsed) = x509_parser::parse_x509_certificate(&leaf).unwrap();
+    assert_eq!(expiry, parsed.validity().not_after.timestamp() as f64);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_certificate_is_refused_as_idp_rejected_with_oracles_error() {
+    let s = setup().await;
+    let plain = Upstream::start().await;
+    let (imported, _) = s.ca.client("the-imported-one");
+    s.idp
+        .state
+        .register_tls_client_certificate(CLIENT_ID, &imported)
+        .unwrap();
+    let (other, other_key) = s.ca.client("someone-else");
+    let proxy = Proxy::start(&config(
+        &s,
+        &plain,
+        vec![("client.crt", other), ("client.key", other_key)],
+    ))
+    .await;
+
+    let r = client().get(proxy.url("/ic/api/x")).send().await.unwrap();
+    assert_eq!(r.status(), 502);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["error"], "token_rejected", "{body}");
+    let refused = s.idp.state.requests().last().cloned().unwrap();
+    assert_eq!(refused.status, 401);
+    let status = proxy.status_json().await;
+    assert_eq!(status["clients"][0]["last_outcome"], "idp_rejected");
+    assert_eq!(status["clients"][0]["last_idp_error"], "invalid_client");
+    assert!(
+        status["clients"][0]["last_ecid"].is_string(),
+        "Oracle's error shape carries an ecid"
+    );
+    assert!(s.upstream.requests().is_empty());
+}
