@@ -198,3 +198,84 @@ async fn another_certificate_is_refused_as_idp_rejected_with_oracles_error() {
     );
     assert!(s.upstream.requests().is_empty());
 }
+
+fn run_command(args: &[&str], config: &std::path::Path) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_bearer-proxy"))
+        .args(args)
+        .arg("-c")
+        .arg(config)
+        .output()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_and_doctor_work_by_certificate_and_a_renewed_pair_is_used_after_reload() {
+    let s = setup().await;
+    let plain = Upstream::start().await;
+    let (first, first_key) = s.ca.client("oic-client-2026");
+    s.idp.state.register_tls_client_certificate(CLIENT_ID, &first).unwrap();
+    let proxy = Proxy::start(&config(&s, &plain, vec![("client.crt", first.clone()), ("client.key", first_key)])).await;
+    let path = proxy.config_path();
+
+    let cfg = path.clone();
+    let out = tokio::task::spawn_blocking(move || run_command(&["token", "--client", "oic", "--print"], &cfg))
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let last = s.idp.state.requests().last().cloned().unwrap();
+    assert_eq!((last.field("grant_type"), last.status), (Some("tls_client_auth"), 200));
+    assert_eq!(last.peer_certificate.as_deref(), Some(der(&first).as_slice()));
+
+    let cfg = path.clone();
+    let out = tokio::task::spawn_blocking(move || run_command(&["doctor", "--json"], &cfg))
+        .await
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{report:#}");
+    assert_eq!(report["clients"][0]["ok"], true);
+    assert_eq!(report["routes"][0]["status"], 200);
+
+    // cert-manager renews the pair; the new certificate is imported first.
+    let (second, second_key) = s.ca.client("oic-client-2027");
+    s.idp.state.register_tls_client_certificate(CLIENT_ID, &second).unwrap();
+    let dir = path.parent().unwrap();
+    for (name, content) in [("client.crt", &second), ("client.key", &second_key)] {
+        std::fs::write(dir.join("new"), content).unwrap();
+        std::fs::rename(dir.join("new"), dir.join(name)).unwrap();
+    }
+    let (status, answer) = proxy.admin_reload().await;
+    assert_eq!(status, 200, "{answer}");
+    let r = client().get(proxy.url("/ic/api/after")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let last = s.idp.state.requests().last().cloned().unwrap();
+    assert_eq!(last.status, 200);
+    assert_eq!(last.peer_certificate.as_deref(), Some(der(&second).as_slice()), "the renewed certificate is presented");
+    let status = proxy.status_json().await;
+    assert_eq!(status["clients"][0]["client_certificate"]["subject"], "CN=oic-client-2027");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_certificate_clients_token_is_shared_through_the_fleet_cache() {
+    let s = setup().await;
+    let plain = Upstream::start().await;
+    let redis = Redis::start().await;
+    let (cert, key) = s.ca.client("oic-fleet-client");
+    s.idp.state.register_tls_client_certificate(CLIENT_ID, &cert).unwrap();
+    let key_b64 = cache_key();
+    let replica = || {
+        config(&s, &plain, vec![("client.crt", cert.clone()), ("client.key", key.clone())])
+            .shared(&redis, &key_b64, None)
+    };
+    let a = Proxy::start(&replica()).await;
+    let b = Proxy::start(&replica()).await;
+    for proxy in [&a, &b] {
+        let r = client().get(proxy.url("/ic/api/x")).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    assert_eq!(s.idp.state.request_count(), 1, "one token for the fleet");
+    assert_eq!(
+        b.metric("bearer_proxy_shared_cache_total{client=\"oic\",result=\"hit\"}").await,
+        1.0,
+        "the second replica took it from Redis"
+    );
+}
