@@ -6,10 +6,12 @@
 // With a sixth argument, also checks the card of that on_behalf_of: caller
 // client: one cached caller of 10000, one refusal by the identity service.
 // With a seventh, checks that a refused reload is shown with that text.
-//   usage: node status_page.mjs <admin url> <token> <healthy> <failing> <screenshot.png> [per-caller client] [refused reload text]
+// With an eighth, "client=subject": that client's card says it
+// authenticates by the certificate with that subject, and its expiry.
+//   usage: node status_page.mjs <admin url> <token> <healthy> <failing> <screenshot.png> [per-caller client] [refused reload text] [client=certificate subject]
 import { chromium } from "playwright-core";
 
-const [url, token, healthy, failing, shot, perCaller, refusedText] = process.argv.slice(2);
+const [url, token, healthy, failing, shot, perCaller, refusedText, certificate] = process.argv.slice(2);
 const browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: ["--no-sandbox"] });
 const errors = [];
 try {
@@ -49,6 +51,16 @@ try {
     await page.waitForSelector("#refused:not([hidden])");
     const refused = await page.textContent("#refused");
     if (!refused.includes(refusedText) || !refused.includes("reload refused")) throw new Error(`refused reload shown as: ${refused}`);
+  }
+  if (certificate) {
+    const [name, subject] = certificate.split("=", 2).length === 2
+      ? [certificate.slice(0, certificate.indexOf("=")), certificate.slice(certificate.indexOf("=") + 1)]
+      : [certificate, ""];
+    await page.waitForSelector(card(name) + " .certificate");
+    const shown = await page.textContent(card(name) + " .certificate");
+    if (!shown.includes(subject)) throw new Error(`${name} shows certificate ${shown}, not ${subject}`);
+    const expiry = await page.textContent(card(name) + " .certificate-expiry");
+    if (!/^\d{4}-\d\d-\d\dT/.test(expiry.trim())) throw new Error(`${name} shows certificate expiry ${expiry}`);
   }
   await page.waitForSelector("[data-route]");
   await page.screenshot({ path: shot, fullPage: true });

@@ -8,18 +8,6 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::support::*;
 
-/// The identity domain's secure token endpoint: mutual TLS, presenting a
-/// certificate of `ca` for localhost.
-async fn secure_endpoint(idp: &Idp, ca: &TestCa) -> ServerHandle {
-    let (cert, key) = ca.server();
-    let acceptor = emulator::mtls::acceptor(
-        vec![CertificateDer::from_pem_slice(cert.as_bytes()).unwrap()],
-        PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap(),
-    )
-    .unwrap();
-    emulator::start_secure_idp(listener().await, idp.state.clone(), acceptor)
-}
-
 /// An echo upstream over TLS that asks every client for a certificate
 /// (and records any it gets).
 async fn asking_upstream(ca: &TestCa) -> (std::sync::Arc<emulator::EchoState>, ServerHandle) {
@@ -73,7 +61,7 @@ struct Setup {
 async fn setup() -> Setup {
     let idp = Idp::start().await;
     let ca = TestCa::new();
-    let secure = secure_endpoint(&idp, &ca).await;
+    let secure = secure_token_endpoint(&idp, &ca).await;
     let (upstream, server) = asking_upstream(&ca).await;
     Setup {
         upstream_url: format!("https://localhost:{}", server.addr.port()),
@@ -213,18 +201,38 @@ async fn token_and_doctor_work_by_certificate_and_a_renewed_pair_is_used_after_r
     let s = setup().await;
     let plain = Upstream::start().await;
     let (first, first_key) = s.ca.client("oic-client-2026");
-    s.idp.state.register_tls_client_certificate(CLIENT_ID, &first).unwrap();
-    let proxy = Proxy::start(&config(&s, &plain, vec![("client.crt", first.clone()), ("client.key", first_key)])).await;
+    s.idp
+        .state
+        .register_tls_client_certificate(CLIENT_ID, &first)
+        .unwrap();
+    let proxy = Proxy::start(&config(
+        &s,
+        &plain,
+        vec![("client.crt", first.clone()), ("client.key", first_key)],
+    ))
+    .await;
     let path = proxy.config_path();
 
     let cfg = path.clone();
-    let out = tokio::task::spawn_blocking(move || run_command(&["token", "--client", "oic", "--print"], &cfg))
-        .await
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = tokio::task::spawn_blocking(move || {
+        run_command(&["token", "--client", "oic", "--print"], &cfg)
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let last = s.idp.state.requests().last().cloned().unwrap();
-    assert_eq!((last.field("grant_type"), last.status), (Some("tls_client_auth"), 200));
-    assert_eq!(last.peer_certificate.as_deref(), Some(der(&first).as_slice()));
+    assert_eq!(
+        (last.field("grant_type"), last.status),
+        (Some("tls_client_auth"), 200)
+    );
+    assert_eq!(
+        last.peer_certificate.as_deref(),
+        Some(der(&first).as_slice())
+    );
 
     let cfg = path.clone();
     let out = tokio::task::spawn_blocking(move || run_command(&["doctor", "--json"], &cfg))
@@ -237,7 +245,10 @@ async fn token_and_doctor_work_by_certificate_and_a_renewed_pair_is_used_after_r
 
     // cert-manager renews the pair; the new certificate is imported first.
     let (second, second_key) = s.ca.client("oic-client-2027");
-    s.idp.state.register_tls_client_certificate(CLIENT_ID, &second).unwrap();
+    s.idp
+        .state
+        .register_tls_client_certificate(CLIENT_ID, &second)
+        .unwrap();
     let dir = path.parent().unwrap();
     for (name, content) in [("client.crt", &second), ("client.key", &second_key)] {
         std::fs::write(dir.join("new"), content).unwrap();
@@ -245,13 +256,24 @@ async fn token_and_doctor_work_by_certificate_and_a_renewed_pair_is_used_after_r
     }
     let (status, answer) = proxy.admin_reload().await;
     assert_eq!(status, 200, "{answer}");
-    let r = client().get(proxy.url("/ic/api/after")).send().await.unwrap();
+    let r = client()
+        .get(proxy.url("/ic/api/after"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     let last = s.idp.state.requests().last().cloned().unwrap();
     assert_eq!(last.status, 200);
-    assert_eq!(last.peer_certificate.as_deref(), Some(der(&second).as_slice()), "the renewed certificate is presented");
+    assert_eq!(
+        last.peer_certificate.as_deref(),
+        Some(der(&second).as_slice()),
+        "the renewed certificate is presented"
+    );
     let status = proxy.status_json().await;
-    assert_eq!(status["clients"][0]["client_certificate"]["subject"], "CN=oic-client-2027");
+    assert_eq!(
+        status["clients"][0]["client_certificate"]["subject"],
+        "CN=oic-client-2027"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -260,11 +282,18 @@ async fn a_certificate_clients_token_is_shared_through_the_fleet_cache() {
     let plain = Upstream::start().await;
     let redis = Redis::start().await;
     let (cert, key) = s.ca.client("oic-fleet-client");
-    s.idp.state.register_tls_client_certificate(CLIENT_ID, &cert).unwrap();
+    s.idp
+        .state
+        .register_tls_client_certificate(CLIENT_ID, &cert)
+        .unwrap();
     let key_b64 = cache_key();
     let replica = || {
-        config(&s, &plain, vec![("client.crt", cert.clone()), ("client.key", key.clone())])
-            .shared(&redis, &key_b64, None)
+        config(
+            &s,
+            &plain,
+            vec![("client.crt", cert.clone()), ("client.key", key.clone())],
+        )
+        .shared(&redis, &key_b64, None)
     };
     let a = Proxy::start(&replica()).await;
     let b = Proxy::start(&replica()).await;
@@ -274,7 +303,8 @@ async fn a_certificate_clients_token_is_shared_through_the_fleet_cache() {
     }
     assert_eq!(s.idp.state.request_count(), 1, "one token for the fleet");
     assert_eq!(
-        b.metric("bearer_proxy_shared_cache_total{client=\"oic\",result=\"hit\"}").await,
+        b.metric("bearer_proxy_shared_cache_total{client=\"oic\",result=\"hit\"}")
+            .await,
         1.0,
         "the second replica took it from Redis"
     );

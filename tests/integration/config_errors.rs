@@ -171,8 +171,16 @@ fn every_example_config_is_valid() {
         )
         .unwrap();
         std::fs::create_dir_all(dir.path().join("certs")).unwrap();
-        std::fs::copy(fixture("client-key.pem"), dir.path().join("certs/oic-client.key")).unwrap();
-        std::fs::copy(fixture("client-cert.pem"), dir.path().join("certs/oic-client.crt")).unwrap();
+        std::fs::copy(
+            fixture("client-key.pem"),
+            dir.path().join("certs/oic-client.key"),
+        )
+        .unwrap();
+        std::fs::copy(
+            fixture("client-cert.pem"),
+            dir.path().join("certs/oic-client.crt"),
+        )
+        .unwrap();
         std::fs::write(dir.path().join("secrets/oic-client-secret"), "s\n").unwrap();
         std::fs::write(
             dir.path().join("api-keys"),

@@ -28,6 +28,32 @@ async fn the_status_page_shows_client_states_and_renews_in_a_real_browser() {
         RawRoute::open("legacy", "/legacy/", &upstream.url(), "as-user")
             .with_access(RawAccess::identity_service_basic()),
     );
+    // A client with no secret: it authenticates by certificate.
+    let ca = TestCa::new();
+    let secure = secure_token_endpoint(&idp, &ca).await;
+    let (cert, key) = ca.client("status-page-client");
+    idp.state
+        .register_tls_client_certificate(CLIENT_ID, &cert)
+        .unwrap();
+    let by_certificate = RawClient {
+        token_url: Some(format!(
+            "https://localhost:{}/oauth2/v1/token",
+            secure.addr.port()
+        )),
+        client_id: Some(CLIENT_ID.into()),
+        client_auth: ClientAuthMethod::TlsClientAuth,
+        tls_client_cert_file: Some("client.crt".into()),
+        tls_client_key_file: Some("client.key".into()),
+        ca_file: Some("ca.pem".into()),
+        scopes: vec![SCOPE.into()],
+        ..RawClient::default()
+    };
+    config.add_client_route("mtls", by_certificate, &upstream.url());
+    config.files = vec![
+        ("client.crt", cert),
+        ("client.key", key),
+        ("ca.pem", ca.pem.clone()),
+    ];
     config.raw.admin.token = Some(TOKEN.into());
     config.server().startup_token_wait = ms(300);
     let proxy = Proxy::start(&config).await;
@@ -72,7 +98,8 @@ async fn the_status_page_shows_client_states_and_renews_in_a_real_browser() {
         .args([TOKEN, "oic", "backoffice"])
         .arg(&shot)
         .arg("as-user")
-        .arg("server.threads");
+        .arg("server.threads")
+        .arg("mtls=CN=status-page-client");
     let out = tokio::task::spawn_blocking(move || cmd.output().expect("node runs"))
         .await
         .unwrap();
@@ -85,7 +112,7 @@ async fn the_status_page_shows_client_states_and_renews_in_a_real_browser() {
     assert!(shot.is_file(), "screenshot saved under target/");
     assert_eq!(
         idp.state.request_count(),
-        4,
-        "the start-up fetch, alice's two password grants and the renewal"
+        5,
+        "the start-up fetches (two clients), alice's two password grants and the renewal"
     );
 }

@@ -881,3 +881,16 @@ impl<'a> ProxyConfig<'a> {
         self
     }
 }
+
+/// The identity domain's secure token endpoint for `idp`'s clients:
+/// mutual TLS, presenting a certificate of `ca` for localhost, taking only
+/// the certificate imported for a client (`tls_client_auth`).
+pub async fn secure_token_endpoint(idp: &Idp, ca: &TestCa) -> ServerHandle {
+    let (cert, key) = ca.server();
+    let acceptor = emulator::mtls::acceptor(
+        vec![pem_cert(&cert)],
+        rustls::pki_types::PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap(),
+    )
+    .unwrap();
+    emulator::start_secure_idp(listener().await, idp.state.clone(), acceptor)
+}
