@@ -62,7 +62,8 @@ fn metric_names(expr: &str) -> BTreeSet<String> {
 
 /// Families the proxy exports once each has been used: requests (an open
 /// route, a refused API key, an upstream 401), token fetches, the shared
-/// cache and one of its errors (a corrupted entry, then a renewal).
+/// cache and one of its errors (a corrupted entry, then a renewal), a
+/// client certificate's expiry.
 async fn exported_families() -> BTreeSet<String> {
     let (idp, upstream, redis) = (
         Idp::start().await,
@@ -77,6 +78,23 @@ async fn exported_families() -> BTreeSet<String> {
     config
         .files
         .push(("keys", bearer_proxy::api_key_line("k", "key")));
+    // A client that authenticates by certificate (its expiry is a series).
+    let ca = TestCa::new();
+    let (cert, key) = ca.client("deploy-kit-client");
+    config.raw.clients.insert(
+        "mtls".into(),
+        RawClient {
+            token_url: Some("https://idcs-1.secure.identity.oraclecloud.com".into()),
+            client_id: Some("mtls".into()),
+            client_auth: ClientAuthMethod::TlsClientAuth,
+            tls_client_cert_file: Some("client.crt".into()),
+            tls_client_key_file: Some("client.key".into()),
+            scopes: vec![SCOPE.into()],
+            ..RawClient::default()
+        },
+    );
+    config.files.push(("client.crt", cert));
+    config.files.push(("client.key", key));
     let proxy = Proxy::start(&config).await;
     assert_eq!(get_status(proxy.url("/x")).await, 200);
     assert_eq!(get_status(proxy.url("/keyed/x")).await, 401);
