@@ -127,8 +127,9 @@ pub fn run(config: Config, source: PathBuf) -> Result<(), StartError> {
     for w in &config.warnings {
         tracing::warn!("{w}");
     }
-    // Kept to the end: dropping it flushes the spans still queued.
-    let _exporting = config
+    // Kept to the end: dropping it flushes the spans still queued (the
+    // drain watcher does, before the process exits).
+    let exporting = config
         .telemetry
         .as_ref()
         .map(crate::telemetry::start)
@@ -181,7 +182,7 @@ pub fn run(config: Config, source: PathBuf) -> Result<(), StartError> {
     admin.add_tcp(&admin_listen.to_string());
     server.add_service(admin);
 
-    spawn_drain_watcher(&server, settings.shutdown_grace);
+    spawn_drain_watcher(&server, settings.shutdown_grace, exporting);
     tracing::info!(
         listen = ?settings.listen,
         tls_listen = ?settings.tls_listen.iter().map(|t| t.address).collect::<Vec<_>>(),
@@ -280,7 +281,11 @@ fn forbid_core_dumps() {
 /// pingora waits out the whole grace period on SIGTERM; this ends the
 /// process as soon as no request is in flight, so "drain for up to
 /// `shutdown_grace`" holds in both directions.
-fn spawn_drain_watcher(server: &Server, grace: Duration) {
+fn spawn_drain_watcher(
+    server: &Server,
+    grace: Duration,
+    exporting: Option<crate::telemetry::Exporting>,
+) {
     let mut phases = server.watch_execution_phase();
     std::thread::spawn(move || loop {
         match phases.blocking_recv() {
@@ -293,6 +298,8 @@ fn spawn_drain_watcher(server: &Server, grace: Duration) {
                     in_flight = metrics::metrics().in_flight.get(),
                     "drained; exiting"
                 );
+                // The last spans go out (for a bounded time) before exit.
+                drop(exporting);
                 std::process::exit(0);
             }
             Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}

@@ -35,6 +35,8 @@ const BATCH_SIZE: usize = 512;
 const BATCH_DELAY: Duration = Duration::from_secs(1);
 /// One export's limit, retries included; its spans are dropped after.
 const EXPORT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the process waits at exit for the last spans to go out.
+const FLUSH_AT_EXIT: Duration = Duration::from_secs(2);
 
 /// What the request path needs: the tracer and the W3C propagator.
 pub struct Tracing {
@@ -68,10 +70,23 @@ pub struct Exporting {
 }
 
 impl Drop for Exporting {
+    /// Flushes for at most [`FLUSH_AT_EXIT`]: a slow or absent collector
+    /// must not hold up the process's exit (the SDK's own shutdown waits
+    /// for the export, retries included).
     fn drop(&mut self) {
-        let _ = self.provider.shutdown_with_timeout(EXPORT_TIMEOUT);
+        let provider = self.provider.clone();
+        let (done, flushed) = std::sync::mpsc::channel();
+        let flusher = std::thread::Builder::new()
+            .name("trace-flush".into())
+            .spawn(move || {
+                let _ = provider.shutdown();
+                let _ = done.send(());
+            });
+        if flusher.is_ok() {
+            let _ = flushed.recv_timeout(FLUSH_AT_EXIT);
+        }
         if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_timeout(Duration::from_secs(1));
+            runtime.shutdown_background();
         }
     }
 }

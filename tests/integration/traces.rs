@@ -370,3 +370,59 @@ async fn a_dead_collector_fails_no_request_and_its_spans_are_counted_as_dropped(
     );
     assert_eq!(get_status(proxy.url("/after")).await, 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_collector_holds_up_sigterm_by_at_most_the_flush_bound() {
+    // Accepts connections and never answers: every export would wait out
+    // its 10 s time-out.
+    let silent = listener().await;
+    let endpoint = format!("http://{}", silent.local_addr().unwrap());
+    let held = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((socket, _)) = silent.accept().await {
+            open.push(socket);
+        }
+    });
+    let idp = Idp::start().await;
+    let upstream = Upstream::start().await;
+    let mut config = ProxyConfig::new(&idp, &upstream);
+    config.raw.telemetry = Some(telemetry(endpoint, 1.0));
+    let mut proxy = Proxy::start(&config).await;
+    for i in 0..5 {
+        assert_eq!(get_status(proxy.url(&format!("/r/{i}"))).await, 200);
+    }
+    let started = std::time::Instant::now();
+    proxy.terminate();
+    let status = proxy
+        .wait_exit(Duration::from_secs(8))
+        .await
+        .expect("exited");
+    assert!(status.success());
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "exit waited {:?} for the collector",
+        started.elapsed()
+    );
+    held.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_last_spans_are_flushed_when_sigterm_stops_the_proxy() {
+    let collector = Collector::start().await;
+    let idp = Idp::start().await;
+    let upstream = Upstream::start().await;
+    let mut config = ProxyConfig::new(&idp, &upstream);
+    config.raw.telemetry = Some(telemetry(collector.endpoint(), 1.0));
+    let mut proxy = Proxy::start(&config).await;
+    assert_eq!(get_status(proxy.url("/ic/api/last-words")).await, 200);
+    // At once: the batch would otherwise go out a second later.
+    proxy.terminate();
+    assert!(proxy.wait_exit(Duration::from_secs(8)).await.is_some());
+    let spans = collector.wait_for(WAIT, |_| true).await;
+    assert!(
+        spans
+            .iter()
+            .any(|s| attr(s, "url.path").as_deref() == Some("/ic/api/last-words")),
+        "the request's span was sent before exit"
+    );
+}
