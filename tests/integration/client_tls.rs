@@ -27,25 +27,14 @@ fn der(pem: &str) -> Vec<u8> {
         .to_vec()
 }
 
-/// A `tls_client_auth` client of the secure endpoint, presenting
-/// `client.crt` / `client.key`, with two extra form fields.
-fn certificate_client(secure: &ServerHandle) -> RawClient {
+/// [`certificate_client`] with two extra form fields.
+fn with_params(secure: &ServerHandle) -> RawClient {
     let mut params = serde_yaml::Mapping::new();
     params.insert("resource".into(), "https://oic.test".into());
     params.insert("audience".into(), "oic-runtime".into());
     RawClient {
-        token_url: Some(format!(
-            "https://localhost:{}/oauth2/v1/token",
-            secure.addr.port()
-        )),
-        client_id: Some(CLIENT_ID.into()),
-        client_auth: ClientAuthMethod::TlsClientAuth,
-        tls_client_cert_file: Some("client.crt".into()),
-        tls_client_key_file: Some("client.key".into()),
-        ca_file: Some("ca.pem".into()),
-        scopes: vec![SCOPE.into()],
         token_request_params: params,
-        ..RawClient::default()
+        ..certificate_client(secure)
     }
 }
 
@@ -78,7 +67,7 @@ fn config<'a>(s: &Setup, plain: &Upstream, files: Vec<(&'a str, String)>) -> Pro
     config
         .raw
         .clients
-        .insert("oic".into(), certificate_client(&s.secure));
+        .insert("oic".into(), with_params(&s.secure));
     config.route().upstream = Some(s.upstream_url.clone());
     config.route().upstream_ca_file = Some("ca.pem".into());
     config.server().startup_token_wait = ms(3000);

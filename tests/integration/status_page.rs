@@ -35,20 +35,7 @@ async fn the_status_page_shows_client_states_and_renews_in_a_real_browser() {
     idp.state
         .register_tls_client_certificate(CLIENT_ID, &cert)
         .unwrap();
-    let by_certificate = RawClient {
-        token_url: Some(format!(
-            "https://localhost:{}/oauth2/v1/token",
-            secure.addr.port()
-        )),
-        client_id: Some(CLIENT_ID.into()),
-        client_auth: ClientAuthMethod::TlsClientAuth,
-        tls_client_cert_file: Some("client.crt".into()),
-        tls_client_key_file: Some("client.key".into()),
-        ca_file: Some("ca.pem".into()),
-        scopes: vec![SCOPE.into()],
-        ..RawClient::default()
-    };
-    config.add_client_route("mtls", by_certificate, &upstream.url());
+    config.add_client_route("mtls", certificate_client(&secure), &upstream.url());
     config.files = vec![
         ("client.crt", cert),
         ("client.key", key),

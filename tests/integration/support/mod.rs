@@ -894,3 +894,21 @@ pub async fn secure_token_endpoint(idp: &Idp, ca: &TestCa) -> ServerHandle {
     .unwrap();
     emulator::start_secure_idp(listener().await, idp.state.clone(), acceptor)
 }
+
+/// A `tls_client_auth` client of `secure` ([`secure_token_endpoint`]),
+/// presenting `client.crt` / `client.key` and trusting `ca.pem`.
+pub fn certificate_client(secure: &ServerHandle) -> RawClient {
+    RawClient {
+        token_url: Some(format!(
+            "https://localhost:{}/oauth2/v1/token",
+            secure.addr.port()
+        )),
+        client_id: Some(CLIENT_ID.into()),
+        client_auth: ClientAuthMethod::TlsClientAuth,
+        tls_client_cert_file: Some("client.crt".into()),
+        tls_client_key_file: Some("client.key".into()),
+        ca_file: Some("ca.pem".into()),
+        scopes: vec![SCOPE.into()],
+        ..RawClient::default()
+    }
+}
