@@ -127,15 +127,10 @@ fn certified_key(listener: &TlsListener) -> Result<Arc<CertifiedKey>, ListenerEr
         .map_err(|e| fail("certificate", &e))?;
     let key =
         PrivateKeyDer::from_pem_file(&listener.key_file).map_err(|e| fail("private key", &e))?;
-    let provider = rustls::crypto::ring::default_provider();
-    let signing = provider
-        .key_provider
-        .load_private_key(key)
-        .map_err(|e| fail("private key", &e))?;
-    let certified = CertifiedKey::new(chain, signing);
-    certified
-        .keys_match()
-        .map_err(|e| fail("certificate and key", &e))?;
+    let certified = crate::tls::certified_key(chain, key).map_err(|e| match e {
+        crate::tls::KeyPairError::UnusableKey(e) => fail("private key", &e),
+        crate::tls::KeyPairError::Mismatch(e) => fail("certificate and key", &e),
+    })?;
     Ok(Arc::new(certified))
 }
 

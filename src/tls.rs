@@ -3,7 +3,8 @@
 
 use std::sync::{Arc, LazyLock};
 
-use rustls::pki_types::CertificateDer;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::sign::CertifiedKey;
 use rustls::RootCertStore;
 
 /// The platform's roots (honours `SSL_CERT_FILE` / `SSL_CERT_DIR`). Loaded on
@@ -76,6 +77,31 @@ fn client_config_with(roots: RootCertStore) -> rustls::ClientConfig {
         .expect("ring supports the default protocol versions")
         .with_root_certificates(roots)
         .with_no_client_auth()
+}
+
+/// Why a certificate chain and a key cannot be used together.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyPairError {
+    #[error("the private key is unusable: {0}")]
+    UnusableKey(#[source] rustls::Error),
+    #[error("the key does not belong to the certificate: {0}")]
+    Mismatch(#[source] rustls::Error),
+}
+
+/// `chain` (leaf first) and `key` as rustls signs with them (ring), checked
+/// to belong together: a TLS listener's pair and a `tls_client_auth`
+/// client's.
+pub fn certified_key(
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+) -> Result<CertifiedKey, KeyPairError> {
+    let signing = rustls::crypto::ring::default_provider()
+        .key_provider
+        .load_private_key(key)
+        .map_err(KeyPairError::UnusableKey)?;
+    let certified = CertifiedKey::new(chain, signing);
+    certified.keys_match().map_err(KeyPairError::Mismatch)?;
+    Ok(certified)
 }
 
 /// Makes ring the process-wide rustls provider. Both pingora and reqwest

@@ -34,13 +34,12 @@ impl ClientIdentity {
         // The key's PEM error text never quotes the key.
         let key = PrivateKeyDer::from_pem_slice(key_pem)
             .map_err(|_| "key: no PEM private key found".to_string())?;
-        let signing = rustls::crypto::ring::default_provider()
-            .key_provider
-            .load_private_key(key.clone_key())
-            .map_err(|e| format!("key: unusable: {e}"))?;
-        rustls::sign::CertifiedKey::new(chain.clone(), signing)
-            .keys_match()
-            .map_err(|_| "the key does not belong to the certificate".to_string())?;
+        crate::tls::certified_key(chain.clone(), key.clone_key()).map_err(|e| match e {
+            crate::tls::KeyPairError::UnusableKey(e) => format!("key: unusable: {e}"),
+            crate::tls::KeyPairError::Mismatch(_) => {
+                "the key does not belong to the certificate".to_string()
+            }
+        })?;
         Ok(ClientIdentity {
             chain,
             key,

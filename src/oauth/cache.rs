@@ -15,7 +15,7 @@ use super::rate::RateCeilings;
 use super::shared::{SharedCache, SharedStatus};
 use super::slot::{SlotParts, TokenSlot};
 use super::transport::TransportError;
-use crate::config::{CacheSettings, CallerPolicy, Config, RouteConfig};
+use crate::config::{CacheSettings, CallerPolicy, ClientConfig, Config, RouteConfig};
 
 /// The cache could not be built from a valid configuration.
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +58,16 @@ pub enum RouteTokens {
     One(Arc<TokenSlot>),
     /// Each caller as itself.
     PerCaller(Arc<CallerSlots>),
+}
+
+impl RouteTokens {
+    /// The client whose tokens these are.
+    pub fn client(&self) -> &ClientConfig {
+        match self {
+            RouteTokens::One(slot) => &slot.client,
+            RouteTokens::PerCaller(family) => &family.client,
+        }
+    }
 }
 
 /// What slots and families are made with, and the cache they may be

@@ -119,11 +119,11 @@ async fn token_for(
 ) -> Result<(HeaderValue, Option<Arc<TokenSlot>>), Refusal> {
     let unavailable = match &route.tokens {
         RouteTokens::One(slot) => {
-            if let Some(value) = slot.cached_authorization() {
-                return Ok((value, None));
-            }
+            let waits = waits_for_fetch(ctx, slot);
             let result = slot.authorization().await;
-            link_fetch(ctx, slot);
+            if waits {
+                link_fetch(ctx, slot);
+            }
             match result {
                 Ok(value) => return Ok((value, None)),
                 Err(unavailable) => unavailable,
@@ -136,9 +136,9 @@ async fn token_for(
                 .slot_for(who, headers)
                 .map_err(|d| denied(session, ctx, route, d))?;
             let wait = ctx.snapshot.limits.caller_token_wait;
-            let waited = ctx.trace.trace_id().is_some() && !slot.has_usable_token();
+            let waits = waits_for_fetch(ctx, &slot);
             let result = family.authorization(&slot, wait).await;
-            if waited {
+            if waits {
                 link_fetch(ctx, &slot);
             }
             match result {
@@ -158,6 +158,12 @@ async fn token_for(
         "no token for request"
     );
     Err(Refusal::Token(unavailable))
+}
+
+/// Whether a recorded request is about to wait for `slot`'s fetch (it
+/// holds no usable token); nothing is looked at when traces are off.
+fn waits_for_fetch(ctx: &RequestCtx, slot: &TokenSlot) -> bool {
+    ctx.trace.is_active() && !slot.has_usable_token()
 }
 
 /// A request that found no usable token waited for a fetch: its span
@@ -256,6 +262,17 @@ fn refusal_for_failure(e: &Error, ctx: &mut RequestCtx) -> Option<Refusal> {
     })
 }
 
+/// The current upstream attempt failed without an answer.
+fn trace_failure(ctx: &mut RequestCtx, e: &Error) {
+    if !ctx.trace.is_active() {
+        return;
+    }
+    let snapshot = ctx.snapshot.clone();
+    if let Ok(route) = snapshot.route(ctx.route) {
+        ctx.trace.failed(e.etype().as_str(), &route.upstream.target);
+    }
+}
+
 /// Ends the request's spans (nothing when traces are off).
 fn finish_trace(session: &Session, ctx: &mut RequestCtx, status: u16, error: Option<&'static str>) {
     if !ctx.trace.is_active() {
@@ -266,7 +283,13 @@ fn finish_trace(session: &Session, ctx: &mut RequestCtx, status: u16, error: Opt
     ctx.trace.finish(crate::telemetry::Finished {
         method: &session.req_header().method,
         status,
-        route: route.map(|r| (r.name.as_str(), r.prefix.as_str(), r.client.as_str())),
+        route: route.map(|r| {
+            (
+                r.name.as_str(),
+                r.prefix.as_str(),
+                r.tokens.client().name.as_str(),
+            )
+        }),
         caller: ctx.caller.as_deref(),
         client_address: client_ip(session),
         path: session.req_header().uri.path(),
@@ -438,9 +461,7 @@ impl ProxyHttp for BearerProxy {
         ctx: &mut RequestCtx,
         e: Box<Error>,
     ) -> Box<Error> {
-        if let Ok(route) = ctx.snapshot.clone().route(ctx.route) {
-            ctx.trace.failed(e.etype().as_str(), &route.upstream.target);
-        }
+        trace_failure(ctx, &e);
         e
     }
 
@@ -458,9 +479,7 @@ impl ProxyHttp for BearerProxy {
             e.set_retry(ctx.replay == Replay::ByPingora);
             return e;
         }
-        if let Ok(route) = ctx.snapshot.clone().route(ctx.route) {
-            ctx.trace.failed(e.etype().as_str(), &route.upstream.target);
-        }
+        trace_failure(ctx, &e);
         if !session.req_header().method.is_idempotent() || session.as_ref().retry_buffer_truncated()
         {
             e.set_retry(false);

@@ -21,8 +21,6 @@ pub struct LiveRoute {
     pub name: String,
     /// The route's path prefix (a span's `http.route`).
     pub prefix: String,
-    /// The client whose tokens it carries.
-    pub client: String,
     pub max_body_bytes: Option<u64>,
     pub access: Arc<AccessPolicy>,
     /// Where its tokens come from: one slot, or a family of callers' slots.
@@ -84,7 +82,6 @@ impl Snapshot {
             routes.push(LiveRoute {
                 name: r.name.clone(),
                 prefix: r.path_prefix.clone(),
-                client: r.client.name.clone(),
                 max_body_bytes: r.max_body_bytes,
                 access: r.access.clone(),
                 tokens,

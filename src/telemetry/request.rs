@@ -1,7 +1,7 @@
 //! A request's spans: the SERVER span from arrival to the last byte, and a
 //! CLIENT span per upstream attempt whose `traceparent` names it as the
-//! upstream's parent. Attributes are written only on recorded spans, so an
-//! unsampled request pays for two span ids and a header.
+//! upstream's parent. Only a recorded request has spans: one that is not
+//! holds an empty `RequestTrace`, and every call on it returns at once.
 
 use std::net::IpAddr;
 
@@ -161,31 +161,30 @@ impl RequestTrace {
     /// its own.
     pub fn failed(&mut self, error: &'static str, target: &UpstreamTarget) {
         if self.attempt.is_none() {
-            let Some(t) = tracer() else {
-                return;
-            };
-            let Some(server) = self.recording().cloned() else {
-                return;
-            };
-            let span = t
-                .tracer
-                .span_builder("connect")
-                .with_kind(SpanKind::Client)
-                .start_with_context(&t.tracer, &server);
-            self.attempt = Some(server.with_span(span));
-            self.attempts += 1;
-            if let Some(cx) = &self.attempt {
-                cx.span().set_attributes([
-                    KeyValue::new("server.address", target.host.clone()),
-                    KeyValue::new("server.port", i64::from(target.port)),
-                ]);
-            }
+            self.attempt = self.connect_attempt(target);
         }
         if let Some(cx) = self.attempt.as_ref().filter(|cx| cx.span().is_recording()) {
             cx.span().set_attribute(KeyValue::new("error.type", error));
             cx.span().set_status(Status::error(""));
         }
         self.end_attempt();
+    }
+
+    /// The span of an attempt that never connected.
+    fn connect_attempt(&mut self, target: &UpstreamTarget) -> Option<Context> {
+        let t = tracer()?;
+        let server = self.recording()?.clone();
+        self.attempts += 1;
+        let span = t
+            .tracer
+            .span_builder("connect")
+            .with_kind(SpanKind::Client)
+            .with_attributes([
+                KeyValue::new("server.address", target.host.clone()),
+                KeyValue::new("server.port", i64::from(target.port)),
+            ])
+            .start_with_context(&t.tracer, &server);
+        Some(server.with_span(span))
     }
 
     fn end_attempt(&mut self) {

@@ -418,11 +418,47 @@ async fn the_last_spans_are_flushed_when_sigterm_stops_the_proxy() {
     // At once: the batch would otherwise go out a second later.
     proxy.terminate();
     assert!(proxy.wait_exit(Duration::from_secs(8)).await.is_some());
-    let spans = collector.wait_for(WAIT, |_| true).await;
+    // The process has exited: what it sent has arrived.
+    let spans = collector.spans();
     assert!(
         spans
             .iter()
             .any(|s| attr(s, "url.path").as_deref() == Some("/ic/api/last-words")),
         "the request's span was sent before exit"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_connect_is_an_attempt_span_with_its_error() {
+    let collector = Collector::start().await;
+    let idp = Idp::start().await;
+    let upstream = Upstream::start().await;
+    let mut config = ProxyConfig::new(&idp, &upstream);
+    config.raw.telemetry = Some(telemetry(collector.endpoint(), 1.0));
+    let closed = format!("http://127.0.0.1:{}", free_port());
+    config.raw.routes[0] = RawRoute::open("main", "/", &closed, "oic");
+    let proxy = Proxy::start(&config).await;
+    assert_eq!(get_status(proxy.url("/ic/api/unreachable")).await, 502);
+    let is_request = |s: &Span| attr(s, "url.path").as_deref() == Some("/ic/api/unreachable");
+    let spans = collector
+        .wait_for(WAIT, |s| {
+            s.iter()
+                .any(|x| is_request(x) && children(s, x).iter().any(|c| c.name == "connect"))
+        })
+        .await;
+    let server = spans.iter().find(|s| is_request(s)).unwrap();
+    assert_eq!(
+        attr(server, "http.response.status_code").as_deref(),
+        Some("502")
+    );
+    let connect = children(&spans, server)
+        .into_iter()
+        .find(|c| c.name == "connect")
+        .unwrap();
+    assert_eq!(kind(connect), SpanKind::Client);
+    assert!(attr(connect, "error.type").is_some_and(|e| !e.is_empty()));
+    assert_eq!(
+        attr(connect, "server.address").as_deref(),
+        Some("127.0.0.1")
     );
 }

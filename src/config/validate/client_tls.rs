@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use super::files::read_limited;
 use super::Validator;
 use crate::config::raw::{ClientAuthMethod, GrantKind, Issuer, RawClient};
 use crate::config::{ClientAuth, ClientIdentity};
@@ -95,14 +94,7 @@ impl Validator<'_> {
             self.err(path, "is required with client_auth tls_client_auth");
             return None;
         };
-        let full = self.resolve(file);
-        match read_limited(&full) {
-            Ok(bytes) => Some(bytes),
-            Err(e) => {
-                self.err(path, format!("cannot read {}: {e}", full.display()));
-                None
-            }
-        }
+        self.read_bytes(&path, file)
     }
 
     /// `token_request_params`: text names and values, none the proxy

@@ -273,6 +273,19 @@ impl Validator<'_> {
         }
     }
 
+    /// [`Self::read_text`] for a file that need not be text (PEM keys and
+    /// certificates).
+    fn read_bytes(&mut self, path: &str, file: &Path) -> Option<Vec<u8>> {
+        let full = self.resolve(file);
+        match read_limited(&full) {
+            Ok(bytes) => Some(bytes),
+            Err(e) => {
+                self.err(path, format!("cannot read {}: {e}", full.display()));
+                None
+            }
+        }
+    }
+
     fn read_text(&mut self, path: &str, file: &Path) -> Option<String> {
         let full = self.resolve(file);
         match read_text_limited(&full) {

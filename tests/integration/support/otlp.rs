@@ -107,6 +107,11 @@ impl Collector {
         }
     }
 
+    /// Every span received so far.
+    pub fn spans(&self) -> Vec<Span> {
+        self.received.lock().unwrap().spans.clone()
+    }
+
     /// Every body received, as sent.
     pub fn bodies(&self) -> Vec<Vec<u8>> {
         self.received.lock().unwrap().bodies.clone()
