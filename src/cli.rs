@@ -312,6 +312,9 @@ pub fn describe(path: &Path, c: &Config) -> String {
             r.client.name,
             r.scopes.join(" ")
         );
+        for l in &r.limits {
+            let _ = writeln!(out, "    limit {l}");
+        }
     }
     for w in &c.warnings {
         let _ = writeln!(out, "warning: {w}");

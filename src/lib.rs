@@ -47,6 +47,7 @@ mod downstream_tls;
 #[cfg(feature = "emulator")]
 pub mod emulator;
 mod keygen;
+mod limits;
 mod logging;
 mod metrics;
 mod oauth;

@@ -55,6 +55,20 @@ pub struct Metrics {
     pub trace_spans_dropped: IntCounter,
     /// `{client}`: when a `tls_client_auth` client's certificate expires.
     pub client_certificate_expiry: GaugeVec,
+    /// `{limit,reason}`; reason is `rate|messages|busy`.
+    pub limit_rejections: IntCounterVec,
+    /// `{limit}`: places of a concurrency limit held on this replica.
+    pub limit_in_flight: IntGaugeVec,
+    /// `{limit}`: requests waiting for a place.
+    pub limit_queued: IntGaugeVec,
+    /// `{limit}`: how long requests waited for a place (admitted or not).
+    pub limit_queue_wait: HistogramVec,
+    /// `{limit}`: Oracle Integration messages counted by a message quota.
+    pub limit_messages: IntCounterVec,
+    /// `{limit}`: partitions (callers, addresses) this replica keeps state for.
+    pub limit_partitions: IntGaugeVec,
+    /// `{route,status}`: upstream 429 and 503 answers, passed through.
+    pub upstream_throttled: IntCounterVec,
 }
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics::register(Registry::new()));
@@ -71,6 +85,46 @@ struct Def {
     labels: &'static [&'static str],
 }
 
+const LIMIT_REJECTIONS: Def = Def {
+    name: "bearer_proxy_limit_rejections_total",
+    help: "Requests refused by a traffic limit, by reason",
+    labels: &["limit", "reason"],
+};
+const LIMIT_IN_FLIGHT: Def = Def {
+    name: "bearer_proxy_limit_in_flight",
+    help: "Places of a concurrency limit held on this replica",
+    labels: &["limit"],
+};
+const LIMIT_QUEUED: Def = Def {
+    name: "bearer_proxy_limit_queued",
+    help: "Requests waiting for a place of a concurrency limit",
+    labels: &["limit"],
+};
+const LIMIT_QUEUE_WAIT: Def = Def {
+    name: "bearer_proxy_limit_queue_wait_seconds",
+    help: "Time requests waited for a place of a concurrency limit",
+    labels: &["limit"],
+};
+/// From a free place (microseconds) to a full queue time-out.
+const QUEUE_WAIT_BUCKETS: &[f64] = &[
+    0.0005, 0.005, 0.025, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 15.0, 60.0,
+];
+const LIMIT_MESSAGES: Def = Def {
+    name: "bearer_proxy_limit_messages_total",
+    help: "Oracle Integration messages (one per started 50 KB of body) counted by a message quota",
+    labels: &["limit"],
+};
+const LIMIT_PARTITIONS: Def = Def {
+    name: "bearer_proxy_limit_partitions",
+    help:
+        "Partitions (callers or addresses, as keyed hashes) a limit keeps state for on this replica",
+    labels: &["limit"],
+};
+const UPSTREAM_THROTTLED: Def = Def {
+    name: "bearer_proxy_upstream_throttled_total",
+    help: "Upstream 429 and 503 answers, passed through unchanged",
+    labels: &["route", "status"],
+};
 const TOKEN_FETCH: Def = Def {
     name: "bearer_proxy_token_fetch_total",
     help: "Token requests sent to the identity service, by outcome",
@@ -252,6 +306,13 @@ impl Metrics {
             config_reloads: r.counter(CONFIG_RELOADS),
             trace_spans_dropped: r.int_counter(TRACE_SPANS_DROPPED),
             client_certificate_expiry: r.gauge(CLIENT_CERTIFICATE_EXPIRY),
+            limit_rejections: r.counter(LIMIT_REJECTIONS),
+            limit_in_flight: r.int_gauge_vec(LIMIT_IN_FLIGHT),
+            limit_queued: r.int_gauge_vec(LIMIT_QUEUED),
+            limit_queue_wait: r.histogram(LIMIT_QUEUE_WAIT, QUEUE_WAIT_BUCKETS),
+            limit_messages: r.counter(LIMIT_MESSAGES),
+            limit_partitions: r.int_gauge_vec(LIMIT_PARTITIONS),
+            upstream_throttled: r.counter(UPSTREAM_THROTTLED),
             registry,
         }
     }

@@ -72,6 +72,7 @@ impl BackgroundService for Background {
             crate::reload::spawn_watcher(self.reloader.clone(), shutdown.clone());
         }
         upstream::resolve_all(&snapshot).await;
+        spawn_limit_heartbeat(self.current.clone(), shutdown.clone());
         let started = Instant::now();
         if cache.warm_up(self.startup_token_wait).await {
             tracing::info!(
@@ -103,6 +104,23 @@ impl BackgroundService for Background {
             }
         }
     }
+}
+
+/// Announces this replica to the fleet for each shared limit, and renews
+/// the leases of the places it holds, every `limits::HEARTBEAT` (the
+/// current configuration's limits; nothing with the memory backend).
+fn spawn_limit_heartbeat(current: Arc<ArcSwap<Snapshot>>, mut shutdown: ShutdownWatch) {
+    tokio::spawn(async move {
+        loop {
+            if let Some((fleet, names)) = current.load().limit_set.fleet() {
+                fleet.heartbeat(&names).await;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(crate::limits::HEARTBEAT) => {}
+                _ = shutdown.changed() => return,
+            }
+        }
+    });
 }
 
 /// Why the proxy could not start with a valid configuration.

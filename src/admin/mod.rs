@@ -151,6 +151,7 @@ impl AdminApp {
                         "clients": clients,
                         "callers": callers,
                         "connections": self.connections.status(),
+                        "limits": snapshot.limit_set.status(),
                     }),
                 )
             }

@@ -110,3 +110,16 @@ pub const OAM_TOKEN_PATH: &str = "/oauth2/rest/token";
 /// `telemetry.sample_ratio`: one trace in a hundred started here.
 pub const TRACE_SAMPLE_RATIO: f64 = 0.01;
 pub const TRACE_SERVICE_NAME: &str = "bearer-proxy";
+
+/// How long a request may wait for a place of a `concurrency` limit.
+pub const LIMIT_QUEUE_TIMEOUT: Duration = Duration::from_secs(2);
+/// Longest `queue_timeout`: a queued request holds a client connection.
+pub const LIMIT_QUEUE_TIMEOUT_MAX: Duration = Duration::from_secs(300);
+/// Bytes of body per Oracle Integration message (50 KB).
+pub const MESSAGE_BYTES: u64 = 51_200;
+/// Partition keys (callers, addresses) kept per limit; the least recently
+/// used is forgotten beyond it.
+pub const LIMIT_PARTITIONS_MAX: usize = 100_000;
+/// Every fleet place is leased: a replica that dies holding places gives
+/// them back after this long without renewing its lease.
+pub const LIMIT_PLACE_LEASE: Duration = Duration::from_secs(15);

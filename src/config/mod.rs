@@ -21,7 +21,7 @@ use rustls::pki_types::CertificateDer;
 
 pub use error::{ConfigError, ConfigErrors};
 pub use identity::ClientIdentity;
-pub use raw::{BasicEncoding, ClientAuthMethod, GrantKind, Issuer, OnBehalfOf};
+pub use raw::{BasicEncoding, ClientAuthMethod, GrantKind, Issuer, LimitPer, OnBehalfOf};
 pub use secret::Secret;
 pub use validate::{load_file, load_str};
 
@@ -45,6 +45,79 @@ pub struct Config {
     pub files: Vec<std::path::PathBuf>,
     /// `None`: traces are off.
     pub telemetry: Option<TelemetrySettings>,
+    /// The `limits:` section, by name.
+    pub limits: Vec<Arc<LimitConfig>>,
+}
+
+/// A named traffic limit (`limits.<name>`): every route that names it
+/// draws on the same pool.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LimitConfig {
+    pub name: String,
+    pub kind: LimitKind,
+    pub per: LimitPer,
+}
+
+impl std::fmt::Display for LimitConfig {
+    /// `name: concurrency 200 (queue_timeout 2s) per caller`, as `check` prints it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let unit = |secs: u64| match secs {
+            1 => "s",
+            60 => "min",
+            3600 => "h",
+            _ => "d",
+        };
+        write!(f, "{}: ", self.name)?;
+        match self.kind {
+            LimitKind::Concurrency { max, queue_timeout } => write!(
+                f,
+                "concurrency {max} (queue_timeout {})",
+                humantime::format_duration(queue_timeout)
+            )?,
+            LimitKind::Rate {
+                count,
+                window_secs,
+                burst,
+            } => write!(f, "rate {count}/{} burst {burst}", unit(window_secs))?,
+            LimitKind::Messages { count, window_secs } => {
+                write!(f, "messages {count}/{}", unit(window_secs))?
+            }
+        }
+        let per = match self.per {
+            LimitPer::All => "all",
+            LimitPer::Caller => "caller",
+            LimitPer::ClientIp => "client_ip",
+        };
+        write!(f, " per {per}")
+    }
+}
+
+/// What a limit counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimitKind {
+    /// Requests in flight at the upstream at once; the excess waits up to
+    /// `queue_timeout` (zero: never waits).
+    Concurrency { max: u32, queue_timeout: Duration },
+    /// `count` requests per `window_secs`, up to `burst` at once.
+    Rate {
+        count: u32,
+        window_secs: u64,
+        burst: u32,
+    },
+    /// Oracle Integration messages (one per started 50 KB of body) per
+    /// calendar window (UTC).
+    Messages { count: u64, window_secs: u64 },
+}
+
+impl LimitKind {
+    /// The `reason` label of a refusal by this kind of limit.
+    pub fn label(&self) -> &'static str {
+        match self {
+            LimitKind::Concurrency { .. } => "busy",
+            LimitKind::Rate { .. } => "rate",
+            LimitKind::Messages { .. } => "messages",
+        }
+    }
 }
 
 /// Where and how traces are exported (`telemetry:`).
@@ -494,4 +567,6 @@ pub struct RouteConfig {
     pub methods: Vec<http::Method>,
     /// The path `doctor` asks the upstream for.
     pub probe_path: String,
+    /// The limits its requests pass, in the order named.
+    pub limits: Vec<Arc<LimitConfig>>,
 }

@@ -23,6 +23,9 @@ pub struct RawConfig {
     pub clients: BTreeMap<String, RawClient>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub routes: Vec<RawRoute>,
+    /// Named traffic limits; routes refer to them by name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub limits: BTreeMap<String, RawLimit>,
     /// Traces are off when the section is absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub telemetry: Option<RawTelemetry>,
@@ -286,6 +289,37 @@ pub struct RawRoute {
     pub methods: Option<Vec<String>>,
     /// What `bearer-proxy doctor` GETs upstream (default: the path prefix).
     pub probe_path: Option<String>,
+    /// Names of `limits:` entries this route's requests pass through.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub limits: Vec<String>,
+}
+
+/// `limits.<name>:` — exactly one of `concurrency`, `rate`, `messages`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLimit {
+    pub concurrency: Option<u32>,
+    #[serde(default, with = "humantime_serde")]
+    pub queue_timeout: Option<Duration>,
+    /// `N/s`, `N/min` or `N/h`.
+    pub rate: Option<String>,
+    pub burst: Option<u32>,
+    /// `N/h` or `N/d`.
+    pub messages: Option<String>,
+    pub per: Option<LimitPer>,
+}
+
+/// Whose requests share one count of a limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LimitPer {
+    /// Every request of the limit's routes.
+    #[default]
+    All,
+    /// Each caller the route's access rule admitted.
+    Caller,
+    /// Each client address.
+    ClientIp,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

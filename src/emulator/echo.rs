@@ -56,6 +56,27 @@ pub struct EchoState {
     /// audience.
     refuse_all: std::sync::atomic::AtomicBool,
     count: watch::Sender<u64>,
+    /// Requests being answered now, and the most ever at once (what a
+    /// concurrency ceiling in front of it must bound).
+    in_flight: AtomicU64,
+    max_in_flight: AtomicU64,
+}
+
+/// Counts a request as in flight at the upstream while it lives.
+struct Answering<'a>(&'a EchoState);
+
+impl<'a> Answering<'a> {
+    fn enter(state: &'a EchoState) -> Self {
+        let now = state.in_flight.fetch_add(1, Ordering::AcqRel) + 1;
+        state.max_in_flight.fetch_max(now, Ordering::AcqRel);
+        Answering(state)
+    }
+}
+
+impl Drop for Answering<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl EchoState {
@@ -66,7 +87,19 @@ impl EchoState {
             refuse_after: AtomicU64::new(u64::MAX),
             refuse_all: std::sync::atomic::AtomicBool::new(false),
             count: watch::channel(0).0,
+            in_flight: AtomicU64::new(0),
+            max_in_flight: AtomicU64::new(0),
         })
+    }
+
+    /// Requests being answered now.
+    pub fn in_flight(&self) -> u64 {
+        self.in_flight.load(Ordering::Acquire)
+    }
+
+    /// The most requests it was answering at once.
+    pub fn max_in_flight(&self) -> u64 {
+        self.max_in_flight.load(Ordering::Acquire)
     }
 
     pub fn requests(&self) -> Vec<Recorded> {
@@ -127,6 +160,7 @@ pub fn router(state: Arc<EchoState>) -> Router {
 static CHUNK: [u8; 64 * 1024] = [b'x'; 64 * 1024];
 
 async fn echo(State(state): State<Arc<EchoState>>, req: Request) -> Response {
+    let _answering = Answering::enter(&state);
     let (parts, body) = req.into_parts();
     let revoked = state.is_revoked(&parts.headers);
     let stop_at = if revoked {

@@ -243,6 +243,11 @@ impl TokenCache {
         }
     }
 
+    /// The fleet's Redis; `None` with the memory backend.
+    pub fn shared(&self) -> Option<&Arc<SharedCache>> {
+        self.shared.as_ref()
+    }
+
     /// The shared cache's state for `/status`; `None` with the memory backend.
     pub fn shared_status(&self) -> Option<SharedStatus> {
         self.shared.as_ref().map(|s| s.status())

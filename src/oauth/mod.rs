@@ -22,5 +22,6 @@ mod unauthorized;
 pub use cache::{fetch_missing, CacheError, RouteTokens, TokenCache};
 pub use callers::{spawn_sweeper, CallerFailure};
 pub use error::FetchError;
+pub use shared::SharedCache;
 pub use slot::{TokenSlot, Unavailable};
 pub use unauthorized::{Episode, Verdict};

@@ -62,6 +62,9 @@ pub struct RequestCtx {
     pub caller_slot: Option<Arc<TokenSlot>>,
     /// The request's spans (empty when traces are off).
     pub trace: crate::telemetry::RequestTrace,
+    /// What the route's traffic limits granted: places held until the
+    /// request ends (dropped with the context), the `RateLimit` fields.
+    pub admission: Option<crate::limits::Admission>,
     _in_flight: InFlight,
 }
 
@@ -86,6 +89,7 @@ impl RequestCtx {
             body_bytes: 0,
             caller_slot: None,
             trace: Default::default(),
+            admission: None,
             _in_flight: InFlight::enter(),
         }
     }

@@ -154,5 +154,13 @@ pub fn client_ip(session: &Session) -> Option<IpAddr> {
 pub fn finish_response_head(head: &mut ResponseHeader, ctx: &RequestCtx) -> pingora::Result<()> {
     limits::strip_hop_by_hop(head);
     head.insert_header(request_id::HEADER, ctx.request_id.clone())?;
+    if let Some(admission) = &ctx.admission {
+        if let Some(policy) = &admission.policy {
+            head.insert_header("ratelimit-policy", policy.clone())?;
+        }
+        if let Some(state) = &admission.state {
+            head.insert_header("ratelimit", state.clone())?;
+        }
+    }
     Ok(())
 }

@@ -26,6 +26,7 @@ use pingora::{Error, ErrorSource, ErrorType};
 
 use crate::access::{Caller, Decision, Denial};
 use crate::downstream_tls::CertSubject;
+use crate::limits::{Admission, LimitRequest, Who};
 use crate::metrics::{self, metrics};
 use crate::oauth::{CallerFailure, RouteTokens, TokenSlot, Verdict};
 pub use ctx::RequestCtx;
@@ -68,6 +69,9 @@ impl BearerProxy {
         }
         limits::check_declared_length(req, route.max_body_bytes)?;
         ctx.caller = Some(check_access(session, ctx, route).await?);
+        if !route.limits.is_empty() {
+            ctx.admission = Some(pass_limits(session, ctx, route).await?);
+        }
         let (authorization, caller_slot) = token_for(session, ctx, route).await?;
         ctx.authorization = Some(authorization);
         ctx.caller_slot = caller_slot;
@@ -90,6 +94,56 @@ async fn check_access(
         Decision::Allow { who } => Ok(who),
         Decision::Deny(denial) => Err(denied(session, ctx, route, denial)),
     }
+}
+
+/// The route's traffic limits: rate and message limits, then a place in
+/// each concurrency queue. A bodiless request whose client leaves while
+/// queued leaves the queue (pingora's own idle read sees the close; a
+/// request with an unread body cannot be watched without reading it, and
+/// waits out its `queue_timeout`).
+async fn pass_limits(
+    session: &mut Session,
+    ctx: &RequestCtx,
+    route: &LiveRoute,
+) -> Result<Admission, Refusal> {
+    let req = session.req_header();
+    let body_len = if req.headers.contains_key(http::header::TRANSFER_ENCODING) {
+        None
+    } else {
+        Some(limits::declared_length(req).unwrap_or(0))
+    };
+    let request = LimitRequest {
+        who: Who {
+            caller: ctx.caller.as_deref(),
+            client_ip: client_ip(session),
+        },
+        body_len,
+    };
+    let downstream = session.as_downstream_mut();
+    let watch = downstream.is_body_empty();
+    // Boxed: pingora's read future nested in the queue's is deeper than
+    // the compiler's layout limit.
+    let gone: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>> =
+        Box::pin(async move {
+            if watch {
+                let _ = downstream.read_body_or_idle(true).await;
+            } else {
+                std::future::pending::<()>().await
+            }
+        });
+    let refusal = match route.limits.admit(&request, gone).await {
+        Ok(admission) => return Ok(admission),
+        Err(refusal) => refusal,
+    };
+    tracing::info!(
+        request_id = ctx.request_id.to_str().unwrap_or_default(),
+        route = route.name.as_str(),
+        limit = refusal.limit.as_str(),
+        reason = refusal.reason,
+        trace_id = ctx.trace.log_id(),
+        "refused by a traffic limit"
+    );
+    Err(Refusal::Limited(refusal))
 }
 
 /// Counts and logs a refused caller.
@@ -342,6 +396,11 @@ impl ProxyHttp for BearerProxy {
     ) -> pingora::Result<bool> {
         match self.admit(session, ctx).await {
             Ok(()) => Ok(false),
+            Err(Refusal::Limited(l)) if l.reason == crate::limits::GONE => {
+                // Left while queued: nobody to answer.
+                ctx.error_code = Some("client_gone");
+                Error::e_explain(ErrorType::ConnectionClosed, "client left while queued")
+            }
             Err(refusal) => refuse(session, ctx, refusal).await,
         }
     }
@@ -407,9 +466,15 @@ impl ProxyHttp for BearerProxy {
         &self,
         _session: &mut Session,
         body: &mut Option<bytes::Bytes>,
-        _end_of_stream: bool,
+        end_of_stream: bool,
         ctx: &mut RequestCtx,
     ) -> pingora::Result<()> {
+        if let Some(admission) = ctx.admission.as_mut().filter(|a| a.counts_body()) {
+            admission.saw(body.as_ref().map_or(0, |b| b.len()));
+            if end_of_stream {
+                admission.body_ended().await;
+            }
+        }
         let Some(chunk) = body.as_ref() else {
             return Ok(());
         };
@@ -445,6 +510,14 @@ impl ProxyHttp for BearerProxy {
     ) -> pingora::Result<()> {
         let route = ctx.snapshot.route(ctx.route)?;
         ctx.trace.answered(upstream_response.status.as_u16());
+        if let 429 | 503 = upstream_response.status.as_u16() {
+            // Oracle Integration throttling: passed on as it is, never
+            // retried, the token untouched.
+            metrics()
+                .upstream_throttled
+                .with_label_values(&[&route.name, upstream_response.status.as_str()])
+                .inc();
+        }
         if upstream_response.status != http::StatusCode::UNAUTHORIZED {
             if let (Some(sent), Some(slot)) = (&ctx.authorization, ctx.slot(route)) {
                 slot.upstream_accepted(sent);
@@ -534,7 +607,7 @@ impl ProxyHttp for BearerProxy {
     /// error that is not one; whatever went wrong in the replay is logged
     /// there.
     fn suppress_error_log(&self, _session: &Session, ctx: &RequestCtx, _error: &Error) -> bool {
-        ctx.replay_answered
+        ctx.replay_answered || ctx.error_code == Some("client_gone")
     }
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {

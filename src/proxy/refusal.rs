@@ -38,6 +38,8 @@ pub enum Refusal {
     BodyTooLarge,
     /// Too many or too large request headers; the message says which.
     HeadersTooLarge(String),
+    /// A traffic limit refused the request (rate, messages, or no place).
+    Limited(crate::limits::LimitRefusal),
     /// A bug or an impossible state; the message says where.
     Internal(&'static str),
 }
@@ -52,6 +54,8 @@ pub struct ErrorReply {
     challenge: Option<HeaderValue>,
     /// `Allow` for a 405.
     allow: Option<HeaderValue>,
+    /// `RateLimit-Policy` and `RateLimit` of a limit's refusal.
+    rate_limit: Option<(Option<HeaderValue>, Option<HeaderValue>)>,
     extra: Map<String, Value>,
 }
 
@@ -72,6 +76,7 @@ impl Refusal {
             Refusal::MethodNotAllowed(_) => "method_not_allowed",
             Refusal::BodyTooLarge => "body_too_large",
             Refusal::HeadersTooLarge(_) => "headers_too_large",
+            Refusal::Limited(l) => limit_code(l),
             Refusal::Internal(_) => "internal_error",
         }
     }
@@ -111,9 +116,40 @@ impl Refusal {
                 plain(413, "the request body is larger than this route accepts")
             }
             Refusal::HeadersTooLarge(why) => plain(431, why),
+            Refusal::Limited(l) => limit_reply(l),
             Refusal::Internal(what) => plain(500, what),
         }
     }
+}
+
+/// `rate_limited` (429), `quota_exceeded` (429) or `upstream_busy` (503).
+fn limit_code(l: &crate::limits::LimitRefusal) -> &'static str {
+    match l.reason {
+        "rate" => "rate_limited",
+        "messages" => "quota_exceeded",
+        _ => "upstream_busy",
+    }
+}
+
+/// A limit's refusal: its name, `Retry-After`, and the `RateLimit` fields.
+fn limit_reply(l: &crate::limits::LimitRefusal) -> ErrorReply {
+    let (status, message) = match l.reason {
+        "rate" => (429, "too many requests: this route's rate limit is reached"),
+        "messages" => (
+            429,
+            "this route's Oracle Integration message quota for the current window is used up",
+        ),
+        _ => (
+            503,
+            "the upstream's concurrency limit is reached and no place freed in time",
+        ),
+    };
+    let mut r = ErrorReply::new(status, limit_code(l), message.into());
+    r.retry_after_secs = Some(l.retry_after_secs.max(1));
+    r.rate_limit = Some((l.policy.clone(), l.state.clone()));
+    r.extra
+        .insert("limit".into(), Value::String(l.limit.clone()));
+    r
 }
 
 /// `token_rejected` when the identity service refused the client (its
@@ -171,6 +207,7 @@ impl ErrorReply {
             retry_after_secs: None,
             challenge: None,
             allow: None,
+            rate_limit: None,
             extra: Map::new(),
         }
     }
@@ -207,6 +244,14 @@ impl ErrorReply {
         }
         if let Some(s) = self.retry_after_secs {
             header.insert_header("retry-after", s.to_string())?;
+        }
+        if let Some((policy, state)) = &self.rate_limit {
+            if let Some(p) = policy {
+                header.insert_header("ratelimit-policy", p.clone())?;
+            }
+            if let Some(s) = state {
+                header.insert_header("ratelimit", s.clone())?;
+            }
         }
         if !session.as_downstream_mut().is_body_empty() {
             // An unread request body would corrupt the next request on this connection.

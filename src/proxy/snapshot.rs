@@ -10,6 +10,7 @@ use prometheus::Histogram;
 
 use crate::access::AccessPolicy;
 use crate::config::{Config, Limits};
+use crate::limits::{LimitSet, RouteLimits};
 use crate::metrics::metrics;
 use crate::oauth::{CacheError, RouteTokens, TokenCache};
 use crate::route_table::RouteTable;
@@ -32,6 +33,8 @@ pub struct LiveRoute {
     pub methods: Vec<http::Method>,
     pub allow: HeaderValue,
     pub upstream_duration: Histogram,
+    /// Its traffic limits, in the order it names them.
+    pub limits: RouteLimits,
 }
 
 /// Everything the request path reads, built once from a [`Config`].
@@ -44,6 +47,8 @@ pub struct Snapshot {
     pub routes: Vec<LiveRoute>,
     pub table: RouteTable,
     pub cache: Arc<TokenCache>,
+    /// The `limits:` section's state; a reload keeps unchanged limits'.
+    pub limit_set: LimitSet,
 }
 
 /// Why a snapshot could not be built from a valid configuration.
@@ -60,17 +65,26 @@ pub enum SnapshotError {
 impl Snapshot {
     pub fn new(config: Config) -> Result<Self, SnapshotError> {
         let cache = Arc::new(TokenCache::new(&config)?);
-        Self::with_cache(config, cache)
+        Self::with_cache(config, cache, None)
     }
 
     /// A snapshot for a reloaded configuration, keeping the token slots of
     /// unchanged clients from `previous`.
     pub fn rebuild(config: Config, previous: &Snapshot) -> Result<Self, SnapshotError> {
         let cache = Arc::new(TokenCache::rebuild(&config, &previous.cache)?);
-        Self::with_cache(config, cache)
+        Self::with_cache(config, cache, Some(previous))
     }
 
-    fn with_cache(config: Config, cache: Arc<TokenCache>) -> Result<Self, SnapshotError> {
+    fn with_cache(
+        config: Config,
+        cache: Arc<TokenCache>,
+        previous: Option<&Snapshot>,
+    ) -> Result<Self, SnapshotError> {
+        let limit_set = LimitSet::new(
+            &config.limits,
+            previous.map(|p| &p.limit_set),
+            cache.shared(),
+        );
         let mut routes = Vec::with_capacity(config.routes.len());
         let mut cas = crate::upstream::CaLists::default();
         for r in &config.routes {
@@ -90,6 +104,7 @@ impl Snapshot {
                 allow: super::path_policy::allow_header(&r.methods),
                 methods: r.methods.clone(),
                 upstream_duration: metrics().upstream_duration.with_label_values(&[&r.name]),
+                limits: limit_set.for_route(&r.limits),
             });
         }
         publish_certificate_expiry(&config);
@@ -104,6 +119,7 @@ impl Snapshot {
             routes,
             table: config.route_table,
             cache,
+            limit_set,
         })
     }
 

@@ -15,6 +15,9 @@ mod client_tls;
 #[cfg(test)]
 mod client_tls_tests;
 mod files;
+mod limits;
+#[cfg(test)]
+mod limits_tests;
 mod route;
 mod server;
 mod signing_key;
@@ -143,7 +146,8 @@ impl Validator<'_> {
         let admin = self.admin(raw.admin);
         let cache = self.cache(raw.cache);
         let clients = self.clients(raw.clients);
-        let (routes, route_table) = self.routes(raw.routes, &clients);
+        let limits = self.traffic_limits(raw.limits);
+        let (routes, route_table) = self.routes(raw.routes, &clients, &limits);
         let telemetry = self.telemetry(raw.telemetry);
         for name in clients.valid.keys() {
             if !routes.iter().any(|r| &r.client.name == name) {
@@ -162,6 +166,7 @@ impl Validator<'_> {
                 .into_iter()
                 .collect(),
             telemetry,
+            limits: limits.valid.into_values().collect(),
         })
     }
 

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use super::limits::Limits;
 use super::{valid_name, Clients, Validator};
 use crate::config::defaults as d;
 use crate::config::raw::RawRoute;
@@ -16,6 +17,7 @@ impl Validator<'_> {
         &mut self,
         raw: Vec<RawRoute>,
         clients: &Clients,
+        limits: &Limits,
     ) -> (Vec<RouteConfig>, Option<RouteTable>) {
         if raw.is_empty() {
             self.err("routes", "at least one route is required");
@@ -23,7 +25,7 @@ impl Validator<'_> {
         let mut routes = Vec::new();
         let mut names: HashMap<String, usize> = HashMap::new();
         for (i, raw_route) in raw.into_iter().enumerate() {
-            let Some(route) = self.section(|v| v.route(i, raw_route, clients)) else {
+            let Some(route) = self.section(|v| v.route(i, raw_route, clients, limits)) else {
                 continue;
             };
             if let Some(first) = names.insert(route.name.clone(), i) {
@@ -58,7 +60,13 @@ impl Validator<'_> {
         }
     }
 
-    fn route(&mut self, i: usize, raw: RawRoute, clients: &Clients) -> Option<RouteConfig> {
+    fn route(
+        &mut self,
+        i: usize,
+        raw: RawRoute,
+        clients: &Clients,
+        limits: &Limits,
+    ) -> Option<RouteConfig> {
         let p = format!("routes[{i}]");
         let (upstream, upstream_ca) = self.route_upstream(&p, &raw);
         let name = match raw.name {
@@ -110,6 +118,7 @@ impl Validator<'_> {
         if let (Some(client), Some(access)) = (&client, &access) {
             self.route_callers(&p, client, access);
         }
+        let limits = self.route_limits(&p, &raw.limits, limits, access.as_ref());
         Some(RouteConfig {
             max_body_bytes: raw.max_body_bytes,
             methods,
@@ -122,6 +131,7 @@ impl Validator<'_> {
             upstream_ca,
             client: client?,
             scopes,
+            limits,
         })
     }
 

@@ -129,6 +129,25 @@ impl SharedCache {
         }
     }
 
+    /// A traffic limit's atomic operation (`limits::fleet`): the script's
+    /// integers, or `Err` when Redis did not answer in time.
+    pub async fn limit_script(
+        &self,
+        script: &redis::Script,
+        keys: &[String],
+        args: &[String],
+    ) -> Result<Vec<i64>, &'static str> {
+        self.store
+            .script_ints(script, keys, args)
+            .await
+            .map_err(StoreError::label)
+    }
+
+    /// The fleet's key prefix in Redis.
+    pub fn key_prefix(&self) -> &str {
+        &self.settings.key_prefix
+    }
+
     /// The key that makes callers' keyed hashes the same on every replica:
     /// derived from the current encryption key (HKDF-SHA-256), so it is as
     /// secret as that key and never stored.

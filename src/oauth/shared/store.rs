@@ -223,6 +223,27 @@ impl Store {
         .await
     }
 
+    /// Runs a Lua script (EVALSHA, loaded on first use) answering a list
+    /// of integers: the traffic limits' atomic operations.
+    pub async fn script_ints(
+        &self,
+        script: &redis::Script,
+        keys: &[String],
+        args: &[String],
+    ) -> Result<Vec<i64>, StoreError> {
+        self.run("EVALSHA", |mut c| async move {
+            let mut invocation = script.prepare_invoke();
+            for k in keys {
+                invocation.key(k);
+            }
+            for a in args {
+                invocation.arg(a);
+            }
+            invocation.invoke_async(&mut c).await
+        })
+        .await
+    }
+
     pub async fn publish(&self, channel: &str, message: &str) -> Result<(), StoreError> {
         self.run("PUBLISH", |mut c| async move {
             let _: i64 = c.publish(channel, message).await?;

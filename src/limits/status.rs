@@ -1,0 +1,68 @@
+//! What `/status` and the status page show of each limit: counts only,
+//! never a caller or an address.
+
+use serde::Serialize;
+
+use super::{Fleet, Limiter};
+use crate::config::{LimitKind, LimitPer};
+
+#[derive(Debug, Serialize)]
+pub struct LimitStatus {
+    pub name: String,
+    /// `concurrency`, `rate` or `messages`.
+    pub kind: &'static str,
+    /// `all`, `caller` or `client_ip`.
+    pub per: &'static str,
+    /// The ceiling as configured: `200`, `20/s`, `5000/h`.
+    pub limit: String,
+    pub in_flight: i64,
+    pub queued: i64,
+    pub partitions: i64,
+    /// Rejections by reason (a limit refuses for its kind's one reason).
+    pub rejections: std::collections::BTreeMap<&'static str, u64>,
+    /// `fleet` (Redis answers), `local share` (Redis away: this replica's
+    /// part), or `local` (memory backend).
+    pub scope: String,
+}
+
+pub fn of(limiter: &Limiter, fleet: Option<&Fleet>) -> LimitStatus {
+    let c = &limiter.config;
+    let (kind, limit) = match c.kind {
+        LimitKind::Concurrency { max, .. } => ("concurrency", max.to_string()),
+        LimitKind::Rate {
+            count, window_secs, ..
+        } => ("rate", format!("{count}/{}", unit(window_secs))),
+        LimitKind::Messages { count, window_secs } => {
+            ("messages", format!("{count}/{}", unit(window_secs)))
+        }
+    };
+    let scope = match fleet {
+        None => "local".to_string(),
+        Some(f) if f.available() => "fleet".to_string(),
+        Some(f) => format!("local share (1/{})", f.share(&c.name)),
+    };
+    LimitStatus {
+        name: c.name.clone(),
+        kind,
+        per: match c.per {
+            LimitPer::All => "all",
+            LimitPer::Caller => "caller",
+            LimitPer::ClientIp => "client_ip",
+        },
+        limit,
+        in_flight: limiter.counts.in_flight.get(),
+        queued: limiter.counts.queued.get(),
+        partitions: limiter.counts.partitions.get(),
+        rejections: [(c.kind.label(), limiter.counts.rejected.get())].into(),
+        scope,
+    }
+}
+
+fn unit(window_secs: u64) -> &'static str {
+    match window_secs {
+        1 => "s",
+        60 => "min",
+        3600 => "h",
+        _ => "d",
+    }
+}
