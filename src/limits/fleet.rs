@@ -116,6 +116,8 @@ pub struct Fleet {
     replicas: Mutex<HashMap<String, u32>>,
     /// While `Some` and in the future, limits are enforced locally.
     down_until: Mutex<Option<Instant>>,
+    /// The last call answered (what `/status` says).
+    answered: std::sync::atomic::AtomicBool,
 }
 
 /// A place taken in Redis; given back by [`Fleet::release`].
@@ -141,6 +143,7 @@ impl Fleet {
             held: Mutex::new(HashMap::new()),
             replicas: Mutex::new(HashMap::new()),
             down_until: Mutex::new(None),
+            answered: std::sync::atomic::AtomicBool::new(true),
         })
     }
 
@@ -156,6 +159,11 @@ impl Fleet {
     /// Whether Redis is to be asked now.
     pub fn available(&self) -> bool {
         lock(&self.down_until).is_none_or(|until| Instant::now() >= until)
+    }
+
+    /// Whether the last call to Redis was answered.
+    pub fn answering(&self) -> bool {
+        self.answered.load(Ordering::Relaxed)
     }
 
     /// The replica's part of a limit while Redis is away.
@@ -179,12 +187,14 @@ impl Fleet {
             Box::pin(self.redis.limit_script(script, keys, args));
         match answer.await {
             Ok(answer) => {
+                self.answered.store(true, Ordering::Relaxed);
                 if lock(&self.down_until).take().is_some() {
                     tracing::info!("limits: Redis answers again; limits are shared by the fleet");
                 }
                 Some(answer)
             }
             Err(kind) => {
+                self.answered.store(false, Ordering::Relaxed);
                 let mut down = lock(&self.down_until);
                 if down.is_none() {
                     tracing::warn!(

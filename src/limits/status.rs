@@ -23,6 +23,9 @@ pub struct LimitStatus {
     /// `fleet` (Redis answers), `local share` (Redis away: this replica's
     /// part), or `local` (memory backend).
     pub scope: String,
+    /// Replicas that announced themselves for this limit (redis backend).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<u32>,
 }
 
 pub fn of(limiter: &Limiter, fleet: Option<&Fleet>) -> LimitStatus {
@@ -38,7 +41,7 @@ pub fn of(limiter: &Limiter, fleet: Option<&Fleet>) -> LimitStatus {
     };
     let scope = match fleet {
         None => "local".to_string(),
-        Some(f) if f.available() => "fleet".to_string(),
+        Some(f) if f.answering() => "fleet".to_string(),
         Some(f) => format!("local share (1/{})", f.share(&c.name)),
     };
     LimitStatus {
@@ -55,6 +58,7 @@ pub fn of(limiter: &Limiter, fleet: Option<&Fleet>) -> LimitStatus {
         partitions: limiter.counts.partitions.get(),
         rejections: [(c.kind.label(), limiter.counts.rejected.get())].into(),
         scope,
+        replicas: fleet.map(|f| f.share(&c.name)),
     }
 }
 

@@ -31,6 +31,7 @@ mod token_command;
 mod token_flows;
 mod token_lifecycle;
 mod traces;
+mod traffic_limits;
 mod upstream_401;
 mod upstream_refuses;
 mod watch;

@@ -501,6 +501,13 @@ impl Proxy {
         }
     }
 
+    /// Sends SIGKILL: the process dies holding whatever it holds.
+    pub fn kill(&self) {
+        unsafe {
+            libc::kill(self.pid() as i32, libc::SIGKILL);
+        }
+    }
+
     /// Sends SIGTERM.
     pub fn terminate(&self) {
         unsafe {
@@ -752,6 +759,14 @@ impl Redis {
     }
 
     /// Every key and its raw value.
+    /// Every key, whatever its type.
+    pub fn keys(&self) -> Vec<String> {
+        redis::cmd("KEYS")
+            .arg("*")
+            .query(&mut self.connection())
+            .unwrap()
+    }
+
     pub fn dump(&self) -> Vec<(String, Vec<u8>)> {
         let mut c = self.connection();
         let keys: Vec<String> = redis::cmd("KEYS").arg("*").query(&mut c).unwrap();
