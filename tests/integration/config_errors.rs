@@ -214,11 +214,13 @@ fn every_example_config_is_valid() {
             src.display(),
             String::from_utf8_lossy(&out.stderr)
         );
-        assert!(
-            !String::from_utf8_lossy(&out.stdout).contains("warning"),
-            "{}",
-            src.display()
-        );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(!stdout.contains("warning"), "{}", src.display());
+        if src.ends_with("limits.yaml") {
+            // check prints each route's limits, in the order it names them.
+            let limits = "    limit per-consumer: rate 20/s burst 40 per caller\n    limit billing: messages 9000/h per all\n    limit oic-prod-sync: concurrency 180 (queue_timeout 2s) per all\n";
+            assert!(stdout.contains(limits), "{stdout}");
+        }
         count += 1;
     }
     assert!(count >= 8, "one example per flow");

@@ -536,3 +536,57 @@ async fn a_replica_killed_holding_places_gives_them_back_within_the_lease() {
         h.abort();
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_applies_a_changed_limit_and_keeps_the_counts_of_unchanged_ones() {
+    let idp = Idp::start().await;
+    let upstream = Upstream::start().await;
+    let mut config = limited(&idp, &upstream, "sync", concurrency(1, Duration::ZERO));
+    config
+        .raw
+        .limits
+        .insert("r".into(), rate("2/min", 2, LimitPer::All));
+    let mut rated = route_to("rated", &upstream.url());
+    rated.limits = vec!["r".into()];
+    config.raw.routes.insert(0, rated);
+    let proxy = Proxy::start(&config).await;
+    let status = |path: &'static str| {
+        let url = proxy.url(path);
+        async move { client().get(url).send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(
+        [
+            status("/rated/a").await,
+            status("/rated/b").await,
+            status("/rated/c").await
+        ],
+        [200, 200, 429]
+    );
+    let holder = tokio::spawn(client().get(proxy.url("/__sleep/2000")).send());
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            upstream.state.in_flight() == 1
+        })
+        .await
+    );
+    assert_eq!(status("/x").await, 503);
+    config
+        .raw
+        .limits
+        .insert("sync".into(), concurrency(2, Duration::ZERO));
+    proxy.rewrite(&config);
+    let (code, report) = proxy.admin_reload().await;
+    assert_eq!(code, 200, "{report}");
+    assert_eq!(
+        status("/rated/d").await,
+        429,
+        "the unchanged rate kept its count"
+    );
+    assert_eq!(
+        status("/x").await,
+        200,
+        "the changed ceiling applies to new requests"
+    );
+    let held = holder.await.unwrap().unwrap();
+    assert_eq!(held.status(), 200, "the request in flight kept its place");
+}
