@@ -8,10 +8,12 @@
 // With a seventh, checks that a refused reload is shown with that text.
 // With an eighth, "client=subject": that client's card says it
 // authenticates by the certificate with that subject, and its expiry.
-//   usage: node status_page.mjs <admin url> <token> <healthy> <failing> <screenshot.png> [per-caller client] [refused reload text] [client=certificate subject]
+// With a ninth, "limit=ceiling=rejections": that limit's card shows the
+// ceiling and the rejections text.
+//   usage: node status_page.mjs <admin url> <token> <healthy> <failing> <screenshot.png> [per-caller client] [refused reload text] [client=certificate subject] [limit=ceiling=rejections]
 import { chromium } from "playwright-core";
 
-const [url, token, healthy, failing, shot, perCaller, refusedText, certificate] = process.argv.slice(2);
+const [url, token, healthy, failing, shot, perCaller, refusedText, certificate, limit] = process.argv.slice(2);
 const browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: ["--no-sandbox"] });
 const errors = [];
 try {
@@ -46,6 +48,16 @@ try {
     const shown = async cls => (await page.textContent(callers + " " + cls)).trim();
     const seen = [await shown(".cached"), await shown(".max"), await shown(".idp-refused")].join("/");
     if (seen !== "1/10000/1") throw new Error(`${perCaller} shows cached/max/refused ${seen}, not 1/10000/1`);
+  }
+  if (limit) {
+    const [name, ceiling, rejections] = limit.split("=");
+    const sel = `[data-limit="${name}"]`;
+    await page.waitForSelector(sel + " .ceiling");
+    const shownCeiling = (await page.textContent(sel + " .ceiling")).trim();
+    const shownRejections = (await page.textContent(sel + " .rejections")).trim();
+    if (shownCeiling !== ceiling || !shownRejections.includes(rejections)) {
+      throw new Error(`${name} shows ${shownCeiling} / ${shownRejections}, not ${ceiling} / ${rejections}`);
+    }
   }
   if (refusedText) {
     await page.waitForSelector("#refused:not([hidden])");

@@ -42,9 +42,23 @@ async fn the_status_page_shows_client_states_and_renews_in_a_real_browser() {
         ("ca.pem", ca.pem.clone()),
     ];
     config.raw.admin.token = Some(TOKEN.into());
+    config.raw.limits.insert(
+        "per-ip".into(),
+        RawLimit {
+            rate: Some("1/min".into()),
+            per: Some(LimitPer::ClientIp),
+            ..RawLimit::default()
+        },
+    );
+    config.raw.routes[0].limits = vec!["per-ip".into()];
     config.server().startup_token_wait = ms(300);
     let proxy = Proxy::start(&config).await;
     assert_eq!(get_status(proxy.url("/x")).await, 200);
+    assert_eq!(
+        get_status(proxy.url("/x")).await,
+        429,
+        "one a minute per address"
+    );
     assert_eq!(get_status(proxy.url("/backoffice/x")).await, 503);
     for (password, status) in [(USER_PASSWORD, 200), ("wrong", 401)] {
         let r = client()
@@ -86,7 +100,8 @@ async fn the_status_page_shows_client_states_and_renews_in_a_real_browser() {
         .arg(&shot)
         .arg("as-user")
         .arg("server.threads")
-        .arg("mtls=CN=status-page-client");
+        .arg("mtls=CN=status-page-client")
+        .arg("per-ip=1/min=rate: 1");
     let out = tokio::task::spawn_blocking(move || cmd.output().expect("node runs"))
         .await
         .unwrap();

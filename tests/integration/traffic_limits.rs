@@ -4,7 +4,6 @@
 
 use std::time::Duration;
 
-use bearer_proxy::config::raw::{LimitPer, RawAccess, RawLimit};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::support::*;

@@ -97,6 +97,26 @@ function callersCard(f) {
   return card;
 }
 
+// A traffic limit: places in flight against the ceiling, the queue, and
+// rejections by reason (counts only; never a caller or an address).
+function limitCard(l) {
+  const card = el("div", { class: "card", "data-limit": l.name });
+  card.append(el("h3", {}, l.name, el("span", { class: "state " + (l.scope.startsWith("local share") ? "renewing" : "valid") }, l.kind)));
+  const dl = el("dl");
+  row(dl, "limit", "", "ceiling-row").append(el("span", { class: "ceiling" }, l.limit), " per " + l.per);
+  if (l.kind === "concurrency") {
+    row(dl, "in flight", "", "in-flight-row").append(
+      el("span", { class: "in-flight" }, l.in_flight), " of " + l.limit + ", ",
+      el("span", { class: "queued" }, l.queued), " queued");
+  }
+  const reasons = Object.entries(l.rejections).map(([reason, n]) => reason + ": " + n).join(", ");
+  row(dl, "rejected", reasons, "rejections");
+  row(dl, "partitions", l.partitions);
+  row(dl, "counted by", l.scope + (l.replicas ? " (" + l.replicas + " replicas)" : ""));
+  card.append(dl);
+  return card;
+}
+
 function episodeOf(e) {
   const box = el("div", { class: "episode" });
   box.append(el("strong", {}, (e.active ? "Upstream refuses fresh tokens" : "Last upstream refusal") + " on route " + e.route));
@@ -147,6 +167,9 @@ function render() {
   const clients = document.getElementById("clients");
   clients.replaceChildren(...status.clients.map(clientCard), ...(status.callers || []).map(callersCard));
   document.getElementById("routes").replaceChildren(routesTable());
+  const limits = status.limits || [];
+  document.getElementById("limits-section").hidden = limits.length === 0;
+  document.getElementById("limits").replaceChildren(...limits.map(limitCard));
   const s = status.shared_cache;
   document.getElementById("shared").textContent = s
     ? "Redis " + s.url + " (prefix " + s.key_prefix + "): " + (s.healthy ? "healthy" : "unavailable — each replica fetches its own tokens") + (s.last_error ? "; last error: " + s.last_error : "")

@@ -12,9 +12,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub use bearer_proxy::config::raw::{
-    Audience, BasicEncoding, CacheBackend, ClientAuthMethod, GrantKind, Issuer, RawAccess,
-    RawCache, RawClient, RawConfig, RawRedis, RawRetry, RawRoute, RawServer, RawSigningKey,
-    RawTelemetry, RawTlsListener,
+    Audience, BasicEncoding, CacheBackend, ClientAuthMethod, GrantKind, Issuer, LimitPer,
+    RawAccess, RawCache, RawClient, RawConfig, RawLimit, RawRedis, RawRetry, RawRoute, RawServer,
+    RawSigningKey, RawTelemetry, RawTlsListener,
 };
 use bearer_proxy::emulator::{self, EchoState, IdpState, ServerHandle};
 use rustls::pki_types::pem::PemObject as _;
