@@ -95,7 +95,21 @@ async fn exported_families() -> BTreeSet<String> {
     );
     config.files.push(("client.crt", cert));
     config.files.push(("client.key", key));
+    // A limit that refuses the second request of a minute.
+    config.raw.limits.insert(
+        "once".into(),
+        RawLimit {
+            rate: Some("1/min".into()),
+            ..RawLimit::default()
+        },
+    );
+    let mut limited = RawRoute::open("limited", "/limited/", &upstream.url(), "oic");
+    limited.limits = vec!["once".into()];
+    config.raw.routes.push(limited);
     let proxy = Proxy::start(&config).await;
+    assert_eq!(get_status(proxy.url("/limited/x")).await, 200);
+    assert_eq!(get_status(proxy.url("/limited/x")).await, 429);
+    assert_eq!(get_status(proxy.url("/__status/429")).await, 429);
     assert_eq!(get_status(proxy.url("/x")).await, 200);
     assert_eq!(get_status(proxy.url("/keyed/x")).await, 401);
     assert_eq!(get_status(proxy.url("/__status/401")).await, 401);
