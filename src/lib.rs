@@ -17,6 +17,9 @@
 //! - `oauth` — token endpoint client, token slots with single-flight
 //!   fetches, the token cache, background renewal, per-caller slots
 //!   (`oauth::callers`).
+//! - `limits` — traffic limits in front of the upstream: concurrency
+//!   ceilings with a queue, rate limits, message quotas; shared by a fleet
+//!   through Redis.
 //! - `proxy` — the pingora `ProxyHttp` hooks; the request-path
 //!   `Snapshot`, header rewrite, limits, typed refusals, 401 replay.
 //! - `upstream` — upstream peers: background DNS, TLS trust;
