@@ -143,7 +143,7 @@ async fn pass_limits(
         trace_id = ctx.trace.log_id(),
         "refused by a traffic limit"
     );
-    Err(Refusal::Limited(refusal))
+    Err(Refusal::Limited(Box::new(refusal)))
 }
 
 /// Counts and logs a refused caller.

@@ -39,7 +39,7 @@ pub enum Refusal {
     /// Too many or too large request headers; the message says which.
     HeadersTooLarge(String),
     /// A traffic limit refused the request (rate, messages, or no place).
-    Limited(crate::limits::LimitRefusal),
+    Limited(Box<crate::limits::LimitRefusal>),
     /// A bug or an impossible state; the message says where.
     Internal(&'static str),
 }
