@@ -1,5 +1,7 @@
 //! Command line: `run`, `check`, `reload`, `token`, `doctor`, `keygen`, and with the
 //! `emulator` feature `demo` and `emulator` (in `emulator::commands`).
+//! Starting the proxy and reporting a configuration's errors are
+//! `launch`'s, which both use.
 //! Exit status 2 means the configuration is invalid; 1 means the proxy
 //! could not start.
 
@@ -9,6 +11,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::config::{self, Config};
+use crate::launch::{report, run};
 use crate::logging::{self, LogFormat};
 
 #[derive(Debug, Parser)]
@@ -127,13 +130,6 @@ pub enum Command {
     },
 }
 
-/// The bundled demo configuration and its API-key file, so `demo` works
-/// from any directory.
-pub const DEMO_CONFIG: &str = include_str!("../conf/demo.yaml");
-pub const DEMO_API_KEYS: &str = include_str!("../conf/demo-api-keys");
-/// The key `conf/demo-api-keys` holds the hash of.
-pub const DEMO_API_KEY: &str = "demo-key-change-me";
-
 pub fn main(cli: Cli) -> ExitCode {
     logging::init(cli.log_format, &cli.log_level);
     match cli.command {
@@ -215,29 +211,6 @@ fn load(path: &Path) -> Result<Config, ExitCode> {
         report(path, &errors);
         ExitCode::from(2)
     })
-}
-
-pub(crate) fn report(path: &Path, errors: &config::ConfigErrors) {
-    eprintln!(
-        "error: {} is invalid ({} problem{}):",
-        path.display(),
-        errors.0.len(),
-        if errors.0.len() == 1 { "" } else { "s" }
-    );
-    for e in &errors.0 {
-        eprintln!("  {e}");
-    }
-}
-
-pub(crate) fn run(config: Config, source: PathBuf) -> ExitCode {
-    match crate::server::run(config, source) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!("{e}");
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
-    }
 }
 
 /// What `check` prints: a table a person can compare against intent.

@@ -50,6 +50,7 @@ mod downstream_tls;
 #[cfg(feature = "emulator")]
 pub mod emulator;
 mod keygen;
+mod launch;
 mod limits;
 mod logging;
 mod metrics;

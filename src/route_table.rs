@@ -8,7 +8,24 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 
-use crate::config::HostPattern;
+/// A route's host: what the table matches (defined here, below the
+/// configuration that holds it).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum HostPattern {
+    /// Lower-case host name without port.
+    Exact(String),
+    /// `*.example.com` stored as `.example.com`.
+    Suffix(String),
+}
+
+impl std::fmt::Display for HostPattern {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HostPattern::Exact(h) => f.write_str(h),
+            HostPattern::Suffix(s) => write!(f, "*{s}"),
+        }
+    }
+}
 
 /// Longest-prefix index over the routes of one host group.
 #[derive(Debug, Default)]

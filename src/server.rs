@@ -71,7 +71,7 @@ impl BackgroundService for Background {
         if self.watch_files {
             crate::reload::spawn_watcher(self.reloader.clone(), shutdown.clone());
         }
-        upstream::resolve_all(&snapshot).await;
+        upstream::resolve_all(snapshot.upstreams()).await;
         spawn_limit_heartbeat(self.current.clone(), shutdown.clone());
         let started = Instant::now();
         if cache.warm_up(self.startup_token_wait).await {
@@ -98,7 +98,7 @@ impl BackgroundService for Background {
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(RESOLVE_INTERVAL) => {
-                    upstream::resolve_all(&current.load_full()).await;
+                    upstream::resolve_all(current.load_full().upstreams()).await;
                 }
                 _ = shutdown.changed() => return,
             }
@@ -346,7 +346,7 @@ mod tests {
         let config = crate::config::load_str(&yaml, std::path::Path::new("."), &|_| None).unwrap();
         let snapshot = Snapshot::new(config).unwrap();
         assert_eq!(
-            upstream::resolve_all(&snapshot).await,
+            upstream::resolve_all(snapshot.upstreams()).await,
             2,
             "one per host and port"
         );

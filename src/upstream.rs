@@ -171,22 +171,19 @@ fn ca_list(ca_file: &[CertificateDer<'static>]) -> Arc<[WrappedX509]> {
         .into()
 }
 
-/// Looks up every host-name upstream of `snapshot` (again): once per
-/// distinct host and port, however many routes lead there. Returns the
-/// number of lookups made.
-pub async fn resolve_all(snapshot: &crate::proxy::Snapshot) -> usize {
+/// Looks up every host-name upstream among `upstreams` (the routes' of a
+/// snapshot) again: once per distinct host and port, however many routes
+/// lead there. Returns the number of lookups made. Takes the peers, not
+/// the snapshot that holds them, so this module stays below `proxy`.
+pub async fn resolve_all<'a>(upstreams: impl IntoIterator<Item = &'a UpstreamPeer>) -> usize {
     let mut by_target: std::collections::HashMap<(&str, u16), Vec<&UpstreamPeer>> =
         std::collections::HashMap::new();
-    for route in snapshot
-        .routes
-        .iter()
-        .filter(|r| r.upstream.needs_resolution())
-    {
-        let t = &route.upstream.target;
+    for upstream in upstreams.into_iter().filter(|u| u.needs_resolution()) {
+        let t = &upstream.target;
         by_target
             .entry((t.host.as_str(), t.port))
             .or_default()
-            .push(&route.upstream);
+            .push(upstream);
     }
     let lookups = by_target.len();
     for ((host, port), upstreams) in by_target {

@@ -11,8 +11,10 @@
 #        B_EXTRA='cache: { backend: redis, … }' benches/load/ab.sh
 #        A_FLOOR=1 benches/load/ab.sh     pingora-floor as A (bearer-proxy / floor);
 #        B_FLOOR=1 benches/load/ab.sh     and the other order
+#        B_ROUTE='limits: [sync]' B_EXTRA='limits: { sync: { concurrency: 500 } }' benches/load/ab.sh
 #        (A_BIN/B_BIN default to the release build; A_SERVER/B_SERVER are
-#        extra `server:` settings, A_EXTRA/B_EXTRA extra top-level YAML;
+#        extra `server:` settings, A_ROUTE/B_ROUTE extra keys of the route,
+#        A_EXTRA/B_EXTRA extra top-level YAML;
 #        THREADS=2 ROUNDS=5 DURATION=6 CONNS=64)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -36,6 +38,8 @@ with_server() { # extra-settings offset file
 bp_config "$THREADS" "$work/base.yaml"
 with_server "${A_SERVER:-}" 0 "$work/a.yaml"
 with_server "${B_SERVER:-}" 10 "$work/b.yaml"
+[ -n "${A_ROUTE:-}" ] && printf '    %s\n' "$A_ROUTE" >> "$work/a.yaml"
+[ -n "${B_ROUTE:-}" ] && printf '    %s\n' "$B_ROUTE" >> "$work/b.yaml"
 [ -n "${A_EXTRA:-}" ] && printf '%s\n' "$A_EXTRA" >> "$work/a.yaml"
 [ -n "${B_EXTRA:-}" ] && printf '%s\n' "$B_EXTRA" >> "$work/b.yaml"
 # One side: bearer-proxy with its config, or (A_FLOOR=1 / B_FLOOR=1)
@@ -68,7 +72,7 @@ one() { # pid port → "req/s cpu-seconds-per-100k"
     echo "$rps $(awk -v d=$((t1 - t0)) -v n="$n" -v t="$TCK" 'BEGIN { printf "%.3f", d / t / n * 100000 }')"
 }
 side() { [ "$1" = 1 ] && echo pingora-floor || echo "$2"; }
-echo "== A: $(side "${A_FLOOR:-0}" "$A_BIN") ${A_SERVER:-} ${A_EXTRA:-}; B: $(side "${B_FLOOR:-0}" "$B_BIN") ${B_SERVER:-} ${B_EXTRA:-}; $THREADS thread(s), wrk -t1 -c$CONNS, ${DURATION}s rounds"
+echo "== A: $(side "${A_FLOOR:-0}" "$A_BIN") ${A_SERVER:-} ${A_ROUTE:-} ${A_EXTRA:-}; B: $(side "${B_FLOOR:-0}" "$B_BIN") ${B_SERVER:-} ${B_ROUTE:-} ${B_EXTRA:-}; $THREADS thread(s), wrk -t1 -c$CONNS, ${DURATION}s rounds"
 : > "$work/ab"
 for r in $(seq 1 "$ROUNDS"); do
     read -r ar ac <<< "$(one "$a" "$BPX")"

@@ -56,7 +56,7 @@ impl ApiKeys {
         for entry in super::colon_lines(text, "name:sha256hex") {
             let (n, name, hex) = entry?;
             let hash = decode_sha256_hex(hex.trim()).ok_or_else(|| {
-                format!("line {n}: {name:?} is not 64 hex digits (the SHA-256 of the key)")
+                format!("line {n}: the value after the name is not 64 hex digits (the SHA-256 of the key, never the key itself)")
             })?;
             keys.push((Arc::from(format!("api_key:{}", name.trim())), hash));
         }

@@ -73,7 +73,10 @@ fn expand(input: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String
                 .ok_or_else(|| "unterminated ${...} reference".to_string())?;
             let name = &body[..end];
             if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                return Err(format!("invalid environment variable name {name:?}"));
+                return Err(
+                    "invalid environment variable name in ${...} (letters, digits and '_' only)"
+                        .into(),
+                );
             }
             match lookup(name) {
                 Some(v) => out.push_str(&v),

@@ -9,6 +9,7 @@ mod env;
 mod error;
 mod identity;
 pub mod raw;
+mod redact;
 mod secret;
 mod validate;
 
@@ -19,6 +20,7 @@ use std::time::Duration;
 
 use rustls::pki_types::CertificateDer;
 
+pub use crate::route_table::HostPattern;
 pub use error::{ConfigError, ConfigErrors};
 pub use identity::ClientIdentity;
 pub use raw::{BasicEncoding, ClientAuthMethod, GrantKind, Issuer, LimitPer, OnBehalfOf};
@@ -513,23 +515,6 @@ impl std::fmt::Debug for SigningKey {
 pub struct RetryPolicy {
     pub initial: Duration,
     pub max: Duration,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum HostPattern {
-    /// Lower-case host name without port.
-    Exact(String),
-    /// `*.example.com` stored as `.example.com`.
-    Suffix(String),
-}
-
-impl std::fmt::Display for HostPattern {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            HostPattern::Exact(h) => f.write_str(h),
-            HostPattern::Suffix(s) => write!(f, "*{s}"),
-        }
-    }
 }
 
 /// Where a route sends its traffic: fixed by configuration, never by the request.

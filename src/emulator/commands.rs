@@ -5,7 +5,14 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use crate::cli::{report, run, DEMO_API_KEY, DEMO_API_KEYS, DEMO_CONFIG};
+use crate::launch::{report, run};
+
+/// The bundled demo configuration and its API-key file, so `demo` works
+/// from any directory.
+const DEMO_CONFIG: &str = include_str!("../../conf/demo.yaml");
+const DEMO_API_KEYS: &str = include_str!("../../conf/demo-api-keys");
+/// The key `conf/demo-api-keys` holds the hash of.
+const DEMO_API_KEY: &str = "demo-key-change-me";
 use crate::config::{self, Config};
 
 /// `name:secret` pairs: `--client` values, or the lines of `--users`.

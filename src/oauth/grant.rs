@@ -3,7 +3,7 @@
 //! upper-case ones.
 
 use super::assertion;
-use super::callers::CallerCredential;
+use super::caller_identity::CallerCredential;
 use super::error::FetchError;
 use crate::config::{ClientAuth, ClientConfig, Grant, GrantKind, Issuer, Secret};
 

@@ -7,12 +7,14 @@
 pub(crate) mod assertion;
 mod backoff;
 mod cache;
+pub(crate) mod caller_identity;
 pub(crate) mod callers;
 mod client_auth;
 mod error;
 pub(crate) mod grant;
 mod rate;
 pub(crate) mod refresher;
+mod seat;
 mod shared;
 mod slot;
 pub(crate) mod token;

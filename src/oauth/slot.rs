@@ -20,9 +20,9 @@ mod status;
 pub(crate) use parts::SlotParts;
 
 use super::backoff::{backoff, REJECTION_MEMORY};
-use super::callers::CallerSeat;
 use super::error::FetchError;
 use super::grant::{self, Step};
+use super::seat::CallerSeat;
 use super::token::{AccessToken, TokenResponse};
 use super::transport::TokenEndpoint;
 use super::unauthorized::{Episode, Unauthorized, Verdict};
@@ -376,14 +376,23 @@ impl TokenSlot {
             return self.attempt(&Step::Primary).await;
         };
         let family = seat.family.upgrade();
+        let mut counted = None;
         if let Some(family) = &family {
-            if let Err(held_back) = family.before_grant(seat).await {
-                return (Err(held_back), Instant::now());
+            match family.before_grant(seat).await {
+                Ok(attempt) => counted = attempt,
+                Err(held_back) => return (Err(held_back), Instant::now()),
             }
         }
         let (result, sent) = self.attempt(&Step::Caller(&seat.credential)).await;
-        if let (Err(e), Some(family)) = (&result, &family) {
-            family.failed(seat, e).await;
+        match (&result, &family) {
+            (Ok(_), Some(family)) => family.succeeded(seat, counted).await,
+            (Err(e), Some(family)) => {
+                if !e.is_invalid_grant() {
+                    family.give_back(counted).await;
+                }
+                family.failed(seat, e).await
+            }
+            (_, None) => {}
         }
         (result, sent)
     }

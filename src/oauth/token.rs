@@ -181,25 +181,29 @@ impl AccessToken {
     /// counts from then, its renewal is planned as if fetched here (with
     /// this replica's own jitter). `None` if the entry's token could not be
     /// a header value.
-    pub fn from_entry(entry: &super::shared::Entry, refresh_before: Duration) -> Option<Self> {
-        if !entry.access_token.bytes().all(|b| b.is_ascii_graphic())
-            || entry.access_token.is_empty()
-        {
+    /// Takes the entry's parts, not the shared cache's type: the cache
+    /// stands above tokens.
+    pub fn from_shared(
+        access_token: &str,
+        fetched_at: f64,
+        expires_at: f64,
+        refresh_before: Duration,
+    ) -> Option<Self> {
+        if !access_token.bytes().all(|b| b.is_ascii_graphic()) || access_token.is_empty() {
             return None;
         }
-        let mut header = HeaderValue::try_from(format!("Bearer {}", entry.access_token)).ok()?;
+        let mut header = HeaderValue::try_from(format!("Bearer {access_token}")).ok()?;
         header.set_sensitive(true);
-        let lifetime = Duration::try_from_secs_f64(entry.expires_at - entry.fetched_at).ok()?;
-        let elapsed =
-            Duration::try_from_secs_f64((crate::clock::unix_now() - entry.fetched_at).max(0.0))
-                .unwrap_or_default();
+        let lifetime = Duration::try_from_secs_f64(expires_at - fetched_at).ok()?;
+        let elapsed = Duration::try_from_secs_f64((crate::clock::unix_now() - fetched_at).max(0.0))
+            .unwrap_or_default();
         Some(Self::scheduled(
             header,
             lifetime,
             elapsed,
             refresh_before,
             Instant::now(),
-            entry.fetched_at,
+            fetched_at,
         ))
     }
 

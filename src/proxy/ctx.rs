@@ -5,8 +5,8 @@ use std::time::Instant;
 
 use http::HeaderValue;
 
-use super::replay::{BodyCopy, Replay};
-use super::{LiveRoute, Snapshot};
+use super::body_copy::{BodyCopy, Replay};
+use super::snapshot::{LiveRoute, Snapshot};
 use crate::metrics::metrics;
 use crate::oauth::{RouteTokens, TokenSlot};
 
@@ -91,6 +91,14 @@ impl RequestCtx {
             trace: Default::default(),
             admission: None,
             _in_flight: InFlight::enter(),
+        }
+    }
+
+    /// A request that found no usable token waited for a fetch: its span
+    /// links to the fetch's.
+    pub fn link_fetch(&self, slot: &TokenSlot) {
+        if let Some(fetch) = slot.fetch_link() {
+            self.trace.link(fetch);
         }
     }
 

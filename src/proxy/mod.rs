@@ -3,6 +3,7 @@
 //! What the hooks read is a [`Snapshot`]; what they set upstream is in
 //! [`headers`]; every answer the proxy makes itself is a [`Refusal`].
 
+mod body_copy;
 pub mod ctx;
 pub mod headers;
 mod limits;
@@ -29,10 +30,10 @@ use crate::downstream_tls::CertSubject;
 use crate::limits::{Admission, LimitRequest, Who};
 use crate::metrics::{self, metrics};
 use crate::oauth::{CallerFailure, RouteTokens, TokenSlot, Verdict};
+use body_copy::Replay;
 pub use ctx::RequestCtx;
 use headers::{client_ip, finish_response_head, request_host, rewrite_for_upstream};
 use refusal::{refuse, Refusal};
-use replay::Replay;
 pub use snapshot::{LiveRoute, Snapshot, SnapshotError};
 
 pub struct BearerProxy {
@@ -176,7 +177,7 @@ async fn token_for(
             let waits = waits_for_fetch(ctx, slot);
             let result = slot.authorization().await;
             if waits {
-                link_fetch(ctx, slot);
+                ctx.link_fetch(slot);
             }
             match result {
                 Ok(value) => return Ok((value, None)),
@@ -193,7 +194,7 @@ async fn token_for(
             let waits = waits_for_fetch(ctx, &slot);
             let result = family.authorization(&slot, wait).await;
             if waits {
-                link_fetch(ctx, &slot);
+                ctx.link_fetch(&slot);
             }
             match result {
                 Ok(value) => return Ok((value, Some(slot))),
@@ -218,14 +219,6 @@ async fn token_for(
 /// holds no usable token); nothing is looked at when traces are off.
 fn waits_for_fetch(ctx: &RequestCtx, slot: &TokenSlot) -> bool {
     ctx.trace.is_active() && !slot.has_usable_token()
-}
-
-/// A request that found no usable token waited for a fetch: its span
-/// links to the fetch's.
-fn link_fetch(ctx: &RequestCtx, slot: &TokenSlot) {
-    if let Some(fetch) = slot.fetch_link() {
-        ctx.trace.link(fetch);
-    }
 }
 
 /// An upstream 401. Once per request, and only when the slot says renew:
@@ -438,7 +431,7 @@ impl ProxyHttp for BearerProxy {
             // The token that drew the 401 was purged: this waits for (or
             // shares) the fetch of a new one.
             let result = slot.authorization().await;
-            link_fetch(ctx, &slot);
+            ctx.link_fetch(&slot);
             match result {
                 Ok(value) => ctx.authorization = Some(value),
                 Err(unavailable) => {

@@ -7,71 +7,17 @@
 //! replay, [`resend`] sends the request again outside pingora's proxy loop
 //! with the new token and streams the answer back to the caller.
 
-use bytes::{Bytes, BytesMut};
 use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::HeaderMap;
 use pingora::http::ResponseHeader;
 use pingora::proxy::{FailToProxy, Session};
 
+pub use super::body_copy::{BodyCopy, Replay};
+use super::ctx::RequestCtx;
 use super::headers::{finish_response_head, rewrite_for_upstream};
 use super::refusal::Refusal;
+use super::snapshot::LiveRoute;
 use super::unauthorized;
-use super::{LiveRoute, RequestCtx};
-
-/// How a 401 from the upstream is followed up.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Replay {
-    /// No 401 seen (or the request cannot be replayed).
-    No,
-    /// pingora resends the request from its retry buffer.
-    ByPingora,
-    /// [`resend`] sends it again from the proxy's own copy.
-    ByProxy,
-}
-
-/// The request body as it streams past, kept while it stays within the
-/// replay limit. Chunks are reference-counted, so keeping them copies
-/// nothing.
-#[derive(Default)]
-pub struct BodyCopy {
-    chunks: Vec<Bytes>,
-    len: u64,
-    over_limit: bool,
-}
-
-impl BodyCopy {
-    pub fn keep(&mut self, chunk: &Bytes, limit: u64) {
-        if self.over_limit {
-            return;
-        }
-        self.len += chunk.len() as u64;
-        if self.len > limit {
-            self.over_limit = true;
-            self.chunks = Vec::new();
-        } else if !chunk.is_empty() {
-            self.chunks.push(chunk.clone());
-        }
-    }
-
-    /// Bytes seen so far, if every one of them was kept.
-    pub fn kept_len(&self) -> Option<u64> {
-        (!self.over_limit).then_some(self.len)
-    }
-
-    fn concat(&self) -> Bytes {
-        match self.chunks.as_slice() {
-            [] => Bytes::new(),
-            [one] => one.clone(),
-            many => {
-                let mut all = BytesMut::with_capacity(self.len as usize);
-                for c in many {
-                    all.extend_from_slice(c);
-                }
-                all.freeze()
-            }
-        }
-    }
-}
 
 /// Whether the request can be replayed after a 401, and by whom.
 /// `declared`: the body's `Content-Length`, if any.
@@ -117,7 +63,7 @@ pub async fn resend(session: &mut Session, ctx: &mut RequestCtx) -> FailToProxy 
         .await;
     };
     let token = slot.authorization().await;
-    super::link_fetch(ctx, &slot);
+    ctx.link_fetch(&slot);
     let token = match token {
         Ok(value) => value,
         Err(unavailable) => return answer_with(session, ctx, Refusal::Token(unavailable)).await,
@@ -355,6 +301,7 @@ fn gone() -> FailToProxy {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::Bytes;
 
     fn copy_of(sizes: &[usize], limit: u64) -> BodyCopy {
         let mut c = BodyCopy::default();
@@ -362,16 +309,6 @@ mod tests {
             c.keep(&Bytes::from(vec![1u8; n]), limit);
         }
         c
-    }
-
-    #[test]
-    fn a_copy_is_kept_up_to_the_limit_and_dropped_beyond_it() {
-        let c = copy_of(&[400, 600], 1000);
-        assert_eq!(c.kept_len(), Some(1000));
-        assert_eq!(c.concat().len(), 1000);
-        let c = copy_of(&[400, 601], 1000);
-        assert_eq!(c.kept_len(), None);
-        assert!(c.chunks.is_empty(), "memory released");
     }
 
     #[test]

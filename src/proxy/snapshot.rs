@@ -123,6 +123,11 @@ impl Snapshot {
         })
     }
 
+    /// Every route's upstream, for `upstream::resolve_all`.
+    pub fn upstreams(&self) -> impl Iterator<Item = &UpstreamPeer> {
+        self.routes.iter().map(|r| &r.upstream)
+    }
+
     /// The route a request matched. Hooks after `request_filter` only run
     /// for matched requests; should that ever not hold, the request fails
     /// with an internal error instead of a panic.

@@ -321,7 +321,7 @@ impl Reloader {
         wait: std::time::Duration,
         refreshers: &Refreshers,
     ) -> Vec<Arc<crate::oauth::TokenSlot>> {
-        crate::upstream::resolve_all(&new).await;
+        crate::upstream::resolve_all(new.upstreams()).await;
         let added: Vec<_> = new
             .cache
             .slots()

@@ -94,13 +94,13 @@ fn config_errors_name_the_yaml_path_and_exit_2() {
             "unknown client",
             with(|r| r.routes[0].client = Some("oic-prd".into())),
             true,
-            "routes[0].client: unknown client \"oic-prd\" (known: oic-prod)",
+            "routes[0].client: unknown client (known: oic-prod)",
         ),
         (
             "bad listen address",
             with(|r| r.server.listen = Some(vec!["localhost".into()])),
             true,
-            "server.listen[0]: \"localhost\" is not an IP:port address",
+            "server.listen[0]: is not an IP:port address",
         ),
     ];
     for (name, yaml, with_env, expected) in cases {
@@ -118,7 +118,10 @@ fn url_errors_never_show_credentials_written_into_the_url() {
     let yaml = with(|r| r.routes[0].upstream = Some("http://svc:hunter2-pw@10.0.0.1".into()));
     let (code, stdout, stderr) = check(&yaml, true);
     assert_eq!(code, 2, "{stderr}");
-    assert!(stderr.contains("***@"), "the URL is still quoted: {stderr}");
+    assert!(
+        stderr.contains("routes[0].upstream: must use https"),
+        "the path and the reason, not the URL: {stderr}"
+    );
     assert!(
         !stderr.contains("hunter2") && !stdout.contains("hunter2"),
         "{stderr}"
@@ -152,7 +155,9 @@ fn run_with_an_invalid_config_exits_2_without_starting() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("routes[0].client: unknown client \"x\""));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("routes[0].client: unknown client (known")
+    );
 }
 
 #[test]

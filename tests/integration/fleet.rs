@@ -590,3 +590,95 @@ async fn two_replicas_need_one_token_request_per_user_and_redis_holds_nothing_in
         }
     }
 }
+
+/// The user's password grants the identity service saw (right or wrong).
+fn password_grants(idp: &Idp) -> usize {
+    idp.state
+        .requests()
+        .iter()
+        .filter(|r| r.field("grant_type") == Some("password"))
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_replicas_count_one_password_ceiling_so_twelve_guesses_cannot_lock_the_user() {
+    let (idp, upstream, redis) = services().await;
+    let key = cache_key();
+    let (a, b, c) = tokio::join!(
+        caller_replica(&idp, &upstream, &redis, &key),
+        caller_replica(&idp, &upstream, &redis, &key),
+        caller_replica(&idp, &upstream, &redis, &key),
+    );
+    let replicas = [&a, &b, &c];
+    for i in 0..12 {
+        let status = status_as(replicas[i % 3], USER, &format!("guess-{i}")).await;
+        assert_eq!(status, 401, "guess {i}");
+    }
+    assert_eq!(
+        password_grants(&idp),
+        3,
+        "password_attempts_per_minute (3) for the fleet, not per replica"
+    );
+    assert!(!idp.state.is_locked(USER), "the emulator locks at 5");
+    let mut refusals = std::collections::BTreeMap::new();
+    for p in replicas {
+        let metrics = p.metrics().await;
+        for reason in ["attempt_limit", "idp_refused", "remembered"] {
+            let sample = format!(
+                "bearer_proxy_caller_refusals_total{{client=\"as-user\",reason=\"{reason}\"}}"
+            );
+            *refusals.entry(reason).or_insert(0.0) += metric_value(&metrics, &sample);
+        }
+    }
+    assert_eq!(refusals["attempt_limit"], 9.0, "{refusals:?}");
+    assert_eq!(refusals["idp_refused"], 3.0, "{refusals:?}");
+    let keys = redis.keys();
+    assert!(keys.iter().any(|k| k.contains("attempts:")), "{keys:?}");
+    assert!(
+        !keys.iter().any(|k| k.contains(USER)),
+        "no user name in Redis: {keys:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_right_password_is_answered_between_guesses_and_after_a_revocation() {
+    let (idp, upstream, redis) = services().await;
+    let key = cache_key();
+    let (a, b, c) = tokio::join!(
+        caller_replica(&idp, &upstream, &redis, &key),
+        caller_replica(&idp, &upstream, &redis, &key),
+        caller_replica(&idp, &upstream, &redis, &key),
+    );
+    let replicas = [&a, &b, &c];
+    for p in replicas {
+        assert_eq!(status_as(p, USER, USER_PASSWORD).await, 200);
+    }
+    for i in 0..6 {
+        assert_eq!(
+            status_as(replicas[i % 3], USER, &format!("stale-{i}")).await,
+            401
+        );
+        assert_eq!(
+            status_as(replicas[(i + 1) % 3], USER, USER_PASSWORD).await,
+            200,
+            "the right password after guess {i}"
+        );
+    }
+    // The upstream revokes the right password's token: every replica
+    // renews it while the stale passwords fill the ceiling.
+    upstream.state.revoke(&upstream.last_authorization());
+    for i in 6..9 {
+        assert_eq!(
+            status_as(replicas[i % 3], USER, &format!("stale-{i}")).await,
+            401
+        );
+    }
+    for p in replicas {
+        assert_eq!(
+            status_as(p, USER, USER_PASSWORD).await,
+            200,
+            "after the revocation"
+        );
+    }
+    assert!(!idp.state.is_locked(USER));
+}

@@ -9,6 +9,7 @@ mod admin;
 mod callers;
 mod client_tls;
 mod config_errors;
+mod config_leaks;
 mod connections;
 mod deploy_kit;
 mod doctor;

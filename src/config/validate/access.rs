@@ -83,7 +83,7 @@ impl Validator<'_> {
                 _ => {
                     self.err(
                         format!("{p}.api_key_header"),
-                        format!("{h:?} is not usable as the API key header"),
+                        "is not usable as the API key header (a header name such as x-api-key; not Authorization or Host)",
                     );
                     None
                 }
@@ -122,9 +122,7 @@ impl Validator<'_> {
                 Ok(net) => out.push(net),
                 Err(_) => self.err(
                     format!("{p}.allow_cidrs[{i}]"),
-                    format!(
-                        "{c:?} is not an address or CIDR range (e.g. \"10.0.0.0/8\", \"::1/128\")"
-                    ),
+                    "is not an address or CIDR range (e.g. \"10.0.0.0/8\", \"::1/128\")",
                 ),
             }
         }
@@ -136,7 +134,7 @@ impl Validator<'_> {
             if subject.trim().is_empty() || !subject.contains('=') {
                 self.err(
                     format!("{p}.client_cert_subjects[{i}]"),
-                    format!("{subject:?} is not a subject like \"CN=legacy-erp\""),
+                    "is not a subject like \"CN=legacy-erp\"",
                 );
             }
         }

@@ -173,12 +173,11 @@ impl Validator<'_> {
             );
             return None;
         };
-        let shown = super::urls::redact_userinfo(raw);
         let result =
             if raw.starts_with("redis+sentinel://") || raw.starts_with("rediss+sentinel://") {
-                parse_sentinel(raw).map_err(|why| format!("{shown:?}: {why}"))
+                parse_sentinel(raw)
             } else {
-                parse_direct(raw).map_err(|why| format!("{shown:?}: {why}"))
+                parse_direct(raw)
             };
         result.map_err(|message| self.err(path, message)).ok()
     }

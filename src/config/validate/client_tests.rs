@@ -10,7 +10,7 @@ use crate::config::Config;
 #[test]
 fn client_errors() {
     assert_errors(vec![
-        ("plain http token_url", client(|c| c.token_url = Some("http://idcs-1.identity.oraclecloud.com/oauth2/v1/token".into())), "clients.oic-prod.token_url: \"http://idcs-1.identity.oraclecloud.com/oauth2/v1/token\" must use https"),
+        ("plain http token_url", client(|c| c.token_url = Some("http://idcs-1.identity.oraclecloud.com/oauth2/v1/token".into())), "clients.oic-prod.token_url: must use https"),
         ("no token_url", client(|c| c.token_url = None), "clients.oic-prod.token_url: is required"),
         ("empty client_id", client(|c| c.client_id = Some(" ".into())), "clients.oic-prod.client_id: must not be empty"),
         ("bad client name", with(|r| { let c = r.clients.remove("oic-prod").unwrap(); r.clients.insert("oic prod".into(), c); r.routes[0].client = Some("oic prod".into()); }), "clients.oic prod: client names may use only"),
@@ -18,7 +18,7 @@ fn client_errors() {
         ("no secret", client(|c| c.client_secret = None), "clients.oic-prod.client_secret: is required (or client_secret_file)"),
         ("unreadable ca_file", client(|c| c.ca_file = Some("/nonexistent/ca.pem".into())), "clients.oic-prod.ca_file: cannot read /nonexistent/ca.pem"),
         ("endless secret file", client(|c| { c.client_secret = None; c.client_secret_file = Some("/dev/zero".into()); }), "clients.oic-prod.client_secret_file: cannot read /dev/zero: larger than 4 MiB"),
-        ("scope with a space", client(|c| c.scopes = vec!["a b".into()]), "clients.oic-prod.scopes[0]: \"a b\" is not a scope"),
+        ("scope with a space", client(|c| c.scopes = vec!["a b".into()]), "clients.oic-prod.scopes[0]: is not a scope"),
         ("mixed resource servers", client(|c| c.scopes.push("https://other.example.com:443/ic/api/".into())), "clients.oic-prod.scopes: scopes of different resource servers cannot be requested in one token (Oracle refuses it): \"https://oic.example.com:443urn:opc:resource:consumer::all\" belongs to https://oic.example.com:443, \"https://other.example.com:443/ic/api/\" belongs to https://other.example.com:443"),
         ("retry initial over max", client(|c| { c.retry.initial = Some(Duration::from_secs(9)); c.retry.max = Some(Duration::from_secs(1)); }), "clients.oic-prod.retry: initial must not be greater than max"),
         ("refresh_token with client_credentials", client(|c| c.refresh_token = true), "clients.oic-prod.refresh_token: the client_credentials grant never issues refresh tokens"),

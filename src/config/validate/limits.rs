@@ -166,7 +166,7 @@ impl Validator<'_> {
                     let known: Vec<&str> = limits.valid.keys().map(String::as_str).collect();
                     self.err(
                         path,
-                        format!("unknown limit {name:?} (limits: {})", known.join(", ")),
+                        format!("unknown limit (limits: {})", known.join(", ")),
                     );
                 }
                 continue;

@@ -122,7 +122,7 @@ fn limit_errors() {
         });
     });
     assert_errors(vec![
-        ("unknown name", limited(concurrency(1), &["nope"]), "routes[0].limits[0]: unknown limit \"nope\" (limits: l)"),
+        ("unknown name", limited(concurrency(1), &["nope"]), "routes[0].limits[0]: unknown limit (limits: l)"),
         ("named twice", limited(concurrency(1), &["l", "l"]), "routes[0].limits[1]: limit \"l\" is named twice"),
         ("two kinds", limited(two_kinds, &["l"]), "limits.l: has more than one of concurrency, rate and messages"),
         ("no kind", limited(RawLimit { per: Some(LimitPer::All), ..RawLimit::default() }, &["l"]), "limits.l: needs one of concurrency, rate or messages"),

@@ -68,20 +68,20 @@ pub fn load_str(
     let mut tree: Value = serde_yaml::from_str(text).map_err(|e| {
         ConfigErrors(vec![ConfigError::new(
             "<file>",
-            format!("not valid YAML: {e}"),
+            format!(
+                "not valid YAML: {}",
+                super::redact::serde_message(&e.to_string())
+            ),
         )])
     })?;
     env::substitute(&mut tree, env, &mut errors);
     let raw: RawConfig = match serde_path_to_error::deserialize(tree) {
         Ok(raw) => raw,
         Err(e) => {
-            let path = e.path().to_string();
-            let path = if path == "." {
-                "<top level>".into()
-            } else {
-                path
-            };
-            errors.push(ConfigError::new(path, e.into_inner().to_string()));
+            let raw_message = e.inner().to_string();
+            let path = super::redact::serde_path(&e.path().to_string(), &raw_message);
+            let message = super::redact::serde_message(&raw_message);
+            errors.push(ConfigError::new(path, message));
             return Err(ConfigErrors(errors));
         }
     };
@@ -203,7 +203,7 @@ impl Validator<'_> {
             Err(_) => {
                 self.err(
                     path,
-                    format!("{value:?} is not an IP:port address (e.g. \"127.0.0.1:8080\" or \"[::1]:8080\")"),
+                    "is not an IP:port address (e.g. \"127.0.0.1:8080\" or \"[::1]:8080\")",
                 );
                 None
             }
@@ -258,7 +258,7 @@ impl Validator<'_> {
             if s.is_empty() || s.chars().any(|c| c.is_whitespace() || c.is_control()) {
                 self.err(
                     format!("{path}[{i}]"),
-                    format!("{s:?} is not a scope: scopes are single words without spaces; list each one separately"),
+                    "is not a scope: scopes are single words without spaces; list each one separately",
                 );
             }
         }

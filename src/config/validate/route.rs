@@ -31,10 +31,7 @@ impl Validator<'_> {
             if let Some(first) = names.insert(route.name.clone(), i) {
                 self.err(
                     format!("routes[{i}].name"),
-                    format!(
-                        "duplicate route name {:?} (also routes[{first}])",
-                        route.name
-                    ),
+                    format!("duplicate route name (also routes[{first}])"),
                 );
             }
             routes.push(route);
@@ -71,10 +68,10 @@ impl Validator<'_> {
         let (upstream, upstream_ca) = self.route_upstream(&p, &raw);
         let name = match raw.name {
             Some(n) if valid_name(&n) => Some(n),
-            Some(n) => {
+            Some(_) => {
                 self.err(
                     format!("{p}.name"),
-                    format!("{n:?}: route names may use only letters, digits, '-', '_' and '.'"),
+                    "route names may use only letters, digits, '-', '_' and '.'",
                 );
                 None
             }
@@ -93,10 +90,7 @@ impl Validator<'_> {
             .path_prefix
             .unwrap_or_else(|| d::PATH_PREFIX.to_string());
         if !path_prefix.starts_with('/') {
-            self.err(
-                format!("{p}.match.path_prefix"),
-                format!("{path_prefix:?} must start with '/'"),
-            );
+            self.err(format!("{p}.match.path_prefix"), "must start with '/'");
         }
         let client = self.route_client(&p, raw.client.as_deref(), clients);
         let scopes = self.route_scopes(&p, raw.scopes, client.as_deref());
@@ -104,10 +98,7 @@ impl Validator<'_> {
         let methods = self.methods(&p, raw.methods.as_deref());
         let probe_path = raw.probe_path.unwrap_or_else(|| path_prefix.clone());
         if !probe_path.starts_with('/') {
-            self.err(
-                format!("{p}.probe_path"),
-                format!("{probe_path:?} must start with '/'"),
-            );
+            self.err(format!("{p}.probe_path"), "must start with '/'");
         }
         if raw.max_body_bytes == Some(0) {
             self.err(
@@ -183,7 +174,7 @@ impl Validator<'_> {
         if !clients.invalid.iter().any(|n| n == name) {
             self.err(
                 format!("{p}.client"),
-                format!("unknown client {name:?} ({})", clients.known()),
+                format!("unknown client ({})", clients.known()),
             );
         }
         None
@@ -247,7 +238,7 @@ impl Validator<'_> {
                         out.push(m);
                     }
                 }
-                _ => self.err(path, format!("{name:?} is not an HTTP method (e.g. GET, POST)")),
+                _ => self.err(path, "is not an HTTP method (e.g. GET, POST)"),
             }
         }
         out
@@ -259,7 +250,7 @@ impl Validator<'_> {
             Err(why) => {
                 self.err(
                     path,
-                    format!("{raw:?}: {why} (use \"api.example.com\" or \"*.example.com\")"),
+                    format!("{why} (use \"api.example.com\" or \"*.example.com\")"),
                 );
                 None
             }

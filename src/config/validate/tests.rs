@@ -71,13 +71,14 @@ pub(super) fn access(access: RawAccess) -> RawConfig {
 
 /// Each case fails to load, and its errors contain `expected`.
 pub(super) fn assert_errors(cases: Vec<(&str, RawConfig, &str)>) {
+    let mut wrong = Vec::new();
     for (name, raw, expected) in cases {
         let errors = load(&raw.to_yaml(), true).expect_err(name);
-        assert!(
-            errors.contains(expected),
-            "{name}: expected {expected:?} in:\n{errors}"
-        );
+        if !errors.contains(expected) {
+            wrong.push(format!("{name}: expected {expected:?} in:\n{errors}"));
+        }
     }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
 
 pub(super) fn key_file() -> Option<PathBuf> {
@@ -126,7 +127,7 @@ fn file_level_errors() {
         ),
         (
             "clients:\n  a:\n    grant: implicit\n",
-            "clients.a.grant: unknown variant `implicit`",
+            "clients.a.grant: unknown variant, expected one of `client_credentials`",
         ),
         (
             "server:\n  work_stealing: sometimes\n",
@@ -150,7 +151,7 @@ fn server_errors() {
         (
             "bad listen address",
             server(|s| s.listen = Some(vec!["localhost".into()])),
-            "server.listen[0]: \"localhost\" is not an IP:port address",
+            "server.listen[0]: is not an IP:port address",
         ),
         (
             "no listen address",
@@ -215,7 +216,7 @@ fn server_errors() {
         (
             "admin address",
             with(|r| r.admin.listen = Some("nowhere".into())),
-            "admin.listen: \"nowhere\" is not an IP:port address",
+            "admin.listen: is not an IP:port address",
         ),
     ]);
 }
@@ -253,7 +254,7 @@ fn tls_listener_errors() {
         (
             "tls: bad address",
             tls(listener("*:8443", cert.clone(), key_file())),
-            "server.tls_listen[0].address: \"*:8443\" is not an IP:port address",
+            "server.tls_listen[0].address: is not an IP:port address",
         ),
         (
             "tls: no address",
@@ -272,7 +273,7 @@ fn route_errors() {
         (
             "unknown client",
             route(|r| r.client = Some("oic-prd".into())),
-            "routes[0].client: unknown client \"oic-prd\" (known: oic-prod)",
+            "routes[0].client: unknown client (known: oic-prod)",
         ),
         (
             "no client",
@@ -292,27 +293,27 @@ fn route_errors() {
         (
             "upstream with path",
             route(|r| r.upstream = Some("https://oic.example.com/ic/api".into())),
-            "routes[0].upstream: \"https://oic.example.com/ic/api\" must not have a path",
+            "routes[0].upstream: must not have a path",
         ),
         (
             "plain http upstream",
             route(|r| r.upstream = Some("http://oic.example.com".into())),
-            "routes[0].upstream: \"http://oic.example.com\" must use https",
+            "routes[0].upstream: must use https",
         ),
         (
             "prefix without slash",
             route(|r| r.matcher.path_prefix = Some("ic".into())),
-            "routes[0].match.path_prefix: \"ic\" must start with '/'",
+            "routes[0].match.path_prefix: must start with '/'",
         ),
         (
             "host with port",
             route(|r| r.matcher.host = Some("a.example.com:80".into())),
-            "routes[0].match.host: \"a.example.com:80\": must not include a port",
+            "routes[0].match.host: must not include a port",
         ),
         (
             "bad wildcard",
             route(|r| r.matcher.host = Some("a.*.com".into())),
-            "routes[0].match.host: \"a.*.com\": '*' is only allowed as a leading",
+            "routes[0].match.host: '*' is only allowed as a leading",
         ),
         (
             "CA for plain upstream",
@@ -346,7 +347,7 @@ fn route_method_and_probe_errors() {
         (
             "lower-case method",
             route(|r| r.methods = Some(vec!["get".into()])),
-            "routes[0].methods[0]: \"get\" is not an HTTP method",
+            "routes[0].methods[0]: is not an HTTP method",
         ),
         (
             "no methods",
@@ -356,7 +357,7 @@ fn route_method_and_probe_errors() {
         (
             "relative probe path",
             route(|r| r.probe_path = Some("ic/api".into())),
-            "routes[0].probe_path: \"ic/api\" must start with '/'",
+            "routes[0].probe_path: must start with '/'",
         ),
     ]);
 }
@@ -398,7 +399,7 @@ fn route_scope_and_uniqueness_errors() {
                 "https://oic.example.com",
                 "oic-prod",
             )),
-            "routes[1].name: duplicate route name \"api\" (also routes[0])",
+            "routes[1].name: duplicate route name (also routes[0])",
         ),
     ]);
 }
@@ -424,13 +425,13 @@ fn access_errors() {
         ("no access block", route(|r| r.access = None), "routes[0].access: is required: say who may use this route, e.g. \"access: { api_keys_file: conf/api-keys }\", or \"access: { allow_any: true }\""),
         ("empty access", rules(|_| {}), "routes[0].access: lets no one through"),
         ("allow_any with more", rules(|a| { a.allow_any = true; a.allow_cidrs = vec!["10.0.0.0/8".into()]; }), "routes[0].access.allow_any: allow_any: true lets everyone through"),
-        ("bad cidr", rules(|a| a.allow_cidrs = vec!["10.0.0.0/33".into()]), "routes[0].access.allow_cidrs[0]: \"10.0.0.0/33\" is not an address or CIDR range"),
-        ("bad key line", access(keys), "routes[0].access.api_keys_file: line 1: \"erp\" is not 64 hex digits"),
+        ("bad cidr", rules(|a| a.allow_cidrs = vec!["10.0.0.0/33".into()]), "routes[0].access.allow_cidrs[0]: is not an address or CIDR range"),
+        ("bad key line", access(keys), "routes[0].access.api_keys_file: line 1: the value after the name is not 64 hex digits"),
         ("weak htpasswd", access(users), "routes[0].access.basic_users_file: line 1 (user \"erp\"): only bcrypt hashes are accepted"),
         ("missing keys file", access(RawAccess::api_keys("/nonexistent/keys")), "routes[0].access.api_keys_file: cannot read /nonexistent/keys"),
         ("key header without keys", rules(|a| { a.allow_cidrs = vec!["10.0.0.0/8".into()]; a.api_key_header = Some("x-key".into()); }), "routes[0].access.api_key_header: only applies with api_keys_file"),
-        ("Authorization as key header", rules(|a| { a.api_keys_file = Some("k".into()); a.api_key_header = Some("authorization".into()); }), "routes[0].access.api_key_header: \"authorization\" is not usable as the API key header"),
-        ("bad subject", rules(|a| a.client_cert_subjects = vec!["erp".into()]), "routes[0].access.client_cert_subjects[0]: \"erp\" is not a subject like \"CN=legacy-erp\""),
+        ("Authorization as key header", rules(|a| { a.api_keys_file = Some("k".into()); a.api_key_header = Some("authorization".into()); }), "routes[0].access.api_key_header: is not usable as the API key header"),
+        ("bad subject", rules(|a| a.client_cert_subjects = vec!["erp".into()]), "routes[0].access.client_cert_subjects[0]: is not a subject like \"CN=legacy-erp\""),
         ("cert subjects without mTLS", rules(|a| a.client_cert_subjects = vec!["CN=erp".into()]), "routes[0].access.client_cert_subjects: requires a TLS listener that verifies client certificates"),
     ]);
     let cert = Some(fixtures().join("client-cert.pem"));
@@ -460,11 +461,11 @@ fn url_errors_never_show_credentials_written_into_the_url() {
         route(|r| r.upstream = Some("https://svc:hunter2-pw@h".into())),
     ] {
         let errors = load(&raw.to_yaml(), true).unwrap_err();
-        assert!(
-            errors.contains("***@") || errors.contains("must not contain credentials"),
-            "{errors}"
-        );
         assert!(!errors.contains("hunter2"), "{errors}");
+        assert!(
+            !errors.contains("svc"),
+            "no part of the URL is quoted: {errors}"
+        );
     }
     assert_eq!(
         redact_userinfo("http://u:p%40ss@10.0.0.1:8/x"),
@@ -537,22 +538,69 @@ fn cache_errors() {
         crate::config::CacheSettings::Redis(_)
     ));
     assert_errors(vec![
-        ("no redis section", with(|raw| raw.cache.backend = Some(CacheBackend::Redis)), "cache.redis: is required with backend redis"),
-        ("no url", redis(&|r| r.url = None), "cache.redis.url: is required"),
-        ("http url", redis(&|r| r.url = Some("http://127.0.0.1:6379".into())), "cache.redis.url: \"http://127.0.0.1:6379\": unsupported scheme (use redis://, rediss:// or redis+sentinel://)"),
+        (
+            "no redis section",
+            with(|raw| raw.cache.backend = Some(CacheBackend::Redis)),
+            "cache.redis: is required with backend redis",
+        ),
+        (
+            "no url",
+            redis(&|r| r.url = None),
+            "cache.redis.url: is required",
+        ),
+        (
+            "http url",
+            redis(&|r| r.url = Some("http://127.0.0.1:6379".into())),
+            "cache.redis.url: unsupported scheme (use redis://, rediss:// or redis+sentinel://)",
+        ),
         (
             "sentinel without a master name",
             redis(&|r| r.url = Some("redis+sentinel://127.0.0.1:26379".into())),
             "name the primary: redis+sentinel://host:26379/<master name>",
         ),
-        ("credentials in url", redis(&|r| r.url = Some("redis://user:hunter2@127.0.0.1:6379".into())), "cache.redis.url: \"redis://***@127.0.0.1:6379\": must not contain credentials"),
-        ("cluster", redis(&|r| r.cluster_nodes = vec!["redis://127.0.0.1:7000".into()]), "cache.redis.cluster_nodes: Redis Cluster is not supported yet"),
-        ("no key", redis(&|r| r.encryption_key_file = None), "cache.redis.encryption_key_file: is required"),
-        ("short key", redis(&|r| r.encryption_key_file = Some(short_key.clone())), "short.key: not 32 bytes in base64"),
-        ("bad previous key", redis(&|r| r.previous_encryption_key_files = vec![short_key.clone()]), "cache.redis.previous_encryption_key_files[0]:"),
-        ("ca for plain redis", redis(&|r| r.ca_file = Some("client-cert.pem".into())), "cache.redis.ca_file: only applies to rediss:// urls"),
-        ("zero lock ttl", redis(&|r| r.lock_ttl = Some(Duration::ZERO)), "cache.redis.lock_ttl: must be greater than zero"),
-        ("password twice", redis(&|r| { r.password = Some("p".into()); r.password_file = Some("p".into()); }), "cache.redis.password: set either password or password_file, not both"),
+        (
+            "credentials in url",
+            redis(&|r| r.url = Some("redis://user:hunter2@127.0.0.1:6379".into())),
+            "cache.redis.url: must not contain credentials",
+        ),
+        (
+            "cluster",
+            redis(&|r| r.cluster_nodes = vec!["redis://127.0.0.1:7000".into()]),
+            "cache.redis.cluster_nodes: Redis Cluster is not supported yet",
+        ),
+        (
+            "no key",
+            redis(&|r| r.encryption_key_file = None),
+            "cache.redis.encryption_key_file: is required",
+        ),
+        (
+            "short key",
+            redis(&|r| r.encryption_key_file = Some(short_key.clone())),
+            "short.key: not 32 bytes in base64",
+        ),
+        (
+            "bad previous key",
+            redis(&|r| r.previous_encryption_key_files = vec![short_key.clone()]),
+            "cache.redis.previous_encryption_key_files[0]:",
+        ),
+        (
+            "ca for plain redis",
+            redis(&|r| r.ca_file = Some("client-cert.pem".into())),
+            "cache.redis.ca_file: only applies to rediss:// urls",
+        ),
+        (
+            "zero lock ttl",
+            redis(&|r| r.lock_ttl = Some(Duration::ZERO)),
+            "cache.redis.lock_ttl: must be greater than zero",
+        ),
+        (
+            "password twice",
+            redis(&|r| {
+                r.password = Some("p".into());
+                r.password_file = Some("p".into());
+            }),
+            "cache.redis.password: set either password or password_file, not both",
+        ),
     ]);
     let errors = load(
         &redis(&|r| r.url = Some("redis://user:hunter2@h".into())).to_yaml(),

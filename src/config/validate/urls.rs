@@ -1,5 +1,6 @@
-//! URLs in the file: token endpoints and upstreams. Every message quotes the
-//! URL with its credentials redacted, since messages reach logs.
+//! URLs in the file: token endpoints and upstreams. No message quotes the
+//! URL: messages reach logs and `/status`, and a secret pasted into the
+//! wrong key must not.
 
 use std::net::IpAddr;
 
@@ -13,20 +14,20 @@ impl Validator<'_> {
         let url = match url::Url::parse(raw) {
             Ok(u) => u,
             Err(e) => {
-                self.err(path, format!("{raw:?} is not a valid URL: {e}"));
+                self.err(path, format!("is not a valid URL: {e}"));
                 return None;
             }
         };
         let problem = match url.scheme() {
             "https" => None,
             "http" if is_loopback_host(&url) => None,
-            "http" => Some(format!("{raw:?} must use https: credentials are sent to it (plain http is allowed only for loopback addresses)")),
-            s => Some(format!("{raw:?}: unsupported scheme {s:?} (use https)")),
+            "http" => Some("must use https: credentials are sent to it (plain http is allowed only for loopback addresses)".to_string()),
+            _ => Some("unsupported scheme (use https)".to_string()),
         }
         .or_else(|| {
             url.host_str()
                 .is_none_or(str::is_empty)
-                .then(|| format!("{raw:?} has no host"))
+                .then(|| "has no host".to_string())
         })
         .or_else(|| {
             has_credentials(&url).then(|| {
@@ -57,19 +58,18 @@ impl Validator<'_> {
 
 fn parse_upstream(raw: &str) -> Result<UpstreamTarget, String> {
     let form = "must be scheme://host[:port], e.g. \"https://oic.example.com\"";
-    let url =
-        url::Url::parse(raw).map_err(|e| format!("{raw:?} is not a valid URL ({e}); {form}"))?;
+    let url = url::Url::parse(raw).map_err(|e| format!("is not a valid URL ({e}); {form}"))?;
     let tls = match url.scheme() {
         "https" => true,
         "http" if is_loopback_host(&url) => false,
-        "http" => return Err(format!("{raw:?} must use https: the proxy sends access tokens to it (plain http is allowed only for loopback addresses)")),
-        s => return Err(format!("{raw:?}: unsupported scheme {s:?}; {form}")),
+        "http" => return Err("must use https: the proxy sends access tokens to it (plain http is allowed only for loopback addresses)".to_string()),
+        _ => return Err(format!("unsupported scheme; {form}")),
     };
     let Some(host) = url.host_str().filter(|h| !h.is_empty()) else {
-        return Err(format!("{raw:?} has no host; {form}"));
+        return Err(format!("has no host; {form}"));
     };
     if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
-        return Err(format!("{raw:?} must not have a path, query or fragment; {form} (request paths are forwarded unchanged)"));
+        return Err(format!("must not have a path, query or fragment; {form} (request paths are forwarded unchanged)"));
     }
     if has_credentials(&url) {
         return Err(format!("must not contain credentials; {form}"));

@@ -2,13 +2,17 @@
 //! user out of the identity domain: a refused user+password is not sent
 //! again for `refused_password_memory`, and no user name gets more than
 //! `password_attempts_per_minute` password grants in any sixty seconds.
-//! Both are keyed by hashes, never by user names or passwords.
+//! Both are keyed by hashes, never by user names or passwords. Only grants
+//! in flight and grants the identity service refused count: a success is
+//! taken back, so a stale password being refused cannot hold back the
+//! right one. With the redis backend the fleet counts together
+//! (`SharedCache::take_attempt`); this count serves while Redis is away.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use super::identity::CallerKey;
+use crate::oauth::caller_identity::CallerKey;
 
 const MINUTE: Duration = Duration::from_secs(60);
 /// Entries kept before expired ones are swept out.
@@ -52,10 +56,11 @@ impl RefusedPasswords {
     }
 }
 
-/// Password grants per user name over a rolling minute.
+/// Password grants per user name over a rolling minute: in flight or
+/// refused, each with the id it was taken under.
 pub struct AttemptCeiling {
     per_minute: usize,
-    sent: Mutex<HashMap<CallerKey, VecDeque<Instant>>>,
+    sent: Mutex<HashMap<CallerKey, VecDeque<(Instant, u64)>>>,
 }
 
 impl AttemptCeiling {
@@ -66,26 +71,34 @@ impl AttemptCeiling {
         }
     }
 
-    /// Takes one attempt for `user` if fewer than the ceiling were taken in
-    /// the last sixty seconds; `false` when the ceiling is reached.
-    pub fn try_take(&self, user: CallerKey) -> bool {
+    /// Takes attempt `id` for `user` if fewer than the ceiling were taken
+    /// (and not given back) in the last sixty seconds; `false` when the
+    /// ceiling is reached.
+    pub fn try_take(&self, user: CallerKey, id: u64) -> bool {
         let now = Instant::now();
         let mut sent = lock(&self.sent);
         if sent.len() >= SWEEP_AT {
-            sent.retain(|_, times| times.back().is_some_and(|t| now - *t < MINUTE));
+            sent.retain(|_, times| times.back().is_some_and(|(t, _)| now - *t < MINUTE));
             if sent.len() >= MAX_ENTRIES {
                 sent.clear();
             }
         }
         let times = sent.entry(user).or_default();
-        while times.front().is_some_and(|t| now - *t >= MINUTE) {
+        while times.front().is_some_and(|(t, _)| now - *t >= MINUTE) {
             times.pop_front();
         }
         if times.len() >= self.per_minute {
             return false;
         }
-        times.push_back(now);
+        times.push_back((now, id));
         true
+    }
+
+    /// Attempt `id` succeeded: it no longer counts.
+    pub fn give_back(&self, user: &CallerKey, id: u64) {
+        if let Some(times) = lock(&self.sent).get_mut(user) {
+            times.retain(|(_, i)| *i != id);
+        }
     }
 }
 
@@ -110,8 +123,19 @@ mod tests {
     #[test]
     fn the_ceiling_counts_per_user() {
         let c = AttemptCeiling::new(3);
-        assert!((0..3).all(|_| c.try_take([1; 32])));
-        assert!(!c.try_take([1; 32]), "a fourth within the minute");
-        assert!(c.try_take([2; 32]), "another user has its own");
+        assert!((0..3).all(|i| c.try_take([1; 32], i)));
+        assert!(!c.try_take([1; 32], 3), "a fourth within the minute");
+        assert!(c.try_take([2; 32], 4), "another user has its own");
+    }
+
+    #[test]
+    fn a_success_given_back_frees_its_place() {
+        let c = AttemptCeiling::new(2);
+        assert!(c.try_take([1; 32], 1));
+        assert!(c.try_take([1; 32], 2));
+        assert!(!c.try_take([1; 32], 3));
+        c.give_back(&[1; 32], 2);
+        assert!(c.try_take([1; 32], 3), "the success no longer counts");
+        assert!(!c.try_take([1; 32], 4));
     }
 }

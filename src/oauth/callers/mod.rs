@@ -8,7 +8,6 @@
 //! and an idle caller's token is left to expire.
 
 mod guard;
-mod identity;
 mod sweep;
 
 use std::num::NonZeroUsize;
@@ -21,25 +20,17 @@ use lru::LruCache;
 use prometheus::{IntCounter, IntGauge};
 use serde::Serialize;
 
+pub use super::caller_identity::{CallerCredential, CallerHasher, CallerKey, CallerRef};
 use super::error::FetchError;
+use super::seat::GrantGuard;
+pub use super::seat::{Attempt, CallerSeat};
 use super::shared::SharedCache;
 use super::slot::{SlotParts, TokenSlot, Unavailable};
 use crate::access::{caller_name, with_basic_credentials, CallerSubjects, Denial};
 use crate::config::{CallerPolicy, ClientConfig, Grant};
 use crate::metrics::metrics;
 use guard::{AttemptCeiling, RefusedPasswords};
-pub use identity::{CallerCredential, CallerHasher, CallerKey, CallerRef};
 pub use sweep::spawn_sweeper;
-
-/// Whose token a slot holds, and the family that answers for it.
-pub struct CallerSeat {
-    pub key: CallerKey,
-    pub credential: CallerCredential,
-    pub family: Weak<CallerSlots>,
-    /// How far ahead the first fetch may book the token URL's rate
-    /// ceiling: as long as the caller's request waits, no longer.
-    pub first_wait: Duration,
-}
 
 struct Seat {
     slot: Arc<TokenSlot>,
@@ -227,8 +218,9 @@ impl CallerSlots {
             CallerSeat {
                 key,
                 credential,
-                family: self.me.clone(),
+                family: self.me.clone() as std::sync::Weak<dyn GrantGuard>,
                 first_wait: self.first_wait,
+                proven: Default::default(),
             },
         )
     }
@@ -277,72 +269,32 @@ impl CallerSlots {
         }
     }
 
-    /// Called by a caller's slot before it sends a password grant: a
-    /// refusal the fleet remembers, or the user's attempt ceiling, holds
-    /// it back.
-    pub(super) async fn before_grant(&self, seat: &CallerSeat) -> Result<(), FetchError> {
-        let CallerCredential::Password { username, .. } = &seat.credential else {
-            return Ok(());
-        };
-        let remembered = match &self.shared {
-            Some(shared) => shared.refusal_remembered(&seat.key).await,
-            None => false,
-        };
-        if remembered {
-            self.refused
-                .remember(seat.key, self.policy.refused_password_memory);
-            self.forget(&seat.key);
-            self.metrics.remembered.inc();
-            return Err(FetchError::CallerRefused {
-                reason: "remembered",
-            });
-        }
-        if !self.attempts.try_take(self.hasher.user_key(username)) {
-            self.forget(&seat.key);
-            self.metrics.attempt_limit.inc();
-            tracing::warn!(
-                client = self.client.name.as_str(),
-                user = username.as_str(),
-                per_minute = self.policy.password_attempts_per_minute,
-                "password grants for this user held back by the attempt ceiling"
-            );
-            return Err(FetchError::CallerRefused {
-                reason: "attempt_limit",
-            });
-        }
-        Ok(())
-    }
-
-    /// Called by a caller's slot when its grant failed. Refused by the
-    /// identity service: the caller loses its slot, and a refused password
-    /// is remembered here and by the fleet. Not sent because the rate
-    /// ceiling is booked beyond the caller's wait: the caller holds no
-    /// place (its next request starts afresh). Anything else: the slot
-    /// keeps its backoff.
-    pub(super) async fn failed(&self, seat: &CallerSeat, error: &FetchError) {
-        if matches!(error, FetchError::Queued) {
-            self.forget(&seat.key);
-            return;
-        }
-        if !error.is_invalid_grant() {
-            return;
-        }
-        self.forget(&seat.key);
-        self.metrics.idp_refused.inc();
-        let memory = self.policy.refused_password_memory;
-        if matches!(seat.credential, CallerCredential::Password { .. }) {
-            self.refused.remember(seat.key, memory);
-            if let Some(shared) = &self.shared {
-                shared.remember_refusal(&seat.key, memory).await;
+    /// One of the user's attempts: the fleet's (Redis), or this replica's
+    /// while Redis does not answer; `None` at the ceiling.
+    async fn take_attempt(&self, user: CallerKey) -> Option<Attempt> {
+        let id: u64 = rand::random();
+        let ceiling = self.policy.password_attempts_per_minute;
+        if let Some(shared) = &self.shared {
+            match shared
+                .take_attempt(&user, &format!("{id:016x}"), ceiling)
+                .await
+            {
+                Ok(true) => {
+                    return Some(Attempt {
+                        user,
+                        id,
+                        fleet: true,
+                    })
+                }
+                Ok(false) => return None,
+                Err(()) => {}
             }
         }
-        tracing::warn!(
-            client = self.client.name.as_str(),
-            user = seat.credential.user(),
-            idp_error = error.idp().map(|i| i.code.as_str()),
-            ecid = error.idp().and_then(|i| i.ecid.as_deref()),
-            "identity service refused this caller"
-        );
+        self.attempts.try_take(user, id).then_some(Attempt {
+            user,
+            id,
+            fleet: false,
+        })
     }
 
     fn forget(&self, key: &CallerKey) {
@@ -423,4 +375,103 @@ pub struct CallerRefusals {
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+#[async_trait::async_trait]
+impl GrantGuard for CallerSlots {
+    /// Called by a caller's slot before it sends a password grant: a
+    /// refusal the fleet remembers, or the user's attempt ceiling, holds
+    /// it back.
+    async fn before_grant(&self, seat: &CallerSeat) -> Result<Option<Attempt>, FetchError> {
+        let CallerCredential::Password { username, .. } = &seat.credential else {
+            return Ok(None);
+        };
+        let remembered = match &self.shared {
+            Some(shared) => shared.refusal_remembered(&seat.key).await,
+            None => false,
+        };
+        if remembered {
+            self.refused
+                .remember(seat.key, self.policy.refused_password_memory);
+            self.forget(&seat.key);
+            self.metrics.remembered.inc();
+            return Err(FetchError::CallerRefused {
+                reason: "remembered",
+            });
+        }
+        if seat.proven.load(std::sync::atomic::Ordering::Acquire) {
+            return Ok(None);
+        }
+        let user = self.hasher.user_key(username);
+        let Some(attempt) = self.take_attempt(user).await else {
+            self.forget(&seat.key);
+            self.metrics.attempt_limit.inc();
+            tracing::warn!(
+                client = self.client.name.as_str(),
+                user = username.as_str(),
+                per_minute = self.policy.password_attempts_per_minute,
+                "password grants for this user held back by the attempt ceiling"
+            );
+            return Err(FetchError::CallerRefused {
+                reason: "attempt_limit",
+            });
+        };
+        Ok(Some(attempt))
+    }
+
+    /// Called by a caller's slot when its password grant succeeded: the
+    /// credential is proven, and the attempt no longer counts.
+    async fn succeeded(&self, seat: &CallerSeat, attempt: Option<Attempt>) {
+        seat.proven
+            .store(true, std::sync::atomic::Ordering::Release);
+        self.give_back(attempt).await;
+    }
+
+    /// An attempt that was not refused (it succeeded, or the identity
+    /// service could not answer) stops counting.
+    async fn give_back(&self, attempt: Option<Attempt>) {
+        let Some(a) = attempt else {
+            return;
+        };
+        match (&self.shared, a.fleet) {
+            (Some(shared), true) => {
+                shared
+                    .settle_attempt(&a.user, &format!("{:016x}", a.id))
+                    .await
+            }
+            _ => self.attempts.give_back(&a.user, a.id),
+        }
+    }
+
+    /// Called by a caller's slot when its grant failed. Refused by the
+    /// identity service: the caller loses its slot, and a refused password
+    /// is remembered here and by the fleet. Not sent because the rate
+    /// ceiling is booked beyond the caller's wait: the caller holds no
+    /// place (its next request starts afresh). Anything else: the slot
+    /// keeps its backoff.
+    async fn failed(&self, seat: &CallerSeat, error: &FetchError) {
+        if matches!(error, FetchError::Queued) {
+            self.forget(&seat.key);
+            return;
+        }
+        if !error.is_invalid_grant() {
+            return;
+        }
+        self.forget(&seat.key);
+        self.metrics.idp_refused.inc();
+        let memory = self.policy.refused_password_memory;
+        if matches!(seat.credential, CallerCredential::Password { .. }) {
+            self.refused.remember(seat.key, memory);
+            if let Some(shared) = &self.shared {
+                shared.remember_refusal(&seat.key, memory).await;
+            }
+        }
+        tracing::warn!(
+            client = self.client.name.as_str(),
+            user = seat.credential.user(),
+            idp_error = error.idp().map(|i| i.code.as_str()),
+            ecid = error.idp().and_then(|i| i.ecid.as_deref()),
+            "identity service refused this caller"
+        );
+    }
 }

@@ -57,7 +57,25 @@ pub struct SharedCache {
     last_error: Mutex<Option<&'static str>>,
     /// Per slot channel, the replicas' waiters.
     waiters: Mutex<std::collections::HashMap<String, Arc<Notify>>>,
+    take_attempt: redis::Script,
+    forget_attempt: redis::Script,
 }
+
+/// A password attempt for a user, if fewer than ARGV[1] were made in the
+/// last minute (each a member scored by when it was made).
+const TAKE_ATTEMPT: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - 60000)
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then
+  return {0}
+end
+redis.call('ZADD', KEYS[1], now, ARGV[2])
+redis.call('PEXPIRE', KEYS[1], 60000)
+return {1}
+";
+
+const FORGET_ATTEMPT: &str = "return {redis.call('ZREM', KEYS[1], ARGV[1])}";
 
 /// What `/status` shows of the shared cache.
 #[derive(Debug, Serialize)]
@@ -78,6 +96,8 @@ impl SharedCache {
             healthy: AtomicBool::new(true),
             last_error: Mutex::new(None),
             waiters: Mutex::new(std::collections::HashMap::new()),
+            take_attempt: redis::Script::new(TAKE_ATTEMPT),
+            forget_attempt: redis::Script::new(FORGET_ATTEMPT),
         }))
     }
 
@@ -168,6 +188,41 @@ impl SharedCache {
     pub async fn remember_refusal(&self, id: &[u8; 32], memory: Duration) {
         let key = self.refusal_key(id);
         let _ = self.checked(self.store.set(&key, b"1".to_vec(), memory).await);
+    }
+
+    /// Takes one of the fleet's `ceiling` password attempts a minute for
+    /// the user whose keyed hash is `user` (an attempt is a grant in flight
+    /// or refused in the last minute); `member` names it for
+    /// [`Self::settle_attempt`]. `Err`: Redis did not answer.
+    pub async fn take_attempt(
+        &self,
+        user: &[u8; 32],
+        member: &str,
+        ceiling: u32,
+    ) -> Result<bool, ()> {
+        let keys = [self.attempts_key(user)];
+        let args = [ceiling.to_string(), member.to_string()];
+        let answer = self.checked(
+            self.store
+                .script_ints(&self.take_attempt, &keys, &args)
+                .await,
+        )?;
+        Ok(answer.first() == Some(&1))
+    }
+
+    /// A grant that succeeded does not count against the user's ceiling.
+    pub async fn settle_attempt(&self, user: &[u8; 32], member: &str) {
+        let keys = [self.attempts_key(user)];
+        let args = [member.to_string()];
+        let _ = self.checked(
+            self.store
+                .script_ints(&self.forget_attempt, &keys, &args)
+                .await,
+        );
+    }
+
+    fn attempts_key(&self, user: &[u8; 32]) -> String {
+        format!("{}attempts:{}", self.settings.key_prefix, hex16(user))
     }
 
     fn refusal_key(&self, id: &[u8; 32]) -> String {

@@ -54,8 +54,18 @@ impl TokenSlot {
 
     /// Makes another replica's token this slot's.
     fn adopt(&self, entry: &Entry) -> Option<Arc<AccessToken>> {
-        let token = Arc::new(AccessToken::from_entry(entry, self.client.refresh_before)?);
+        let token = Arc::new(AccessToken::from_shared(
+            &entry.access_token,
+            entry.fetched_at,
+            entry.expires_at,
+            self.client.refresh_before,
+        )?);
         self.current.store(Some(token.clone()));
+        if let Some(seat) = &self.caller {
+            // Another replica's grant with this credential succeeded.
+            seat.proven
+                .store(true, std::sync::atomic::Ordering::Release);
+        }
         if lock(&self.unauthorized).stored(token.header()) {
             self.watching
                 .store(true, std::sync::atomic::Ordering::Relaxed);
