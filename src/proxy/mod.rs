@@ -394,7 +394,11 @@ impl ProxyHttp for BearerProxy {
                 ctx.error_code = Some("client_gone");
                 Error::e_explain(ErrorType::ConnectionClosed, "client left while queued")
             }
-            Err(refusal) => refuse(session, ctx, refusal).await,
+            Err(refusal) => {
+                let (code, answered) = refuse(session, &ctx.request_id, refusal).await;
+                ctx.error_code = Some(code);
+                answered
+            }
         }
     }
 

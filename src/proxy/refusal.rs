@@ -8,7 +8,6 @@ use pingora::http::ResponseHeader;
 use pingora::proxy::Session;
 use serde_json::{json, Map, Value};
 
-use super::ctx::RequestCtx;
 use crate::access::Denial;
 use crate::oauth::{FetchError, Unavailable};
 
@@ -264,19 +263,18 @@ impl ErrorReply {
     }
 }
 
-/// Answers a request from `request_filter`: writes the refusal, records its
-/// code for the access log, and ends the filter chain (`Ok(true)`).
+/// Answers a request from `request_filter`: writes the refusal and ends
+/// the filter chain (`Ok(true)`); returns the code for the access log.
 pub async fn refuse(
     session: &mut Session,
-    ctx: &mut RequestCtx,
+    request_id: &HeaderValue,
     refusal: Refusal,
-) -> pingora::Result<bool> {
+) -> (&'static str, pingora::Result<bool>) {
     let reply = refusal.reply();
-    ctx.error_code = Some(reply.code);
     if session.req_header().method == http::Method::CONNECT {
         // Whatever the client meant to send next is tunnel data, not HTTP.
         session.set_keepalive(None);
     }
-    reply.send(session, &ctx.request_id).await?;
-    Ok(true)
+    let sent = reply.send(session, request_id).await.map(|()| true);
+    (reply.code, sent)
 }
