@@ -54,11 +54,23 @@ pub struct ListenerError {
 /// handshake, so a reload that stores a new one is seen by the next
 /// handshake while open connections carry on with theirs — how
 /// cert-manager's renewals take effect without a restart.
+/// Each resolve is one handshake begun: counted in
+/// `bearer_proxy_tls_handshakes_total{listener}`, what a TLS flood costs.
 #[derive(Debug)]
-pub struct ServedCertificate(ArcSwap<CertifiedKey>);
+pub struct ServedCertificate(ArcSwap<CertifiedKey>, prometheus::IntCounter);
+
+impl ServedCertificate {
+    fn new(address: SocketAddr, key: Arc<CertifiedKey>) -> Self {
+        let handshakes = crate::metrics::metrics()
+            .tls_handshakes
+            .with_label_values(&[&address.to_string()]);
+        ServedCertificate(ArcSwap::new(key), handshakes)
+    }
+}
 
 impl ResolvesServerCert for ServedCertificate {
     fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        self.1.inc();
         Some(self.0.load_full())
     }
 }
@@ -77,7 +89,7 @@ impl ServedCertificates {
             .map(|l| {
                 Ok((
                     l.address,
-                    Arc::new(ServedCertificate(ArcSwap::new(certified_key(l)?))),
+                    Arc::new(ServedCertificate::new(l.address, certified_key(l)?)),
                 ))
             })
             .collect::<Result<_, _>>()

@@ -69,6 +69,8 @@ pub struct Metrics {
     pub limit_partitions: IntGaugeVec,
     /// `{route,status}`: upstream 429 and 503 answers, passed through.
     pub upstream_throttled: IntCounterVec,
+    /// `{listener}`: TLS handshakes begun (a ClientHello answered).
+    pub tls_handshakes: IntCounterVec,
 }
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics::register(Registry::new()));
@@ -124,6 +126,11 @@ const UPSTREAM_THROTTLED: Def = Def {
     name: "bearer_proxy_upstream_throttled_total",
     help: "Upstream 429 and 503 answers, passed through unchanged",
     labels: &["route", "status"],
+};
+const TLS_HANDSHAKES: Def = Def {
+    name: "bearer_proxy_tls_handshakes_total",
+    help: "TLS handshakes begun on a TLS listener (connections beyond max_connections begin none)",
+    labels: &["listener"],
 };
 const TOKEN_FETCH: Def = Def {
     name: "bearer_proxy_token_fetch_total",
@@ -313,6 +320,7 @@ impl Metrics {
             limit_messages: r.counter(LIMIT_MESSAGES),
             limit_partitions: r.int_gauge_vec(LIMIT_PARTITIONS),
             upstream_throttled: r.counter(UPSTREAM_THROTTLED),
+            tls_handshakes: r.counter(TLS_HANDSHAKES),
             registry,
         }
     }

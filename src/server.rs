@@ -256,7 +256,9 @@ fn proxy_service(
         gate,
         idle_timeout: Box::new(move || idle.load().limits.client_idle_timeout),
     };
+    let filter = Arc::new(crate::connections::GateFilter(gated.gate.clone()));
     let mut proxy = Service::new("bearer-proxy".to_string(), gated);
+    proxy.set_connection_filter(filter);
     for addr in &settings.listen {
         proxy.add_listener(ListenerConfig::tcp(addr.to_string()).l4_buffer(client_buffers()));
     }

@@ -1,22 +1,24 @@
 //! The connection ceiling (`server.max_connections`): client connections
-//! held at once, all listeners together. An app of ours around pingora's
-//! `HttpProxy` sees each accepted connection first; one beyond the ceiling
-//! is dropped before any per-request state exists, and an admitted one
-//! holds its place for its whole life — pingora's keep-alive loop runs
-//! inside it — so a freed place admits the next. pingora completes a TLS
-//! listener's handshake before its app sees the stream, and its public API
-//! offers no earlier hook: a TLS connection beyond the ceiling is closed
-//! right after its handshake.
+//! held at once, all listeners together. Two checks read one gate:
+//! pingora's connection filter ([`GateFilter`], right after `accept()`,
+//! before any TLS work) reserves a place or drops the connection, so a
+//! flood beyond the ceiling costs no handshake; then an app of ours around
+//! pingora's `HttpProxy` claims the reservation when the stream (after its
+//! handshake) reaches it, and the connection holds its place for its whole
+//! life — pingora's keep-alive loop runs inside it — so a freed place
+//! admits the next. A reservation whose handshake never completes lapses
+//! after `RESERVATION_LAPSE`.
 //!
 //! Between requests an admitted HTTP/1 connection is parked small
 //! (`keepalive`); HTTP/2 connections run pingora's own loop.
 
 mod keepalive;
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use pingora::apps::{HttpServerApp, ServerApp};
@@ -34,11 +36,21 @@ struct Listener {
     refused: IntCounter,
 }
 
+/// How long a place reserved by the filter waits for its connection's
+/// handshake before it is given to another.
+const RESERVATION_LAPSE: Duration = Duration::from_secs(10);
+
 /// Open connections against the ceiling, per listener and in all.
 pub struct ConnectionGate {
     max: usize,
     open: AtomicUsize,
+    /// Places the filter reserved for connections still in their
+    /// handshake, by when (oldest first).
+    reserved: Mutex<VecDeque<Instant>>,
     listeners: Vec<Listener>,
+    /// Connections the filter dropped: pingora's filter is not told which
+    /// listener accepted them.
+    refused_unattributed: IntCounter,
 }
 
 /// What `/status` shows.
@@ -56,6 +68,8 @@ impl ConnectionGate {
         Arc::new(ConnectionGate {
             max,
             open: AtomicUsize::new(0),
+            reserved: Mutex::new(VecDeque::new()),
+            refused_unattributed: m.connections_refused.with_label_values(&["any"]),
             listeners: listeners
                 .iter()
                 .map(|a| {
@@ -84,8 +98,36 @@ impl ConnectionGate {
             })
     }
 
+    /// The filter's check: a place reserved for a connection about to
+    /// begin its handshake, or `false` (and counted) at the ceiling.
+    fn reserve(&self) -> bool {
+        let now = Instant::now();
+        let mut reserved = self.reserved.lock().unwrap_or_else(|p| p.into_inner());
+        while reserved
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= RESERVATION_LAPSE)
+        {
+            reserved.pop_front();
+        }
+        if self.open.load(Ordering::Acquire) + reserved.len() >= self.max {
+            self.refused_unattributed.inc();
+            return false;
+        }
+        reserved.push_back(now);
+        true
+    }
+
+    /// The app's claim of a reservation the filter made (the oldest).
+    fn claim(&self) {
+        self.reserved
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .pop_front();
+    }
+
     /// A place for a new connection, or `None` at the ceiling.
     fn admit(self: &Arc<Self>, local: Option<SocketAddr>) -> Option<Place> {
+        self.claim();
         let listener = self
             .listener_of(local)
             .map(|l| (l.open.clone(), l.refused.clone()));
@@ -118,8 +160,34 @@ impl ConnectionGate {
         ConnectionStatus {
             open: self.open.load(Ordering::Relaxed),
             max: self.max,
-            refused: self.listeners.iter().map(|l| l.refused.get()).sum(),
+            refused: self.listeners.iter().map(|l| l.refused.get()).sum::<u64>()
+                + self.refused_unattributed.get(),
         }
+    }
+}
+
+/// pingora's connection filter over the gate: runs after `accept()` and
+/// before any TLS work, on every listener.
+#[derive(Debug)]
+pub struct GateFilter(pub Arc<ConnectionGate>);
+
+impl std::fmt::Debug for ConnectionGate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectionGate")
+            .field("max", &self.max)
+            .field("open", &self.open.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+#[async_trait]
+impl pingora::listeners::ConnectionFilter for GateFilter {
+    async fn should_accept(&self, _peer: Option<&SocketAddr>) -> bool {
+        let accepted = self.0.reserve();
+        if !accepted {
+            tracing::debug!("connection dropped before its handshake: max_connections reached");
+        }
+        accepted
     }
 }
 

@@ -61,7 +61,8 @@ async fn at_most_max_connections_are_served_the_rest_closed_at_once_and_a_freed_
     let proxy = Proxy::start(&config).await;
     let listener = format!("127.0.0.1:{}", proxy.port);
     let open = format!("bearer_proxy_connections{{listener=\"{listener}\"}}");
-    let refused = format!("bearer_proxy_connections_refused_total{{listener=\"{listener}\"}}");
+    // The filter runs before pingora says which listener accepted.
+    let refused = "bearer_proxy_connections_refused_total{listener=\"any\"}";
     // The harness's readiness probe opened and closed one connection.
     let drained = eventually(Duration::from_secs(5), || async {
         proxy.metric(&open).await == 0.0
@@ -88,7 +89,7 @@ async fn at_most_max_connections_are_served_the_rest_closed_at_once_and_a_freed_
     }
     assert!(started.elapsed() < Duration::from_secs(5), "promptly");
     assert_eq!(proxy.metric(&open).await, 50.0);
-    assert_eq!(proxy.metric(&refused).await, 150.0);
+    assert_eq!(proxy.metric(refused).await, 150.0);
     for (i, conn) in kept.iter_mut().enumerate() {
         assert!(served(conn).await, "admitted connection {i} still works");
     }
@@ -108,5 +109,70 @@ async fn at_most_max_connections_are_served_the_rest_closed_at_once_and_a_freed_
         served(&mut next).await,
         "the freed place admits a new connection"
     );
-    assert_eq!(proxy.metric(&refused).await, 150.0);
+    assert_eq!(proxy.metric(refused).await, 150.0);
+}
+
+/// One TLS handshake attempt on a fresh connection: whether it completed.
+async fn tls_handshake(
+    ca: &TestCa,
+    port: u16,
+) -> Option<tokio_rustls::client::TlsStream<TcpStream>> {
+    let tcp = TcpStream::connect(("127.0.0.1", port)).await.ok()?;
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(ca.client_config(None)));
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    tokio::time::timeout(Duration::from_secs(5), connector.connect(name, tcp))
+        .await
+        .ok()?
+        .ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_connections_beyond_the_ceiling_are_dropped_before_their_handshake() {
+    let idp = Idp::start().await;
+    let upstream = Upstream::start().await;
+    let mut config = ProxyConfig::new(&idp, &upstream);
+    config.server().max_connections = Some(20);
+    let ca = TestCa::new();
+    let tls_port = free_port();
+    config.tls_listener(&ca, tls_port);
+    let proxy = Proxy::start(&config).await;
+    let listener = format!("127.0.0.1:{tls_port}");
+    let handshakes = format!("bearer_proxy_tls_handshakes_total{{listener=\"{listener}\"}}");
+    let open = format!("bearer_proxy_connections{{listener=\"{listener}\"}}");
+    let before = proxy.metric(&handshakes).await;
+    // 20 held places, then 180 more attempts all at once.
+    let mut held = Vec::new();
+    for i in 0..20 {
+        held.push(
+            tls_handshake(&ca, tls_port)
+                .await
+                .unwrap_or_else(|| panic!("place {i}")),
+        );
+    }
+    let admitted = eventually(Duration::from_secs(5), || async {
+        proxy.metric(&open).await == 20.0
+    });
+    assert!(admitted.await);
+    let flood = (0..180).map(|_| tls_handshake(&ca, tls_port));
+    let completed = futures_util::future::join_all(flood)
+        .await
+        .into_iter()
+        .filter(Option::is_some)
+        .count();
+    assert_eq!(completed, 0, "no handshake beyond the ceiling");
+    let began = proxy.metric(&handshakes).await - before;
+    assert!(
+        began <= 20.0,
+        "{began} handshakes for 200 attempts with max_connections 20"
+    );
+    let refused = proxy
+        .metric("bearer_proxy_connections_refused_total{listener=\"any\"}")
+        .await;
+    assert_eq!(refused, 180.0, "dropped by the filter, before any TLS work");
+    // A freed place admits the next handshake.
+    drop(held.pop());
+    let next = eventually(Duration::from_secs(5), || async {
+        tls_handshake(&ca, tls_port).await.is_some()
+    });
+    assert!(next.await, "a freed place admits a new TLS connection");
 }

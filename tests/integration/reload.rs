@@ -92,7 +92,7 @@ async fn an_invalid_reload_is_refused_with_paths_and_the_old_config_keeps_servin
     assert_eq!(body["error"], "invalid_config");
     let problems = body["problems"].to_string();
     assert!(
-        problems.contains("routes[0].client: unknown client \\\"nope\\\""),
+        problems.contains("routes[0].client: unknown client (known: oic)"),
         "{problems}"
     );
     assert_eq!(
