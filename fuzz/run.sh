@@ -2,13 +2,14 @@
 # Runs each fuzz target for a bounded time (default 60 s each) on the
 # stable toolchain. Crashes land in fuzz/artifacts/<target>/; turn each
 # into a regression test (tests/integration/config_errors.rs or a unit
-# test beside the parser) before fixing it.
+# test beside the parser) before fixing it. `cargo test` replays every
+# corpus with mutations (src/fuzzing.rs) on each run.
 #   usage: fuzz/run.sh [seconds-per-target]
 set -euo pipefail
 cd "$(dirname "$0")"
 seconds=${1:-60}
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
-for target in config_load token_response; do
+for target in config_load token_response path_policy basic_header sealed_entry credential_files trace_context; do
     echo "== $target (${seconds}s)"
     # cargo-fuzz passes nightly-only flags; RUSTC_BOOTSTRAP lets the stable
     # compiler accept them. No sanitizer: the code under test is safe Rust.

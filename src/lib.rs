@@ -49,6 +49,8 @@ mod doctor;
 mod downstream_tls;
 #[cfg(feature = "emulator")]
 pub mod emulator;
+#[doc(hidden)]
+pub mod fuzzing;
 mod keygen;
 mod launch;
 mod limits;

@@ -73,6 +73,7 @@ impl BackgroundService for Background {
         }
         upstream::resolve_all(snapshot.upstreams()).await;
         spawn_limit_heartbeat(self.current.clone(), shutdown.clone());
+        spawn_window_sampler(shutdown.clone());
         let started = Instant::now();
         if cache.warm_up(self.startup_token_wait).await {
             tracing::info!(
@@ -117,6 +118,20 @@ fn spawn_limit_heartbeat(current: Arc<ArcSwap<Snapshot>>, mut shutdown: Shutdown
             }
             tokio::select! {
                 _ = tokio::time::sleep(crate::limits::HEARTBEAT) => {}
+                _ = shutdown.changed() => return,
+            }
+        }
+    });
+}
+
+/// Reads the requests counter for the status page's window every
+/// `admin::window::STEP`, from start (so the window covers since then).
+fn spawn_window_sampler(mut shutdown: ShutdownWatch) {
+    tokio::spawn(async move {
+        loop {
+            crate::admin::window::sample();
+            tokio::select! {
+                _ = tokio::time::sleep(crate::admin::window::STEP) => {}
                 _ = shutdown.changed() => return,
             }
         }
@@ -301,6 +316,10 @@ fn forbid_core_dumps() {
 /// pingora waits out the whole grace period on SIGTERM; this ends the
 /// process as soon as no request is in flight, so "drain for up to
 /// `shutdown_grace`" holds in both directions.
+/// How long pingora may take to stop its runtimes once asked (its own
+/// graceful time-out is 5 s) before the process exits regardless.
+const RUNTIME_EXIT_BOUND: Duration = Duration::from_secs(8);
+
 fn spawn_drain_watcher(
     server: &Server,
     grace: Duration,
@@ -320,6 +339,16 @@ fn spawn_drain_watcher(
                 );
                 // The last spans go out (for a bounded time) before exit.
                 drop(exporting);
+                std::process::exit(0);
+            }
+            Ok(ExecutionPhase::ShutdownRuntimes) => {
+                // A quick shutdown (SIGINT) skips the grace period. pingora
+                // then joins each service runtime; a listener's accept loop
+                // that keeps failing with "runtime is being shutdown" never
+                // yields, so the join can hang with a core spinning (seen
+                // once under load). The process exits anyway, bounded.
+                std::thread::sleep(RUNTIME_EXIT_BOUND);
+                tracing::warn!("runtimes did not stop in time; exiting");
                 std::process::exit(0);
             }
             Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}

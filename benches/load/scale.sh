@@ -9,7 +9,8 @@
 #   flood    FLOOD (20,000) connection attempts against the default
 #            max_connections: peak resident memory, refusals counted by the
 #            proxy and seen by the clients, and whether every admitted
-#            connection still gets answers
+#            connection still gets answers (TLS=1: against a TLS
+#            listener, with the proxy's CPU time for the whole flood)
 #
 # usage: benches/load/scale.sh [routes] [idle] [renewal] [flood]
 #        (ROUNDS=3 DURATION=10 CONNS=64 IDLE=10000 CLIENTS=1000 CEILING=30 RENEWAL_SECONDS=120 LIFETIME=60s)
@@ -211,12 +212,22 @@ if [[ " $PARTS " == *" renewal "* ]]; then
 fi
 
 if [[ " $PARTS " == *" flood "* ]]; then
-    echo "== flood: $FLOOD connection attempts against the default max_connections (plain HTTP)"
+    kind="plain HTTP"; [ -z "${TLS:-}" ] || kind="TLS"
+    echo "== flood: $FLOOD connection attempts against the default max_connections ($kind)"
     ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
     bp_config 2 "$work/flood.yaml"
+    port=$BPX tls_args=()
+    if [ -n "${TLS:-}" ]; then
+        port=$((BPX + 20)) tls_args=(--ca "$work/ca.pem")
+        sed -i "s|^server: { \(.*\) }$|server: { \1, tls_listen: [{ address: \"127.0.0.1:$port\", cert_file: up.pem, key_file: up.key }] }|" "$work/flood.yaml"
+    fi
     start_bp "$work/flood.yaml"
+    wait_port "$port"
     wrk -t1 -c64 -d2s -H "X-API-Key: bench-key" "http://127.0.0.1:$BPX/ic/api/x" >/dev/null
-    hold_clients "$work/flood.out" "$BPX" "$FLOOD" --flood
+    t0=$(cpu_ticks "$bp_pid")
+    hold_clients "$work/flood.out" "$port" "$FLOOD" --flood "${tls_args[@]}"
+    t1=$(cpu_ticks "$bp_pid")
+    printf '  proxy CPU for the flood: %.2f s\n' "$(awk -v d=$((t1 - t0)) -v t="$TCK" 'BEGIN { print d / t }')"
     release_clients
     refused_metric=$(curl -s "http://127.0.0.1:$ADM/metrics" | awk '/^bearer_proxy_connections_refused_total/ {s += $2} END {print s + 0}')
     peak=$(awk '/VmHWM/ {print $2}' "/proc/$bp_pid/status")

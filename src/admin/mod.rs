@@ -22,6 +22,7 @@ use crate::reload::{ReloadError, Reloader, Trigger};
 mod guard;
 mod page;
 mod renew;
+pub mod window;
 
 pub struct AdminApp {
     pub current: Arc<ArcSwap<Snapshot>>,
@@ -145,7 +146,8 @@ impl AdminApp {
                         "config_loaded_at": snapshot.loaded_at,
                         "config_refused": self.reloader.last_refused(),
                         "ready": cache.is_ready(),
-                        "route_stats": route_stats(),
+                        "route_stats": window::current(),
+                        "route_window": window::last_five_minutes(),
                         "shared_cache": cache.shared_status(),
                         "routes": routes,
                         "clients": clients,
@@ -192,27 +194,6 @@ impl AdminApp {
             ),
         }
     }
-}
-
-/// Answers so far per route and status, from the requests counter: the
-/// status page turns successive readings into "the last minutes".
-fn route_stats() -> serde_json::Value {
-    use prometheus::core::Collector;
-    let mut stats = serde_json::Map::new();
-    for family in metrics::metrics().requests.collect() {
-        for m in family.get_metric() {
-            let label = |name: &str| {
-                m.get_label()
-                    .iter()
-                    .find(|l| l.name() == name)
-                    .map(|l| l.value().to_string())
-                    .unwrap_or_default()
-            };
-            let route = stats.entry(label("route")).or_insert_with(|| json!({}));
-            route[label("status")] = json!(m.get_counter().get_value() as u64);
-        }
-    }
-    serde_json::Value::Object(stats)
 }
 
 #[async_trait]

@@ -1,4 +1,4 @@
-//! Every default of the file format, named, in one place: the README's
+//! Every default of the file format, named, in one place: docs/configuration.md's
 //! reference table and the validator read the same values.
 
 use std::time::Duration;

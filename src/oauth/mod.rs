@@ -15,7 +15,7 @@ pub(crate) mod grant;
 mod rate;
 pub(crate) mod refresher;
 mod seat;
-mod shared;
+pub(crate) mod shared;
 mod slot;
 pub(crate) mod token;
 pub(crate) mod transport;

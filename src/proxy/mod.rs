@@ -7,7 +7,7 @@ mod body_copy;
 pub mod ctx;
 pub mod headers;
 mod limits;
-mod path_policy;
+pub(crate) mod path_policy;
 pub mod refusal;
 mod replay;
 pub mod request_id;

@@ -11,7 +11,7 @@
 
 mod export;
 mod fetch;
-mod headers;
+pub(crate) mod headers;
 mod request;
 
 use std::sync::OnceLock;

@@ -9,11 +9,12 @@
 // With an eighth, "client=subject": that client's card says it
 // authenticates by the certificate with that subject, and its expiry.
 // With a ninth, "limit=ceiling=rejections": that limit's card shows the
-// ceiling and the rejections text.
+// ceiling and the rejections text. With a tenth, a route whose requests
+// came before the page opened: its "last 5 min" count is at least 2.
 //   usage: node status_page.mjs <admin url> <token> <healthy> <failing> <screenshot.png> [per-caller client] [refused reload text] [client=certificate subject] [limit=ceiling=rejections]
 import { chromium } from "playwright-core";
 
-const [url, token, healthy, failing, shot, perCaller, refusedText, certificate, limit] = process.argv.slice(2);
+const [url, token, healthy, failing, shot, perCaller, refusedText, certificate, limit, busyRoute] = process.argv.slice(2);
 const browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: ["--no-sandbox"] });
 const errors = [];
 try {
@@ -48,6 +49,13 @@ try {
     const shown = async cls => (await page.textContent(callers + " " + cls)).trim();
     const seen = [await shown(".cached"), await shown(".max"), await shown(".idp-refused")].join("/");
     if (seen !== "1/10000/1") throw new Error(`${perCaller} shows cached/max/refused ${seen}, not 1/10000/1`);
+  }
+  if (busyRoute) {
+    // Traffic from before the page was opened shows in "last 5 min".
+    const cell = `[data-route="${busyRoute}"] td:nth-child(2)`;
+    await page.waitForSelector(cell);
+    const recent = Number((await page.textContent(cell)).trim());
+    if (!(recent >= 2)) throw new Error(`${busyRoute} shows ${recent} answers in the last minutes, not its earlier traffic`);
   }
   if (limit) {
     const [name, ceiling, rejections] = limit.split("=");

@@ -101,7 +101,8 @@ async fn the_status_page_shows_client_states_and_renews_in_a_real_browser() {
         .arg("as-user")
         .arg("server.threads")
         .arg("mtls=CN=status-page-client")
-        .arg("per-ip=1/min=rate: 1");
+        .arg("per-ip=1/min=rate: 1")
+        .arg("main");
     let out = tokio::task::spawn_blocking(move || cmd.output().expect("node runs"))
         .await
         .unwrap();

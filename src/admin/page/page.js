@@ -4,8 +4,6 @@
 "use strict";
 
 const POLL_MS = 5000;
-const WINDOW_MS = 5 * 60 * 1000;
-const history = []; // [{at, stats}] readings of route_stats
 let status = null;
 const renewResults = {}; // client name → text of its last renewal
 
@@ -132,20 +130,16 @@ function episodeOf(e) {
   return box;
 }
 
+// "Last 5 min" is the server's window (route_window): a page opened now
+// shows the minutes before it was opened too.
 function routesTable() {
-  const now = Date.now();
-  const old = history.find(h => now - h.at <= WINDOW_MS) || history[0];
-  const latest = history[history.length - 1];
-  const table = el("table", {}, el("tr", {}, el("th", {}, "route"), el("th", {}, "last 5 min"),
-    el("th", {}, "by status, last 5 min"), el("th", {}, "by status, since start")));
-  for (const route of Object.keys(latest.stats).sort()) {
-    const counts = latest.stats[route], before = (old && old.stats[route]) || {};
-    const delta = {};
-    let total = 0;
-    for (const [code, n] of Object.entries(counts)) {
-      const d = n - (before[code] || 0);
-      if (d > 0) { delta[code] = d; total += d; }
-    }
+  const w = status.route_window || { seconds: 0, routes: {} };
+  const span = w.seconds >= 300 ? "last 5 min" : "last " + Math.max(1, Math.round(w.seconds / 60)) + " min";
+  const table = el("table", {}, el("tr", {}, el("th", {}, "route"), el("th", {}, span),
+    el("th", {}, "by status, " + span), el("th", {}, "by status, since start")));
+  for (const route of Object.keys(status.route_stats).sort()) {
+    const counts = status.route_stats[route], delta = w.routes[route] || {};
+    const total = Object.values(delta).reduce((a, n) => a + n, 0);
     const list = o => Object.entries(o).sort().map(([code, n]) => code + ": " + n).join(", ") || "—";
     table.append(el("tr", { "data-route": route }, el("td", {}, route), el("td", {}, total),
       el("td", {}, list(delta)), el("td", {}, list(counts))));
@@ -184,8 +178,6 @@ async function poll() {
     if (r.status === 401) { showLogin(); return; }
     if (!r.ok) throw new Error("HTTP " + r.status);
     status = await r.json();
-    history.push({ at: Date.now(), stats: status.route_stats });
-    while (history.length > 1 && Date.now() - history[0].at > WINDOW_MS) history.shift();
     document.getElementById("login").hidden = true;
     render();
   } catch (e) {

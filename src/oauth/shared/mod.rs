@@ -13,7 +13,7 @@
 //! without a shared cache, until Redis answers again.
 
 mod listener;
-mod seal;
+pub(crate) mod seal;
 mod store;
 
 use std::sync::atomic::{AtomicBool, Ordering};

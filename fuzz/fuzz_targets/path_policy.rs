@@ -1,0 +1,6 @@
+//! bearer_proxy::fuzzing::path_policy: any bytes, never a panic.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| bearer_proxy::fuzzing::path_policy(data));
