@@ -37,8 +37,12 @@ struct Listener {
 }
 
 /// How long a place reserved by the filter waits for its connection's
-/// handshake before it is given to another.
-const RESERVATION_LAPSE: Duration = Duration::from_secs(10);
+/// handshake before it is given to another. pingora tells us nothing when
+/// a handshake fails, so a connection that never completes one holds its
+/// reservation this long: short, because a flood of bare TCP connects
+/// could otherwise keep the ceiling full; a slower handshake that
+/// outlives it is still admitted by the app's own check.
+const RESERVATION_LAPSE: Duration = Duration::from_secs(3);
 
 /// Open connections against the ceiling, per listener and in all.
 pub struct ConnectionGate {

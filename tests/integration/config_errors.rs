@@ -375,3 +375,50 @@ fn fuzz_seeds_are_the_builders_configurations() {
         );
     }
 }
+
+#[test]
+fn the_readmes_minimal_production_configuration_checks_clean() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let section = readme
+        .split("## A minimal production configuration")
+        .nth(1)
+        .expect("the README has the section");
+    let yaml = section
+        .split("```yaml\n")
+        .nth(1)
+        .and_then(|s| s.split("```").next())
+        .expect("a yaml block");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("secrets")).unwrap();
+    std::fs::write(
+        dir.path().join("secrets/admin-token"),
+        "0123456789abcdef0123456789abcdef\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("secrets/oic-client-secret"), "s\n").unwrap();
+    std::fs::write(
+        dir.path().join("api-keys"),
+        bearer_proxy::api_key_line("erp", "k") + "\n",
+    )
+    .unwrap();
+    let path = dir.path().join("config.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_bearer-proxy"))
+        .args(["check", "-c"])
+        .arg(&path)
+        .env("OIC_CLIENT_ID", "id")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!stdout.contains("warning"), "{stdout}");
+    assert!(
+        stdout.contains("limit oic-sync: concurrency 90"),
+        "{stdout}"
+    );
+}

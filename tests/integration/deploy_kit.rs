@@ -179,3 +179,26 @@ fn every_dashboard_expression_is_valid_promql() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// docs/metrics.md is the reference: every family a running proxy
+/// exports is in its table, and every metric the table names is defined.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docs_metrics_lists_every_exported_metric_and_only_defined_ones() {
+    let doc = std::fs::read_to_string(repo("docs/metrics.md")).unwrap();
+    let documented = metric_names(&doc);
+    let exported = exported_families().await;
+    let missing: Vec<_> = exported.difference(&documented).collect();
+    assert!(
+        missing.is_empty(),
+        "exported but not in docs/metrics.md: {missing:?}"
+    );
+    let code = std::fs::read_to_string(repo("src/metrics.rs")).unwrap();
+    let unknown: Vec<_> = documented
+        .iter()
+        .filter(|m| !code.contains(&format!("\"{m}\"")))
+        .collect();
+    assert!(
+        unknown.is_empty(),
+        "documented but not defined: {unknown:?}"
+    );
+}
