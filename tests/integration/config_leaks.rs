@@ -94,6 +94,13 @@ const CASES: &[(&str, Breaker)] = &[
     ("a secret as a boolean", |y, s| {
         insert_after(y, "threads:", &format!("watch_files: {s}"))
     }),
+    ("a secret as a file name", |y, s| {
+        replace(
+            y,
+            "client_secret: ${TEST_CLIENT_SECRET}",
+            &format!("client_secret_file: {s}"),
+        )
+    }),
 ];
 
 /// A value no message could contain by chance.

@@ -218,10 +218,7 @@ impl Validator<'_> {
         else {
             self.err(
                 path,
-                format!(
-                    "{}: not 32 bytes in base64 (bearer-proxy keygen writes one)",
-                    file.display()
-                ),
+                "the file it names does not hold 32 bytes in base64 (bearer-proxy keygen writes one)",
             );
             return None;
         };

@@ -106,7 +106,7 @@ fn caller_errors() {
         ("refused memory zero", password_callers(|r| oic(r).refused_password_memory = Some(Duration::ZERO)), "clients.oic-prod.refused_password_memory: must be between 1s and 7days"),
         ("attempts zero", password_callers(|r| oic(r).password_attempts_per_minute = Some(0)), "clients.oic-prod.password_attempts_per_minute: must be between 1 and 60"),
         ("attempts too many", password_callers(|r| oic(r).password_attempts_per_minute = Some(61)), "clients.oic-prod.password_attempts_per_minute: must be between 1 and 60"),
-        ("unreadable subjects file", jwt_callers(keys, |r| oic(r).caller_subjects_file = Some("/nonexistent/subjects".into())), "clients.oic-prod.caller_subjects_file: cannot read /nonexistent/subjects"),
+        ("unreadable subjects file", jwt_callers(keys, |r| oic(r).caller_subjects_file = Some("/nonexistent/subjects".into())), "clients.oic-prod.caller_subjects_file: cannot read the file it names"),
         ("bad subjects line", jwt_callers(keys, |r| oic(r).caller_subjects_file = Some(bad)), "clients.oic-prod.caller_subjects_file: line 1: expected caller-name: identity-domain-user"),
         ("per-caller client on an open route", jwt_callers(keys, |r| r.routes[0].access = Some(RawAccess::allow_any())), "routes[0].access: client \"oic-prod\" acts on behalf of each caller, but this access admits callers without a name"),
         ("per-caller client behind CIDRs alone", jwt_callers(keys, |r| r.routes[0].access = Some(RawAccess { allow_cidrs: vec!["10.0.0.0/8".into()], ..RawAccess::default() })), "routes[0].access: client \"oic-prod\" acts on behalf of each caller, but this access admits callers without a name"),

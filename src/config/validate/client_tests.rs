@@ -16,8 +16,8 @@ fn client_errors() {
         ("bad client name", with(|r| { let c = r.clients.remove("oic-prod").unwrap(); r.clients.insert("oic prod".into(), c); r.routes[0].client = Some("oic prod".into()); }), "clients.oic prod: client names may use only"),
         ("secret twice", client(|c| c.client_secret_file = Some("secret".into())), "clients.oic-prod.client_secret: set either client_secret or client_secret_file, not both"),
         ("no secret", client(|c| c.client_secret = None), "clients.oic-prod.client_secret: is required (or client_secret_file)"),
-        ("unreadable ca_file", client(|c| c.ca_file = Some("/nonexistent/ca.pem".into())), "clients.oic-prod.ca_file: cannot read /nonexistent/ca.pem"),
-        ("endless secret file", client(|c| { c.client_secret = None; c.client_secret_file = Some("/dev/zero".into()); }), "clients.oic-prod.client_secret_file: cannot read /dev/zero: larger than 4 MiB"),
+        ("unreadable ca_file", client(|c| c.ca_file = Some("/nonexistent/ca.pem".into())), "clients.oic-prod.ca_file: cannot read the file it names"),
+        ("endless secret file", client(|c| { c.client_secret = None; c.client_secret_file = Some("/dev/zero".into()); }), "clients.oic-prod.client_secret_file: cannot read the file it names: larger than 4 MiB"),
         ("scope with a space", client(|c| c.scopes = vec!["a b".into()]), "clients.oic-prod.scopes[0]: is not a scope"),
         ("mixed resource servers", client(|c| c.scopes.push("https://other.example.com:443/ic/api/".into())), "clients.oic-prod.scopes: scopes of different resource servers cannot be requested in one token (Oracle refuses it): \"https://oic.example.com:443urn:opc:resource:consumer::all\" belongs to https://oic.example.com:443, \"https://other.example.com:443/ic/api/\" belongs to https://other.example.com:443"),
         ("retry initial over max", client(|c| { c.retry.initial = Some(Duration::from_secs(9)); c.retry.max = Some(Duration::from_secs(1)); }), "clients.oic-prod.retry: initial must not be greater than max"),
@@ -50,12 +50,12 @@ fn signing_key_errors() {
         (
             "unreadable key file",
             private_key_jwt(key(|k| k.key_file = Some("/nonexistent/k.pem".into()))),
-            "clients.oic-prod.signing_key.key_file: cannot read /nonexistent/k.pem",
+            "clients.oic-prod.signing_key.key_file: cannot read the file it names",
         ),
         (
             "key file that is not a key",
             private_key_jwt(key(|k| k.key_file = Some(cert.clone()))),
-            "client-cert.pem is not an RSA private key in PEM form",
+            "the file it names is not an RSA private key in PEM form",
         ),
         (
             "lifetime over 3600s",

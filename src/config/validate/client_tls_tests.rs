@@ -72,7 +72,7 @@ fn tls_client_auth_errors() {
         (
             "unreadable certificate",
             by_certificate(|c| c.tls_client_cert_file = Some("/nonexistent/c.pem".into())),
-            "clients.oic-prod.tls_client_cert_file: cannot read /nonexistent/c.pem",
+            "clients.oic-prod.tls_client_cert_file: cannot read the file it names",
         ),
         (
             "files without tls_client_auth",

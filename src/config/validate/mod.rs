@@ -285,7 +285,7 @@ impl Validator<'_> {
         match read_limited(&full) {
             Ok(bytes) => Some(bytes),
             Err(e) => {
-                self.err(path, format!("cannot read {}: {e}", full.display()));
+                self.err(path, format!("cannot read the file it names: {e}"));
                 None
             }
         }
@@ -296,7 +296,7 @@ impl Validator<'_> {
         match read_text_limited(&full) {
             Ok(t) => Some(t),
             Err(e) => {
-                self.err(path, format!("cannot read {}: {e}", full.display()));
+                self.err(path, format!("cannot read the file it names: {e}"));
                 None
             }
         }
@@ -317,29 +317,31 @@ impl Validator<'_> {
     /// A PEM file of CA certificates, each usable as a trust anchor.
     fn certificates(&mut self, path: &str, file: &Path) -> Vec<CertificateDer<'static>> {
         let full = self.resolve(file);
-        let shown = full.display();
         let bytes = match read_limited(&full) {
             Ok(b) => b,
             Err(e) => {
-                self.err(path, format!("cannot read {shown}: {e}"));
+                self.err(path, format!("cannot read the file it names: {e}"));
                 return Vec::new();
             }
         };
         let certs = match CertificateDer::pem_slice_iter(&bytes).collect::<Result<Vec<_>, _>>() {
             Ok(c) if !c.is_empty() => c,
             Ok(_) => {
-                self.err(path, format!("{shown}: no PEM certificate found"));
+                self.err(path, "the file it names holds no PEM certificate");
                 return Vec::new();
             }
             Err(e) => {
-                self.err(path, format!("{shown}: invalid PEM: {e}"));
+                self.err(path, format!("the file it names is not valid PEM: {e}"));
                 return Vec::new();
             }
         };
         let mut store = rustls::RootCertStore::empty();
         for c in &certs {
             if let Err(e) = store.add(c.clone()) {
-                self.err(path, format!("{shown}: not a usable CA certificate: {e}"));
+                self.err(
+                    path,
+                    format!("the file it names is not a usable CA certificate: {e}"),
+                );
                 return Vec::new();
             }
         }

@@ -181,11 +181,11 @@ impl Validator<'_> {
             Ok(pem) if rustls::pki_types::PrivateKeyDer::from_pem_slice(&pem).is_ok() => {}
             Ok(_) => self.err(
                 format!("{p}.key_file"),
-                format!("{} holds no PEM private key", full.display()),
+                "the file it names holds no PEM private key".to_string(),
             ),
             Err(e) => self.err(
                 format!("{p}.key_file"),
-                format!("cannot read {}: {e}", full.display()),
+                format!("cannot read the file it names: {e}"),
             ),
         }
         Some(full)

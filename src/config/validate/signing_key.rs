@@ -77,7 +77,7 @@ impl Validator<'_> {
         let pem = match read_limited(&full) {
             Ok(pem) => pem,
             Err(e) => {
-                self.err(path, format!("cannot read {}: {e}", full.display()));
+                self.err(path, format!("cannot read the file it names: {e}"));
                 return None;
             }
         };
@@ -87,7 +87,7 @@ impl Validator<'_> {
         if key.is_none() {
             self.err(
                 path,
-                format!("{} is not an RSA private key in PEM form (PKCS#8 \"PRIVATE KEY\" or PKCS#1 \"RSA PRIVATE KEY\")", full.display()),
+                "the file it names is not an RSA private key in PEM form (PKCS#8 \"PRIVATE KEY\" or PKCS#1 \"RSA PRIVATE KEY\")".to_string(),
             );
         }
         Some((key?, sha2::Sha256::digest(&pem).into()))

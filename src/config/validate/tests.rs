@@ -244,7 +244,7 @@ fn tls_listener_errors() {
                 Some("/nope.pem".into()),
                 key_file(),
             )),
-            "server.tls_listen[0].cert_file: cannot read /nope.pem",
+            "server.tls_listen[0].cert_file: cannot read the file it names",
         ),
         (
             "tls: certificate as key",
@@ -428,7 +428,7 @@ fn access_errors() {
         ("bad cidr", rules(|a| a.allow_cidrs = vec!["10.0.0.0/33".into()]), "routes[0].access.allow_cidrs[0]: is not an address or CIDR range"),
         ("bad key line", access(keys), "routes[0].access.api_keys_file: line 1: the value after the name is not 64 hex digits"),
         ("weak htpasswd", access(users), "routes[0].access.basic_users_file: line 1 (user \"erp\"): only bcrypt hashes are accepted"),
-        ("missing keys file", access(RawAccess::api_keys("/nonexistent/keys")), "routes[0].access.api_keys_file: cannot read /nonexistent/keys"),
+        ("missing keys file", access(RawAccess::api_keys("/nonexistent/keys")), "routes[0].access.api_keys_file: cannot read the file it names"),
         ("key header without keys", rules(|a| { a.allow_cidrs = vec!["10.0.0.0/8".into()]; a.api_key_header = Some("x-key".into()); }), "routes[0].access.api_key_header: only applies with api_keys_file"),
         ("Authorization as key header", rules(|a| { a.api_keys_file = Some("k".into()); a.api_key_header = Some("authorization".into()); }), "routes[0].access.api_key_header: is not usable as the API key header"),
         ("bad subject", rules(|a| a.client_cert_subjects = vec!["erp".into()]), "routes[0].access.client_cert_subjects[0]: is not a subject like \"CN=legacy-erp\""),
@@ -576,7 +576,7 @@ fn cache_errors() {
         (
             "short key",
             redis(&|r| r.encryption_key_file = Some(short_key.clone())),
-            "short.key: not 32 bytes in base64",
+            "the file it names does not hold 32 bytes in base64",
         ),
         (
             "bad previous key",
