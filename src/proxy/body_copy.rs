@@ -60,17 +60,19 @@ impl BodyCopy {
     }
 }
 
+/// A copy that saw chunks of `sizes` under `limit` (tests here and in `replay`).
+#[cfg(test)]
+pub(super) fn copy_of(sizes: &[usize], limit: u64) -> BodyCopy {
+    let mut c = BodyCopy::default();
+    for &n in sizes {
+        c.keep(&Bytes::from(vec![1u8; n]), limit);
+    }
+    c
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn copy_of(sizes: &[usize], limit: u64) -> BodyCopy {
-        let mut c = BodyCopy::default();
-        for &n in sizes {
-            c.keep(&Bytes::from(vec![1u8; n]), limit);
-        }
-        c
-    }
 
     #[test]
     fn a_copy_is_kept_up_to_the_limit_and_dropped_beyond_it() {

@@ -301,15 +301,7 @@ fn gone() -> FailToProxy {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bytes::Bytes;
-
-    fn copy_of(sizes: &[usize], limit: u64) -> BodyCopy {
-        let mut c = BodyCopy::default();
-        for &n in sizes {
-            c.keep(&Bytes::from(vec![1u8; n]), limit);
-        }
-        c
-    }
+    use crate::proxy::body_copy::copy_of;
 
     #[test]
     fn pingora_replays_while_its_buffer_holds_the_body() {

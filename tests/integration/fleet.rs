@@ -591,6 +591,17 @@ async fn two_replicas_need_one_token_request_per_user_and_redis_holds_nothing_in
     }
 }
 
+/// Three replicas of `caller_replica` sharing one cache key.
+async fn three_caller_replicas(idp: &Idp, upstream: &Upstream, redis: &Redis) -> [Proxy; 3] {
+    let key = cache_key();
+    let (a, b, c) = tokio::join!(
+        caller_replica(idp, upstream, redis, &key),
+        caller_replica(idp, upstream, redis, &key),
+        caller_replica(idp, upstream, redis, &key),
+    );
+    [a, b, c]
+}
+
 /// The user's password grants the identity service saw (right or wrong).
 fn password_grants(idp: &Idp) -> usize {
     idp.state
@@ -603,12 +614,7 @@ fn password_grants(idp: &Idp) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_replicas_count_one_password_ceiling_so_twelve_guesses_cannot_lock_the_user() {
     let (idp, upstream, redis) = services().await;
-    let key = cache_key();
-    let (a, b, c) = tokio::join!(
-        caller_replica(&idp, &upstream, &redis, &key),
-        caller_replica(&idp, &upstream, &redis, &key),
-        caller_replica(&idp, &upstream, &redis, &key),
-    );
+    let [a, b, c] = three_caller_replicas(&idp, &upstream, &redis).await;
     let replicas = [&a, &b, &c];
     for i in 0..12 {
         let status = status_as(replicas[i % 3], USER, &format!("guess-{i}")).await;
@@ -643,12 +649,7 @@ async fn three_replicas_count_one_password_ceiling_so_twelve_guesses_cannot_lock
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_right_password_is_answered_between_guesses_and_after_a_revocation() {
     let (idp, upstream, redis) = services().await;
-    let key = cache_key();
-    let (a, b, c) = tokio::join!(
-        caller_replica(&idp, &upstream, &redis, &key),
-        caller_replica(&idp, &upstream, &redis, &key),
-        caller_replica(&idp, &upstream, &redis, &key),
-    );
+    let [a, b, c] = three_caller_replicas(&idp, &upstream, &redis).await;
     let replicas = [&a, &b, &c];
     for p in replicas {
         assert_eq!(status_as(p, USER, USER_PASSWORD).await, 200);

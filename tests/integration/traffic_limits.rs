@@ -363,11 +363,6 @@ async fn oracle_integrations_429_and_503_pass_through_unretried_and_are_counted(
     }
 }
 
-/// A fleet replica of `config` on `redis`.
-async fn replica(config: &ProxyConfig<'_>) -> Proxy {
-    Proxy::start(config).await
-}
-
 fn fleet_config<'a>(
     idp: &Idp,
     upstream: &Upstream,
@@ -379,24 +374,41 @@ fn fleet_config<'a>(
     limited(idp, upstream, name, limit).shared(redis, key, None)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_replicas_share_one_concurrency_ceiling() {
+/// The identity service, the upstream, a Redis and `n` replicas sharing
+/// limit `name` through it.
+struct Fleet {
+    _idp: Idp,
+    upstream: Upstream,
+    redis: Redis,
+    replicas: Vec<Proxy>,
+}
+
+async fn fleet(n: usize, name: &str, limit: RawLimit) -> Fleet {
     let (idp, upstream, redis) = (
         Idp::start().await,
         Upstream::start().await,
         Redis::start().await,
     );
     let key = cache_key();
-    let config = fleet_config(
-        &idp,
-        &upstream,
-        &redis,
-        &key,
-        "sync",
-        concurrency(3, Duration::from_secs(20)),
-    );
-    let (a, b) = tokio::join!(replica(&config), replica(&config));
-    let statuses = burst(&[&a, &b], "/__sleep/300", 12).await;
+    let config = fleet_config(&idp, &upstream, &redis, &key, name, limit);
+    let replicas = futures_util::future::join_all((0..n).map(|_| Proxy::start(&config))).await;
+    Fleet {
+        _idp: idp,
+        upstream,
+        redis,
+        replicas,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_share_one_concurrency_ceiling() {
+    let Fleet {
+        upstream,
+        redis,
+        replicas,
+        ..
+    } = fleet(2, "sync", concurrency(3, Duration::from_secs(20))).await;
+    let statuses = burst(&[&replicas[0], &replicas[1]], "/__sleep/300", 12).await;
     assert_eq!(count(&statuses, 200), 12, "{statuses:?}");
     assert_eq!(
         upstream.state.max_in_flight(),
@@ -420,22 +432,9 @@ async fn two_replicas_share_one_concurrency_ceiling() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_replicas_share_one_rate() {
-    let (idp, upstream, redis) = (
-        Idp::start().await,
-        Upstream::start().await,
-        Redis::start().await,
-    );
-    let key = cache_key();
-    let config = fleet_config(
-        &idp,
-        &upstream,
-        &redis,
-        &key,
-        "fleet-rate",
-        rate("10/min", 10, LimitPer::All),
-    );
-    let (a, b, c) = tokio::join!(replica(&config), replica(&config), replica(&config));
-    let statuses = burst(&[&a, &b, &c], "/x", 30).await;
+    let f = fleet(3, "fleet-rate", rate("10/min", 10, LimitPer::All)).await;
+    let replicas: Vec<&Proxy> = f.replicas.iter().collect();
+    let statuses = burst(&replicas, "/x", 30).await;
     let admitted = count(&statuses, 200);
     // The limit plus max(1, 10 %) over any window; 10 requests a minute
     // regain one every 6 s, so a burst sees the bucket's 10 (11 at most).
@@ -455,28 +454,20 @@ async fn replicas_seen(proxy: &Proxy, limit: &str) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_redis_killed_requests_keep_succeeding_within_the_replicas_share() {
-    let (idp, upstream, mut redis) = (
-        Idp::start().await,
-        Upstream::start().await,
-        Redis::start().await,
-    );
-    let key = cache_key();
-    let config = fleet_config(
-        &idp,
-        &upstream,
-        &redis,
-        &key,
-        "sync",
-        concurrency(4, Duration::from_secs(20)),
-    );
-    let (a, b) = tokio::join!(replica(&config), replica(&config));
+    let Fleet {
+        upstream,
+        mut redis,
+        replicas,
+        ..
+    } = fleet(2, "sync", concurrency(4, Duration::from_secs(20))).await;
+    let (a, b) = (&replicas[0], &replicas[1]);
     // Announcements every 5 s: both have seen each other within two.
     let both = eventually(Duration::from_secs(12), || async {
-        replicas_seen(&a, "sync").await == 2 && replicas_seen(&b, "sync").await == 2
+        replicas_seen(a, "sync").await == 2 && replicas_seen(b, "sync").await == 2
     });
     assert!(both.await, "{}", a.status_json().await["limits"]);
     redis.stop();
-    let statuses = burst(&[&a], "/__sleep/300", 8).await;
+    let statuses = burst(&[a], "/__sleep/300", 8).await;
     assert_eq!(
         count(&statuses, 200),
         8,
@@ -496,21 +487,10 @@ async fn with_redis_killed_requests_keep_succeeding_within_the_replicas_share() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_killed_holding_places_gives_them_back_within_the_lease() {
-    let (idp, upstream, redis) = (
-        Idp::start().await,
-        Upstream::start().await,
-        Redis::start().await,
-    );
-    let key = cache_key();
-    let config = fleet_config(
-        &idp,
-        &upstream,
-        &redis,
-        &key,
-        "sync",
-        concurrency(2, Duration::from_secs(30)),
-    );
-    let (a, b) = tokio::join!(replica(&config), replica(&config));
+    let Fleet {
+        upstream, replicas, ..
+    } = fleet(2, "sync", concurrency(2, Duration::from_secs(30))).await;
+    let (a, b) = (&replicas[0], &replicas[1]);
     let holders: Vec<_> = (0..2)
         .map(|_| tokio::spawn(client().get(a.url("/__sleep/120000")).send()))
         .collect();

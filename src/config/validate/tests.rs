@@ -510,28 +510,38 @@ fn findings_that_are_warnings_not_errors() {
     assert!(config.clients[0].refresh_token);
 }
 
-#[test]
-fn cache_errors() {
-    use crate::config::raw::{CacheBackend, RawCache, RawRedis};
+/// A temp dir with a good and a too short cache key file.
+fn cache_keys() -> (tempfile::TempDir, PathBuf, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let good_key = dir.path().join("good.key");
     std::fs::write(&good_key, "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\n").unwrap();
     let short_key = dir.path().join("short.key");
     std::fs::write(&short_key, "c2hvcnQ=\n").unwrap();
-    let redis = |change: &dyn Fn(&mut RawRedis)| {
-        let mut r = RawRedis {
-            url: Some("redis://127.0.0.1:6379/0".into()),
-            encryption_key_file: Some(good_key.clone()),
-            ..RawRedis::default()
-        };
-        change(&mut r);
-        with(|raw| {
-            raw.cache = RawCache {
-                backend: Some(CacheBackend::Redis),
-                redis: Some(r),
-            }
-        })
+    (dir, good_key, short_key)
+}
+
+/// `good()` on the redis backend with `key`, changed by `change`.
+fn redis_cache(key: &Path, change: &dyn Fn(&mut crate::config::raw::RawRedis)) -> RawConfig {
+    use crate::config::raw::{CacheBackend, RawCache, RawRedis};
+    let mut r = RawRedis {
+        url: Some("redis://127.0.0.1:6379/0".into()),
+        encryption_key_file: Some(key.to_path_buf()),
+        ..RawRedis::default()
     };
+    change(&mut r);
+    with(|raw| {
+        raw.cache = RawCache {
+            backend: Some(CacheBackend::Redis),
+            redis: Some(r),
+        }
+    })
+}
+
+#[test]
+fn cache_errors() {
+    use crate::config::raw::CacheBackend;
+    let (_dir, good_key, _) = cache_keys();
+    let redis = |change: &dyn Fn(&mut crate::config::raw::RawRedis)| redis_cache(&good_key, change);
     let config = load(&redis(&|_| {}).to_yaml(), true).expect("a valid redis cache");
     assert!(matches!(
         config.cache,
@@ -569,21 +579,6 @@ fn cache_errors() {
             "cache.redis.cluster_nodes: Redis Cluster is not supported yet",
         ),
         (
-            "no key",
-            redis(&|r| r.encryption_key_file = None),
-            "cache.redis.encryption_key_file: is required",
-        ),
-        (
-            "short key",
-            redis(&|r| r.encryption_key_file = Some(short_key.clone())),
-            "the file it names does not hold 32 bytes in base64",
-        ),
-        (
-            "bad previous key",
-            redis(&|r| r.previous_encryption_key_files = vec![short_key.clone()]),
-            "cache.redis.previous_encryption_key_files[0]:",
-        ),
-        (
             "ca for plain redis",
             redis(&|r| r.ca_file = Some("client-cert.pem".into())),
             "cache.redis.ca_file: only applies to rediss:// urls",
@@ -600,6 +595,30 @@ fn cache_errors() {
                 r.password_file = Some("p".into());
             }),
             "cache.redis.password: set either password or password_file, not both",
+        ),
+    ]);
+}
+
+#[test]
+fn cache_key_errors_and_warnings() {
+    use crate::config::raw::RawRedis;
+    let (_dir, good_key, short_key) = cache_keys();
+    let redis = |change: &dyn Fn(&mut RawRedis)| redis_cache(&good_key, change);
+    assert_errors(vec![
+        (
+            "no key",
+            redis(&|r| r.encryption_key_file = None),
+            "cache.redis.encryption_key_file: is required",
+        ),
+        (
+            "short key",
+            redis(&|r| r.encryption_key_file = Some(short_key.clone())),
+            "the file it names does not hold 32 bytes in base64",
+        ),
+        (
+            "bad previous key",
+            redis(&|r| r.previous_encryption_key_files = vec![short_key.clone()]),
+            "cache.redis.previous_encryption_key_files[0]:",
         ),
     ]);
     let errors = load(
