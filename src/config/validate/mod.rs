@@ -6,6 +6,8 @@
 mod access;
 mod cache;
 #[cfg(test)]
+mod cache_tests;
+#[cfg(test)]
 mod caller_tests;
 mod callers;
 mod client;
