@@ -63,34 +63,34 @@ pub struct LimitConfig {
 impl std::fmt::Display for LimitConfig {
     /// `name: concurrency 200 (queue_timeout 2s) per caller`, as `check` prints it.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let unit = |secs: u64| match secs {
-            1 => "s",
-            60 => "min",
-            3600 => "h",
-            _ => "d",
-        };
-        write!(f, "{}: ", self.name)?;
+        write!(
+            f,
+            "{}: {} {}",
+            self.name,
+            self.kind.name(),
+            self.kind.ceiling()
+        )?;
         match self.kind {
-            LimitKind::Concurrency { max, queue_timeout } => write!(
+            LimitKind::Concurrency { queue_timeout, .. } => write!(
                 f,
-                "concurrency {max} (queue_timeout {})",
+                " (queue_timeout {})",
                 humantime::format_duration(queue_timeout)
             )?,
-            LimitKind::Rate {
-                count,
-                window_secs,
-                burst,
-            } => write!(f, "rate {count}/{} burst {burst}", unit(window_secs))?,
-            LimitKind::Messages { count, window_secs } => {
-                write!(f, "messages {count}/{}", unit(window_secs))?
-            }
+            LimitKind::Rate { burst, .. } => write!(f, " burst {burst}")?,
+            LimitKind::Messages { .. } => {}
         }
-        let per = match self.per {
+        write!(f, " per {}", self.per.name())
+    }
+}
+
+impl LimitPer {
+    /// As the file spells it.
+    pub fn name(&self) -> &'static str {
+        match self {
             LimitPer::All => "all",
             LimitPer::Caller => "caller",
             LimitPer::ClientIp => "client_ip",
-        };
-        write!(f, " per {per}")
+        }
     }
 }
 
@@ -112,6 +112,32 @@ pub enum LimitKind {
 }
 
 impl LimitKind {
+    /// As the file spells the key: `concurrency`, `rate` or `messages`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            LimitKind::Concurrency { .. } => "concurrency",
+            LimitKind::Rate { .. } => "rate",
+            LimitKind::Messages { .. } => "messages",
+        }
+    }
+
+    /// The ceiling as the file writes it: `200`, `20/s`, `5000/h`.
+    pub fn ceiling(&self) -> String {
+        let unit = |secs: u64| match secs {
+            1 => "s",
+            60 => "min",
+            3600 => "h",
+            _ => "d",
+        };
+        match *self {
+            LimitKind::Concurrency { max, .. } => max.to_string(),
+            LimitKind::Rate {
+                count, window_secs, ..
+            } => format!("{count}/{}", unit(window_secs)),
+            LimitKind::Messages { count, window_secs } => format!("{count}/{}", unit(window_secs)),
+        }
+    }
+
     /// The `reason` label of a refusal by this kind of limit.
     pub fn label(&self) -> &'static str {
         match self {

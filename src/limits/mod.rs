@@ -200,8 +200,7 @@ pub struct LimitRequest<'a> {
 #[derive(Debug)]
 pub struct LimitRefusal {
     pub limit: String,
-    /// `rate`, `messages` or `busy`.
-    pub reason: &'static str,
+    pub reason: Reason,
     pub retry_after_secs: u64,
     pub policy: Option<HeaderValue>,
     pub state: Option<HeaderValue>,
@@ -246,6 +245,9 @@ impl RouteLimits {
             ..Default::default()
         };
         for limiter in &self.limits {
+            if let LimitKind::Concurrency { .. } = limiter.config.kind {
+                continue; // its key is made when its place is asked for
+            }
             let key = self.partitioner.key(limiter.config.per, &request.who);
             let verdict = match limiter.config.kind {
                 LimitKind::Rate { .. } => self.rate(limiter, &key, &mut items).await,
@@ -274,7 +276,7 @@ impl RouteLimits {
         tokio::pin!(gone);
         if let Err(limiter) = self.places(request, &mut admission, gone.as_mut()).await {
             self.give_back(counted).await;
-            let refusal = limiter.map(|l| self.refusal(&l, Refused::busy(&l), &items));
+            let refusal = limiter.map(|l| self.refusal(&l, Refused::BUSY, &items));
             return Err(refusal.unwrap_or_else(|| gone_refusal(&self.policy)));
         }
         Ok(admission)
@@ -284,7 +286,7 @@ impl RouteLimits {
         limiter.refused();
         LimitRefusal {
             limit: limiter.name().to_string(),
-            reason: limiter.config.kind.label(),
+            reason: Reason::of(&limiter.config.kind),
             retry_after_secs: refused.retry_after_secs,
             policy: self.policy.clone(),
             state: headers::state(items),
@@ -299,21 +301,36 @@ struct Refused {
 
 impl Refused {
     /// No place within the queue time-out: try again in a second.
-    fn busy(_limiter: &Limiter) -> Self {
-        Refused {
-            retry_after_secs: 1,
+    const BUSY: Refused = Refused {
+        retry_after_secs: 1,
+    };
+}
+
+/// Why a limit refused a request: its kind, or the client left the queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    Rate,
+    Messages,
+    Busy,
+    /// The client left while queued: nobody hears an answer.
+    Gone,
+}
+
+impl Reason {
+    fn of(kind: &LimitKind) -> Self {
+        match kind {
+            LimitKind::Rate { .. } => Reason::Rate,
+            LimitKind::Messages { .. } => Reason::Messages,
+            LimitKind::Concurrency { .. } => Reason::Busy,
         }
     }
 }
-
-/// The `reason` of a request whose client left while it was queued.
-pub const GONE: &str = "gone";
 
 /// The client left while queued: nobody hears the answer.
 fn gone_refusal(policy: &Option<HeaderValue>) -> LimitRefusal {
     LimitRefusal {
         limit: String::new(),
-        reason: GONE,
+        reason: Reason::Gone,
         retry_after_secs: 1,
         policy: policy.clone(),
         state: None,

@@ -4,7 +4,6 @@
 use serde::Serialize;
 
 use super::{Fleet, Limiter};
-use crate::config::{LimitKind, LimitPer};
 
 #[derive(Debug, Serialize)]
 pub struct LimitStatus {
@@ -30,15 +29,6 @@ pub struct LimitStatus {
 
 pub fn of(limiter: &Limiter, fleet: Option<&Fleet>) -> LimitStatus {
     let c = &limiter.config;
-    let (kind, limit) = match c.kind {
-        LimitKind::Concurrency { max, .. } => ("concurrency", max.to_string()),
-        LimitKind::Rate {
-            count, window_secs, ..
-        } => ("rate", format!("{count}/{}", unit(window_secs))),
-        LimitKind::Messages { count, window_secs } => {
-            ("messages", format!("{count}/{}", unit(window_secs)))
-        }
-    };
     let scope = match fleet {
         None => "local".to_string(),
         Some(f) if f.answering() => "fleet".to_string(),
@@ -46,27 +36,14 @@ pub fn of(limiter: &Limiter, fleet: Option<&Fleet>) -> LimitStatus {
     };
     LimitStatus {
         name: c.name.clone(),
-        kind,
-        per: match c.per {
-            LimitPer::All => "all",
-            LimitPer::Caller => "caller",
-            LimitPer::ClientIp => "client_ip",
-        },
-        limit,
+        kind: c.kind.name(),
+        per: c.per.name(),
+        limit: c.kind.ceiling(),
         in_flight: limiter.counts.in_flight.get(),
         queued: limiter.counts.queued.get(),
         partitions: limiter.counts.partitions.get(),
         rejections: [(c.kind.label(), limiter.counts.rejected.get())].into(),
         scope,
         replicas: fleet.map(|f| f.share(&c.name)),
-    }
-}
-
-fn unit(window_secs: u64) -> &'static str {
-    match window_secs {
-        1 => "s",
-        60 => "min",
-        3600 => "h",
-        _ => "d",
     }
 }

@@ -115,7 +115,7 @@ async fn pass_limits(
         request_id = ctx.request_id.to_str().unwrap_or_default(),
         route = route.name.as_str(),
         limit = refusal.limit.as_str(),
-        reason = refusal.reason,
+        reason = ?refusal.reason,
         trace_id = ctx.trace.log_id(),
         "refused by a traffic limit"
     );

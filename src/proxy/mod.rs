@@ -207,7 +207,7 @@ impl ProxyHttp for BearerProxy {
     ) -> pingora::Result<bool> {
         match admit::admit(session, ctx).await {
             Ok(()) => Ok(false),
-            Err(Refusal::Limited(l)) if l.reason == crate::limits::GONE => {
+            Err(Refusal::Limited(l)) if l.reason == crate::limits::Reason::Gone => {
                 // Left while queued: nobody to answer.
                 ctx.error_code = Some("client_gone");
                 Error::e_explain(ErrorType::ConnectionClosed, "client left while queued")

@@ -123,22 +123,24 @@ impl Refusal {
 
 /// `rate_limited` (429), `quota_exceeded` (429) or `upstream_busy` (503).
 fn limit_code(l: &crate::limits::LimitRefusal) -> &'static str {
+    use crate::limits::Reason;
     match l.reason {
-        "rate" => "rate_limited",
-        "messages" => "quota_exceeded",
-        _ => "upstream_busy",
+        Reason::Rate => "rate_limited",
+        Reason::Messages => "quota_exceeded",
+        Reason::Busy | Reason::Gone => "upstream_busy",
     }
 }
 
 /// A limit's refusal: its name, `Retry-After`, and the `RateLimit` fields.
 fn limit_reply(l: &crate::limits::LimitRefusal) -> ErrorReply {
+    use crate::limits::Reason;
     let (status, message) = match l.reason {
-        "rate" => (429, "too many requests: this route's rate limit is reached"),
-        "messages" => (
+        Reason::Rate => (429, "too many requests: this route's rate limit is reached"),
+        Reason::Messages => (
             429,
             "this route's Oracle Integration message quota for the current window is used up",
         ),
-        _ => (
+        Reason::Busy | Reason::Gone => (
             503,
             "the upstream's concurrency limit is reached and no place freed in time",
         ),
