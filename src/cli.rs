@@ -92,6 +92,12 @@ pub enum Command {
         #[arg(short, long)]
         out: Option<PathBuf>,
     },
+    /// Create (or converge) the confidential application that calls an
+    /// Oracle Integration instance: its scopes, the instance's
+    /// ServiceInvoker role, activation; write its secret (mode 0600) and a
+    /// client block. Exit 0 done, 1 refused or failed (nothing left
+    /// half-made), 2 bad arguments.
+    Onboard(crate::onboard::OnboardArgs),
     /// Ask the running proxy to reload its configuration file (through its
     /// admin listener, named in FILE). FILE is checked first.
     Reload {
@@ -100,26 +106,9 @@ pub enum Command {
     },
     #[cfg(feature = "emulator")]
     /// Run only the bundled identity-service emulator (for benchmarks and
-    /// local development): an identity-domain and OAM token endpoint.
-    Emulator {
-        /// Address to listen on.
-        #[arg(long, default_value = "127.0.0.1:9400")]
-        listen: std::net::SocketAddr,
-        /// A confidential application to register, as `client_id:secret` (repeatable).
-        #[arg(long = "client")]
-        clients: Vec<String>,
-        /// Lifetime of the tokens it issues.
-        #[arg(long, default_value = "3600s", value_parser = humantime::parse_duration)]
-        token_lifetime: std::time::Duration,
-        /// Identity-domain users for the password and user-assertion
-        /// grants: a file of `user:password` lines.
-        #[arg(long)]
-        users: Option<PathBuf>,
-        /// A certificate uploaded to an application, for its client and
-        /// user assertions: `client_id:alias:cert.pem` (repeatable).
-        #[arg(long = "client-certificate")]
-        certificates: Vec<String>,
-    },
+    /// local development): an identity-domain and OAM token endpoint, and
+    /// the identity domain's admin API for `onboard`.
+    Emulator(crate::emulator::commands::EmulatorArgs),
     #[cfg(feature = "emulator")]
     /// Run the proxy against a bundled local identity-service emulator and
     /// echo upstream: no Oracle tenant needed.
@@ -147,19 +136,7 @@ pub fn main(cli: Cli) -> ExitCode {
         #[cfg(feature = "emulator")]
         Command::Demo { config } => crate::emulator::commands::demo(config.as_deref()),
         #[cfg(feature = "emulator")]
-        Command::Emulator {
-            listen,
-            clients,
-            token_lifetime,
-            users,
-            certificates,
-        } => crate::emulator::commands::emulator(
-            listen,
-            &clients,
-            token_lifetime,
-            users.as_deref(),
-            &certificates,
-        ),
+        Command::Emulator(args) => crate::emulator::commands::emulator(&args),
         Command::Doctor {
             config,
             client,
@@ -178,6 +155,7 @@ pub fn main(cli: Cli) -> ExitCode {
             ),
             Err(code) => code,
         },
+        Command::Onboard(args) => crate::onboard::run(&args),
         Command::Keygen { out } => crate::keygen::run(out.as_deref()),
         Command::Reload { config } => match load(&config) {
             Ok(c) => crate::admin::request_reload(&c.admin),

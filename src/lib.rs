@@ -57,6 +57,7 @@ mod limits;
 mod logging;
 mod metrics;
 mod oauth;
+mod onboard;
 mod proxy;
 mod reload;
 mod route_table;

@@ -9,7 +9,7 @@ mod env;
 mod error;
 mod identity;
 pub mod raw;
-mod redact;
+pub(crate) mod redact;
 mod secret;
 mod validate;
 
@@ -25,6 +25,7 @@ pub use error::{ConfigError, ConfigErrors};
 pub use identity::ClientIdentity;
 pub use raw::{BasicEncoding, ClientAuthMethod, GrantKind, Issuer, LimitPer, OnBehalfOf};
 pub use secret::Secret;
+pub(crate) use validate::read_text_limited;
 pub use validate::{load_file, load_str};
 
 /// A validated configuration.

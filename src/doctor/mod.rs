@@ -13,7 +13,7 @@
 //! are listed as not probed.
 
 mod caller;
-mod client_check;
+pub(crate) mod client_check;
 pub mod oic_rules;
 #[cfg(test)]
 mod oic_rules_tests;

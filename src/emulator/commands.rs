@@ -56,36 +56,128 @@ fn read_certificates(values: &[String]) -> Result<Vec<(String, String, String)>,
     Ok(out)
 }
 
-pub fn emulator(
-    listen: std::net::SocketAddr,
-    clients: &[String],
-    lifetime: std::time::Duration,
-    users: Option<&Path>,
-    certificates: &[String],
-) -> ExitCode {
-    let registered = match pairs(clients.iter().map(String::as_str), "--client") {
-        Ok(p) => p,
-        Err(code) => return code,
-    };
-    let users_text = match users.map(std::fs::read_to_string).transpose() {
+/// `bearer-proxy emulator`'s flags.
+#[derive(Debug, clap::Args)]
+pub struct EmulatorArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:9400")]
+    pub listen: SocketAddr,
+    /// A confidential application to register, as `client_id:secret` (repeatable).
+    #[arg(long = "client")]
+    pub clients: Vec<String>,
+    /// Lifetime of the tokens it issues.
+    #[arg(long, default_value = "3600s", value_parser = humantime::parse_duration)]
+    pub token_lifetime: std::time::Duration,
+    /// Identity-domain users for the password and user-assertion
+    /// grants: a file of `user:password` lines.
+    #[arg(long)]
+    pub users: Option<PathBuf>,
+    /// A certificate uploaded to an application, for its client and
+    /// user assertions: `client_id:alias:cert.pem` (repeatable).
+    #[arg(long = "client-certificate")]
+    pub certificates: Vec<String>,
+    /// An Oracle Integration instance's application, with its roles
+    /// (ServiceInvoker, …) and scopes: `NAME=AUDIENCE`, e.g.
+    /// `OIC-orders=https://orders-abc.integration.ocp.oraclecloud.com:443`
+    /// (repeatable).
+    #[arg(long = "oic-app")]
+    pub oic_apps: Vec<String>,
+    /// A client holding the Identity Domain Administrator role, as
+    /// `client_id:secret`: its tokens for `urn:opc:idm:__myscopes__` open
+    /// the admin API (repeatable).
+    #[arg(long = "admin-client")]
+    pub admin_clients: Vec<String>,
+    /// How long a newly activated application stays unknown to the token
+    /// endpoint, as an identity domain takes a moment to propagate it.
+    #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
+    pub propagation_delay: std::time::Duration,
+}
+
+/// `NAME=AUDIENCE` values of `--oic-app`.
+fn oic_apps(values: &[String]) -> Result<Vec<(String, String)>, ExitCode> {
+    let mut out = Vec::new();
+    for value in values {
+        match value.split_once('=') {
+            Some((name, audience)) if !name.is_empty() && audience.starts_with("https://") => {
+                out.push((name.to_string(), audience.trim_end_matches('/').to_string()))
+            }
+            _ => {
+                eprintln!("error: --oic-app {value:?}: expected NAME=https://host:443");
+                return Err(ExitCode::from(2));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// What the emulator is started with, read and checked.
+struct Registrations {
+    clients: Vec<(String, String)>,
+    users: Vec<(String, String)>,
+    certificates: Vec<(String, String, String)>,
+    oic_apps: Vec<(String, String)>,
+    admins: Vec<(String, String)>,
+}
+
+fn registrations(args: &EmulatorArgs) -> Result<Registrations, ExitCode> {
+    let users_text = match args
+        .users
+        .as_deref()
+        .map(std::fs::read_to_string)
+        .transpose()
+    {
         Ok(text) => text.unwrap_or_default(),
         Err(e) => {
             eprintln!("error: --users: {e}");
-            return ExitCode::from(2);
+            return Err(ExitCode::from(2));
         }
     };
-    let users = match pairs(users_text.lines(), "--users") {
-        Ok(p) => p,
-        Err(code) => return code,
-    };
-    let certificates = match read_certificates(certificates) {
-        Ok(c) => c,
+    Ok(Registrations {
+        clients: pairs(args.clients.iter().map(String::as_str), "--client")?,
+        users: pairs(users_text.lines(), "--users")?,
+        certificates: read_certificates(&args.certificates)?,
+        oic_apps: oic_apps(&args.oic_apps)?,
+        admins: pairs(
+            args.admin_clients.iter().map(String::as_str),
+            "--admin-client",
+        )?,
+    })
+}
+
+/// Registers everything on a started emulator.
+fn register(state: &super::IdpState, r: &Registrations) -> Result<(), ExitCode> {
+    for (id, secret) in &r.clients {
+        state.register_client(id, secret);
+    }
+    for (id, secret) in &r.admins {
+        state.register_admin_client(id, secret);
+    }
+    for (name, audience) in &r.oic_apps {
+        let id = state.register_oic_app(name, audience);
+        println!("Oracle Integration application {name:?} (id {id}), audience {audience}");
+    }
+    for (user, password) in &r.users {
+        state.register_user(user, password);
+    }
+    for (client, alias, pem) in &r.certificates {
+        if let Err(e) = state.register_client_certificate(client, alias, pem) {
+            eprintln!("error: --client-certificate {client}:{alias}: {e}");
+            return Err(ExitCode::from(2));
+        }
+    }
+    Ok(())
+}
+
+pub fn emulator(args: &EmulatorArgs) -> ExitCode {
+    let registered = match registrations(args) {
+        Ok(r) => r,
         Err(code) => return code,
     };
     let runtime = match crate::runtime::for_command() {
         Ok(r) => r,
         Err(code) => return code,
     };
+    let listen = args.listen;
     runtime.block_on(async move {
         let listener = match tokio::net::TcpListener::bind(listen).await {
             Ok(l) => l,
@@ -95,20 +187,14 @@ pub fn emulator(
             }
         };
         let (state, _server) = super::start_idp(listener);
-        state.set_token_lifetime(lifetime);
-        for (id, secret) in &registered {
-            state.register_client(id, secret);
+        state.set_token_lifetime(args.token_lifetime);
+        state.directory.set_propagation_delay(args.propagation_delay);
+        if let Err(code) = register(&state, &registered) {
+            return code;
         }
-        for (user, password) in &users {
-            state.register_user(user, password);
-        }
-        for (client, alias, pem) in &certificates {
-            if let Err(e) = state.register_client_certificate(client, alias, pem) {
-                eprintln!("error: --client-certificate {client}:{alias}: {e}");
-                return ExitCode::from(2);
-            }
-        }
-        println!("identity-service emulator on http://{listen}/oauth2/v1/token (Ctrl-C stops it)");
+        println!(
+            "identity-service emulator on http://{listen}/oauth2/v1/token, admin API on http://{listen}/admin/v1/ (Ctrl-C stops it)"
+        );
         let _ = tokio::signal::ctrl_c().await;
         ExitCode::SUCCESS
     })

@@ -149,6 +149,9 @@ pub struct IdpState {
     arrivals: Mutex<Vec<std::time::Instant>>,
     count: watch::Sender<u64>,
     key: EncodingKey,
+    /// Applications made through the admin API, its administrators, the
+    /// Oracle Integration instances' applications and roles.
+    pub directory: crate::emulator::directory::Directory,
 }
 
 impl IdpState {
@@ -171,6 +174,7 @@ impl IdpState {
             count: watch::channel(0).0,
             key: EncodingKey::from_rsa_pem(SIGNING_KEY_PEM.as_bytes())
                 .expect("the bundled demo key is a valid RSA PEM"),
+            directory: Default::default(),
         })
     }
 
@@ -224,6 +228,19 @@ impl IdpState {
                 key,
             });
         Ok(())
+    }
+
+    /// A client holding the Identity Domain Administrator role: its
+    /// tokens for `urn:opc:idm:__myscopes__` open the admin API.
+    pub fn register_admin_client(&self, client_id: &str, secret: &str) {
+        self.register_client(client_id, secret);
+        self.directory.add_admin(client_id);
+    }
+
+    /// An Oracle Integration instance's application, with its roles and
+    /// the scopes behind `audience`; returns its id.
+    pub fn register_oic_app(&self, display_name: &str, audience: &str) -> String {
+        self.directory.add_instance_app(display_name, audience)
     }
 
     /// A user for the password and JWT-assertion grants.

@@ -2,7 +2,9 @@
 //! ([`idp`]) and an echo upstream ([`echo`]). One implementation serves
 //! the demo, the integration tests and the benchmarks.
 
+pub mod admin_api;
 pub(crate) mod commands;
+pub mod directory;
 pub mod echo;
 pub mod idp;
 pub mod mtls;
@@ -19,15 +21,15 @@ pub use echo::EchoState;
 pub use idp::{IdpState, Mode};
 pub use serve::ServerHandle;
 
-/// Starts the token endpoint on `listener`.
+/// The identity domain's endpoints: tokens, keys and the admin API.
+fn identity_domain(state: &Arc<IdpState>) -> axum::Router {
+    idp::router(state.clone()).merge(admin_api::router(state.clone()))
+}
+
+/// Starts the token endpoint and admin API on `listener`.
 pub fn start_idp(listener: TcpListener) -> (Arc<IdpState>, ServerHandle) {
     let state = IdpState::new();
-    let handle = serve::serve(
-        listener,
-        idp::router(state.clone()),
-        None,
-        state.down.clone(),
-    );
+    let handle = serve::serve(listener, identity_domain(&state), None, state.down.clone());
     (state, handle)
 }
 
@@ -40,7 +42,7 @@ pub fn start_secure_idp(
 ) -> ServerHandle {
     serve::serve(
         listener,
-        idp::router(state.clone()),
+        identity_domain(&state),
         Some(acceptor),
         state.down.clone(),
     )

@@ -132,6 +132,9 @@ fn certificate_client(state: &IdpState, record: &TokenRequest) -> Result<String,
 }
 
 fn check_secret(state: &IdpState, id: &str, secret: &str) -> bool {
+    if let Some(matches) = state.directory.secret_matches(id, secret) {
+        return matches;
+    }
     lock(&state.clients)
         .get(id)
         .and_then(|c| c.secret.as_deref())

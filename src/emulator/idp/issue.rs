@@ -38,6 +38,7 @@ pub(super) fn issue(state: &IdpState, record: &mut TokenRequest) -> Result<Respo
         .ok_or_else(|| bad_request("unsupported_grant_type", "The grant type is not supported."))?;
     let (subject, scope) = subject_and_scope(state, record, grant, &client_id)?;
     let scopes = checked_scopes(flavor, &scope)?;
+    admitted(state, &client_id, grant_type, &scopes)?;
     let lifetime = lifetime_for(state, &scopes);
     let refresh_token = issues_refresh_token(state, flavor, grant, &scopes).then(|| {
         let token = format!("rt-{}", uuid::Uuid::new_v4().simple());
@@ -61,6 +62,33 @@ pub(super) fn issue(state: &IdpState, record: &mut TokenRequest) -> Result<Respo
         body["refresh_token"] = json!(rt);
     }
     Ok(Json(body).into_response())
+}
+
+/// An application made through the admin API gets tokens only while
+/// active (and propagated), for its allowed grants and scopes.
+fn admitted(
+    state: &IdpState,
+    client_id: &str,
+    grant_type: &str,
+    scopes: &[String],
+) -> Result<(), Refusal> {
+    use crate::emulator::directory::Refused;
+    match state.directory.admit(client_id, grant_type, scopes) {
+        None | Some(Ok(())) => Ok(()),
+        Some(Err(Refused::UnknownClient)) => Err(refuse(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            "Client authentication failed.",
+        )),
+        Some(Err(Refused::Grant)) => Err(bad_request(
+            "unauthorized_client",
+            "The client is not authorized to use this grant type.",
+        )),
+        Some(Err(Refused::Scope)) => Err(bad_request(
+            "invalid_scope",
+            "The requested scope is invalid, unknown, or malformed.",
+        )),
+    }
 }
 
 /// Identity domains issue a refresh token for `offline_access` (never to
