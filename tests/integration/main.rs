@@ -19,6 +19,7 @@ mod idp_hardening;
 mod keepalive;
 mod limits;
 mod observability;
+mod onboard;
 mod oracle_compat;
 mod path_policy;
 mod reload;
