@@ -304,11 +304,21 @@ pub fn demo(path: Option<&Path>) -> ExitCode {
          \nthe token's sub is the caller):\
          \n\n  curl -s -u demo-alice:alice-demo-password http://{listen}/as-user{path}\
          \n  curl -s -u demo-bob:bob-demo-password http://{listen}/as-user{path}\
+         \n\nOnboard a new application in the emulated identity domain (admin client\
+         \n{admin_id}, instance application {oic_app}); its client block goes into a\
+         \nconfiguration of your own:\
+         \n\n  printf %s {admin_secret} > admin.secret\
+         \n  bearer-proxy onboard --domain-url http://{idp} --admin-client-id {admin_id} \\\
+         \n      --admin-client-secret-file admin.secret --oic-app {oic_app} --name orders-proxy \\\
+         \n      --secret-file orders-proxy.secret --config-out orders-proxy.yaml\
          \n\nStop with Ctrl-C.\n",
         key = DEMO_API_KEY,
         admin = config.admin.listen,
         prefix = route.path_prefix,
         client_id = client.client_id,
+        admin_id = super::DEMO_ADMIN.0,
+        admin_secret = super::DEMO_ADMIN.1,
+        oic_app = super::DEMO_OIC_APP.0,
     );
     run(config, source)
 }

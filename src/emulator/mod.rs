@@ -91,6 +91,11 @@ pub const DEMO_USERS: [(&str, &str); 2] = [
     ("demo-bob", "bob-demo-password"),
 ];
 
+/// The demo domain's administrator (for `onboard`) and its Oracle
+/// Integration instance's application: demo values that protect nothing.
+pub const DEMO_ADMIN: (&str, &str) = ("demo-admin", "demo-admin-secret-not-for-production");
+pub const DEMO_OIC_APP: (&str, &str) = ("oic-demo", "https://oic.demo.invalid:443");
+
 pub fn spawn_demo_backends(
     idp: SocketAddr,
     upstream: SocketAddr,
@@ -127,6 +132,8 @@ pub fn spawn_demo_backends(
                 for (user, password) in DEMO_USERS {
                     state.register_user(user, password);
                 }
+                state.register_admin_client(DEMO_ADMIN.0, DEMO_ADMIN.1);
+                state.register_oic_app(DEMO_OIC_APP.0, DEMO_OIC_APP.1);
                 let (_echo_state, _echo) = start_echo(echo_listener, None);
                 let _ = ready_tx.send(Ok(()));
                 std::future::pending::<()>().await;

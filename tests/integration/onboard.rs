@@ -436,3 +436,88 @@ fn onboard_help_explains_each_flag() {
         "{help}"
     );
 }
+
+/// Stops the demo when the test ends.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The README's commands against the demo, as written (ports moved to
+/// free ones).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_readme_onboards_an_application_against_the_running_demo() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let block = readme
+        .split("```sh\n")
+        .map(|b| b.split("```").next().unwrap())
+        .find(|b| b.contains("--domain-url http://127.0.0.1:9400"))
+        .expect("the README shows onboarding against the demo");
+    let dir = tempfile::tempdir().unwrap();
+    let ports = [free_port(), free_port(), free_port(), free_port()];
+    let mut demo = std::fs::read_to_string(root.join("conf/demo.yaml")).unwrap();
+    for (default, port) in ["8080", "9090", "9400", "9401"].iter().zip(ports) {
+        demo = demo.replace(
+            &format!("127.0.0.1:{default}"),
+            &format!("127.0.0.1:{port}"),
+        );
+    }
+    std::fs::write(dir.path().join("demo.yaml"), demo).unwrap();
+    std::fs::copy(
+        root.join("conf/demo-api-keys"),
+        dir.path().join("demo-api-keys"),
+    )
+    .unwrap();
+    let _demo = Killed(
+        std::process::Command::new(env!("CARGO_BIN_EXE_bearer-proxy"))
+            .args(["demo", "-c"])
+            .arg(dir.path().join("demo.yaml"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let up = eventually(Duration::from_secs(30), || async {
+        tokio::net::TcpStream::connect(("127.0.0.1", ports[0]))
+            .await
+            .is_ok()
+    })
+    .await;
+    assert!(up, "the demo listens");
+    let script = block
+        .replace("\\\n", " ")
+        .replace("127.0.0.1:9400", &format!("127.0.0.1:{}", ports[2]))
+        .replace(
+            "bearer-proxy ",
+            &format!("{} ", env!("CARGO_BIN_EXE_bearer-proxy")),
+        );
+    let work = dir.path().to_path_buf();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("sh")
+            .args(["-ec", &script])
+            .current_dir(work)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("roles        ServiceInvoker"), "{text}");
+    let mode = std::fs::metadata(dir.path().join("orders-proxy.secret"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let block = std::fs::read_to_string(dir.path().join("orders-proxy.yaml")).unwrap();
+    assert!(
+        block.contains("scopes:\n    - https://oic.demo.invalid:443urn:opc:resource:consumer::all"),
+        "{block}"
+    );
+}
