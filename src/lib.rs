@@ -50,6 +50,8 @@ mod downstream_tls;
 #[cfg(feature = "emulator")]
 pub mod emulator;
 #[doc(hidden)]
+pub mod fastpath;
+#[doc(hidden)]
 pub mod fuzzing;
 mod keygen;
 mod launch;

@@ -10,7 +10,10 @@
 //! nothing is allocated until the next request's first bytes have arrived.
 //! Those bytes become the new session's pipelined prefix (pingora's public
 //! way to hand a session bytes already read), so the head is not read
-//! twice and no byte is lost. Everything else — time-outs, the keep-alive
+//! twice and no byte is lost. Before that, the bytes pass the smuggling
+//! guard (`fastpath::guard`): a head or first chunks with ambiguous
+//! framing is answered with our JSON 400 and the connection closed.
+//! Everything else — time-outs, the keep-alive
 //! request limit, `Connection: close`, HTTP/1.0 — stays pingora's, carried
 //! from one request to the next by its `HttpPersistentSettings`.
 
@@ -52,6 +55,11 @@ pub(super) async fn serve_http1<A>(
         let Some(head) = park(&mut stream, idle(), shutdown).await else {
             return;
         };
+        // Framing two readers could disagree on never reaches pingora.
+        if let Some(why) = crate::fastpath::guard::judge(&head) {
+            crate::fastpath::guard::refuse(&mut stream, why).await;
+            return;
+        }
         let mut session = ServerSession::new_http1(stream);
         match carried.take() {
             Some(settings) => settings.apply_to_session(&mut session),

@@ -30,6 +30,9 @@ pub enum Refusal {
     Unprocessable(u16),
     /// The client sent something pingora could not read.
     MalformedRequest,
+    /// Our own reading of the head or its first chunks refused it; the
+    /// message says why.
+    BadHead(&'static str),
     /// A path an upstream could read as another path; the reason says why.
     BadPath(&'static str),
     /// The method is never forwarded, or not on this route; the `Allow` value.
@@ -70,7 +73,8 @@ impl Refusal {
             Refusal::AmbiguousFraming
             | Refusal::ConflictingLength
             | Refusal::Unprocessable(_)
-            | Refusal::MalformedRequest => "bad_request",
+            | Refusal::MalformedRequest
+            | Refusal::BadHead(_) => "bad_request",
             Refusal::BadPath(_) => "bad_path",
             Refusal::MethodNotAllowed(_) => "method_not_allowed",
             Refusal::BodyTooLarge => "body_too_large",
@@ -105,6 +109,7 @@ impl Refusal {
             Refusal::ConflictingLength => plain(400, "conflicting Content-Length headers"),
             Refusal::Unprocessable(status) => plain(*status, "the request could not be processed"),
             Refusal::MalformedRequest => plain(400, "malformed request"),
+            Refusal::BadHead(why) => plain(400, why),
             Refusal::BadPath(why) => plain(400, &format!("the request path is refused: {why}")),
             Refusal::MethodNotAllowed(allow) => {
                 let mut r = plain(405, "this method is not forwarded on this route");

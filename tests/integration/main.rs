@@ -25,6 +25,7 @@ mod path_policy;
 mod reload;
 mod routing;
 mod shutdown;
+mod smuggling;
 mod status_page;
 mod streaming;
 mod tls_listener;

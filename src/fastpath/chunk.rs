@@ -1,0 +1,224 @@
+//! The chunked body bytes that arrived with the head, checked against RFC
+//! 9112 §7.1 before anything is forwarded: a size line of 1–16 hex digits
+//! (no sign, no `0x`, no padding), an extension only after `;` and without
+//! control bytes, every line ended by CRLF, each chunk's data followed by
+//! exactly CRLF (a length that disagrees with the data is the TE.CL
+//! trick), trailers as header lines without framing fields. Bytes after
+//! the last chunk's blank line belong to the next request.
+
+/// How far the bytes go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    /// Valid so far; the body goes on beyond these bytes.
+    Partial,
+    /// The whole body, `len` bytes of it.
+    Complete(usize),
+}
+
+/// What is wrong with a chunked body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// A size that is not 1–16 hex digits.
+    Size,
+    /// A chunk extension with a control byte, or without its `;`.
+    Extension,
+    /// A line ended by LF alone, or a byte where CRLF belongs.
+    LineEnd,
+    /// Chunk data not followed by CRLF: the size disagrees with the data.
+    DataLength,
+    /// A trailer that is not a header line, or names a framing field.
+    Trailer,
+}
+
+impl Fault {
+    pub fn message(self) -> &'static str {
+        match self {
+            Fault::Size => "a chunk size that is not 1 to 16 hex digits",
+            Fault::Extension => "a malformed chunk extension",
+            Fault::LineEnd => "a chunk line not ended by CRLF",
+            Fault::DataLength => "chunk data longer or shorter than its size",
+            Fault::Trailer => "a malformed or framing trailer field",
+        }
+    }
+}
+
+/// The longest chunk size accepted: 16 hex digits fit a u64.
+const MAX_SIZE_DIGITS: usize = 16;
+
+/// Checks the chunked body at the start of `body`.
+pub fn check(body: &[u8]) -> Result<Progress, Fault> {
+    let mut at = 0;
+    loop {
+        let Some(line) = line(&body[at..])? else {
+            return partial_size(&body[at..]);
+        };
+        let size = size_line(line)?;
+        at += line.len() + 2;
+        if size == 0 {
+            return trailers(body, at);
+        }
+        let Some(end) = usize::try_from(size).ok().and_then(|s| at.checked_add(s)) else {
+            return Ok(Progress::Partial);
+        };
+        match body.get(end..end + 2) {
+            Some(b"\r\n") => at = end + 2,
+            Some(_) => return Err(Fault::DataLength),
+            None if body.len() > end && body[end] != b'\r' => return Err(Fault::DataLength),
+            None => return Ok(Progress::Partial),
+        }
+    }
+}
+
+/// The next CRLF-ended line (without its CRLF), `None` when it has not
+/// all arrived; a LF without CR is a fault.
+fn line(bytes: &[u8]) -> Result<Option<&[u8]>, Fault> {
+    match bytes.iter().position(|b| *b == b'\n') {
+        Some(0) => Err(Fault::LineEnd),
+        Some(i) if bytes[i - 1] != b'\r' => Err(Fault::LineEnd),
+        Some(i) => {
+            let line = &bytes[..i - 1];
+            if line.contains(&b'\r') {
+                return Err(Fault::LineEnd);
+            }
+            Ok(Some(line))
+        }
+        None => Ok(None),
+    }
+}
+
+/// A size line's size; its extension, if any, checked.
+fn size_line(line: &[u8]) -> Result<u64, Fault> {
+    let digits = line.iter().take_while(|b| b.is_ascii_hexdigit()).count();
+    if digits == 0 || digits > MAX_SIZE_DIGITS {
+        return Err(Fault::Size);
+    }
+    let extension = &line[digits..];
+    if !extension.is_empty() {
+        let ok = extension.first() == Some(&b';')
+            && extension
+                .iter()
+                .all(|b| *b == b'\t' || (*b >= 0x20 && *b != 0x7f));
+        if !ok {
+            // A size like `1 0` or `5x` lands here too.
+            return Err(if extension[0].is_ascii_alphanumeric() {
+                Fault::Size
+            } else {
+                Fault::Extension
+            });
+        }
+    }
+    let hex = std::str::from_utf8(&line[..digits]).map_err(|_| Fault::Size)?;
+    u64::from_str_radix(hex, 16).map_err(|_| Fault::Size)
+}
+
+/// A size line not yet ended: whatever arrived must still be able to
+/// become a valid one.
+fn partial_size(rest: &[u8]) -> Result<Progress, Fault> {
+    let digits = rest.iter().take_while(|b| b.is_ascii_hexdigit()).count();
+    if digits > MAX_SIZE_DIGITS {
+        return Err(Fault::Size);
+    }
+    match rest.get(digits) {
+        None | Some(b'\r' | b';') => Ok(Progress::Partial),
+        Some(_) if digits == 0 => Err(Fault::Size),
+        Some(_) => Err(Fault::Size),
+    }
+}
+
+/// The trailer section after the last chunk, through its blank line.
+fn trailers(body: &[u8], mut at: usize) -> Result<Progress, Fault> {
+    loop {
+        let Some(line) = line(&body[at..])? else {
+            return Ok(Progress::Partial);
+        };
+        at += line.len() + 2;
+        if line.is_empty() {
+            return Ok(Progress::Complete(at));
+        }
+        let Some(colon) = line.iter().position(|b| *b == b':') else {
+            return Err(Fault::Trailer);
+        };
+        let name = &line[..colon];
+        let token = |b: &u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(b);
+        let framing = [
+            &b"content-length"[..],
+            b"transfer-encoding",
+            b"host",
+            b"trailer",
+        ]
+        .iter()
+        .any(|f| name.eq_ignore_ascii_case(f));
+        if name.is_empty() || !name.iter().all(token) || framing || line.contains(&0) {
+            return Err(Fault::Trailer);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn valid_bodies_end_where_the_next_request_begins() {
+        assert_eq!(
+            check(b"5\r\nhello\r\n0\r\n\r\nGET /"),
+            Ok(Progress::Complete(15))
+        );
+        assert_eq!(
+            check(b"5;name=value\r\nhello\r\n0\r\n\r\n"),
+            Ok(Progress::Complete(26))
+        );
+        assert_eq!(check(b"0\r\nX-Sum: 1\r\n\r\n"), Ok(Progress::Complete(15)));
+        assert_eq!(
+            check(b"A\r\n0123456789\r\n000\r\n\r\n"),
+            Ok(Progress::Complete(22))
+        );
+    }
+
+    #[test]
+    fn unfinished_bodies_are_partial() {
+        for partial in [
+            &b""[..],
+            b"5",
+            b"5\r",
+            b"5\r\nhel",
+            b"5\r\nhello",
+            b"5\r\nhello\r",
+            b"5\r\nhello\r\n0\r\n",
+            b"ffffffffffffffff\r\n",
+        ] {
+            assert_eq!(
+                check(partial),
+                Ok(Progress::Partial),
+                "{:?}",
+                String::from_utf8_lossy(partial)
+            );
+        }
+    }
+
+    #[test]
+    fn desync_material_is_refused() {
+        let cases: [(&[u8], Fault); 12] = [
+            (b"-5\r\nhello\r\n0\r\n\r\n", Fault::Size),
+            (b"0x5\r\nhello\r\n0\r\n\r\n", Fault::Size),
+            (b" 5\r\nhello\r\n0\r\n\r\n", Fault::Size),
+            (b"1ffffffffffffffff\r\n", Fault::Size),
+            (b"5 \r\nhello\r\n0\r\n\r\n", Fault::Extension),
+            (b"5\nhello\r\n0\r\n\r\n", Fault::LineEnd),
+            (b"5\r\nhello\n0\r\n\r\n", Fault::DataLength),
+            (b"3\r\nhello\r\n0\r\n\r\n", Fault::DataLength),
+            (b"5;a=\x01\r\nhello\r\n0\r\n\r\n", Fault::Extension),
+            (b"0\r\nContent-Length: 5\r\n\r\n", Fault::Trailer),
+            (b"0\r\nnot a header\r\n\r\n", Fault::Trailer),
+            (b"0\r\n\n", Fault::LineEnd),
+        ];
+        for (body, fault) in cases {
+            assert_eq!(
+                check(body),
+                Err(fault),
+                "{:?}",
+                String::from_utf8_lossy(body)
+            );
+        }
+    }
+}

@@ -1,0 +1,133 @@
+//! The request-smuggling corpus (`fastpath::corpus`) through the real
+//! binary: each case the guard refuses is answered with our JSON `400
+//! bad_request` and the connection closed, and the upstream never sees a
+//! byte of it; each plain case is forwarded as before. Over a TLS
+//! listener too.
+
+use std::time::Duration;
+
+use bearer_proxy::fastpath::corpus::{Expect, CASES};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use crate::support::*;
+
+/// The status, headers (lower-case names) and body of one answer.
+async fn answer<S: AsyncRead + Unpin>(stream: &mut S) -> (u16, Vec<(String, String)>, Vec<u8>) {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let n = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut chunk))
+            .await
+            .expect("an answer within 10 s")
+            .unwrap_or(0);
+        buf.extend_from_slice(&chunk[..n]);
+        let mut headers = [httparse::EMPTY_HEADER; 64];
+        let mut response = httparse::Response::new(&mut headers);
+        if let Ok(httparse::Status::Complete(len)) = response.parse(&buf) {
+            let headers: Vec<(String, String)> = response
+                .headers
+                .iter()
+                .map(|h| {
+                    (
+                        h.name.to_ascii_lowercase(),
+                        String::from_utf8_lossy(h.value).into_owned(),
+                    )
+                })
+                .collect();
+            let length: usize = headers
+                .iter()
+                .find(|(k, _)| k == "content-length")
+                .map_or(0, |(_, v)| v.parse().unwrap());
+            if buf.len() >= len + length || n == 0 {
+                let body = buf[len..].to_vec();
+                return (response.code.unwrap(), headers, body);
+            }
+        }
+        assert!(
+            n > 0,
+            "closed before an answer: {:?}",
+            String::from_utf8_lossy(&buf)
+        );
+    }
+}
+
+async fn send_case<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+    name: &str,
+    bytes: &[u8],
+    expect: Expect,
+) {
+    stream.write_all(bytes).await.unwrap();
+    let (status, headers, body) = answer(stream).await;
+    let header = |n: &str| {
+        headers
+            .iter()
+            .find(|(k, _)| k == n)
+            .map(|(_, v)| v.as_str())
+    };
+    match expect {
+        Expect::Forward => assert_eq!(status, 200, "{name}"),
+        Expect::Refuse => {
+            assert_eq!(status, 400, "{name}");
+            assert_eq!(header("connection"), Some("close"), "{name}");
+            assert_eq!(header("content-type"), Some("application/json"), "{name}");
+            assert!(header("server").is_none(), "{name}: not pingora's own 400");
+            let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(json["error"], "bad_request", "{name}");
+            // The connection is closed after the answer.
+            let mut rest = [0u8; 16];
+            let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut rest)).await;
+            assert!(
+                matches!(n, Ok(Ok(0)) | Ok(Err(_))),
+                "{name}: closed after the 400"
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_desync_case_is_refused_with_our_json_400_and_never_reaches_the_upstream() {
+    let idp = Idp::start().await;
+    let upstream = Upstream::start().await;
+    let config = ProxyConfig::new(&idp, &upstream);
+    let proxy = Proxy::start(&config).await;
+    for (name, bytes, expect) in CASES {
+        let before = upstream.state.request_count();
+        let mut tcp = tokio::net::TcpStream::connect(("127.0.0.1", proxy.port))
+            .await
+            .unwrap();
+        send_case(&mut tcp, name, bytes, *expect).await;
+        let forwarded = upstream.state.request_count() - before;
+        let expected = u64::from(*expect == Expect::Forward);
+        assert_eq!(forwarded, expected, "{name}: requests the upstream saw");
+    }
+    let refused = CASES.iter().filter(|c| c.2 == Expect::Refuse).count() as f64;
+    let counted = proxy
+        .metric("bearer_proxy_requests_total{route=\"(none)\",status=\"400\"}")
+        .await;
+    assert_eq!(counted, refused);
+    let log = proxy.output();
+    assert!(
+        log.contains("error=\"bad_request\"") || log.contains("bad_request"),
+        "{log}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_desync_case_over_a_tls_listener_is_refused_too() {
+    let idp = Idp::start().await;
+    let upstream = Upstream::start().await;
+    let ca = TestCa::new();
+    let mut config = ProxyConfig::new(&idp, &upstream);
+    let tls_port = free_port();
+    config.tls_listener(&ca, tls_port);
+    let _proxy = Proxy::start(&config).await;
+    for (name, bytes, expect) in CASES
+        .iter()
+        .filter(|c| matches!(c.0, "CL.TE" | "plain GET" | "bare LF in the head"))
+    {
+        let mut tls = ca.connect(tls_port).await;
+        send_case(&mut tls, name, bytes, *expect).await;
+    }
+    assert_eq!(upstream.state.request_count(), 1, "only the plain GET");
+}
