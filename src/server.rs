@@ -269,7 +269,16 @@ fn proxy_service(
     let gated = GatedApp {
         inner: Arc::new(app),
         gate,
-        idle_timeout: Box::new(move || idle.load().limits.client_idle_timeout),
+        timing: Box::new(move || {
+            let limits = idle.load().limits;
+            crate::connections::Timing {
+                idle: limits.client_idle_timeout,
+                head_read: limits.client_read_timeout,
+                // The request line and the blank line on top of the
+                // headers the proxy counts: past that the hooks refuse it.
+                max_head: limits.max_request_header_bytes.saturating_add(16 * 1024),
+            }
+        }),
     };
     let filter = Arc::new(crate::connections::GateFilter(gated.gate.clone()));
     let mut proxy = Service::new("bearer-proxy".to_string(), gated);

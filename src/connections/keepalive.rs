@@ -39,12 +39,24 @@ const FIRST_READ: usize = 4096;
 /// `early_request_filter` replaces with `server.client_idle_timeout`.
 const FIRST_KEEPALIVE_SECS: u64 = 60;
 
+/// The settings of one wait and one head.
+#[derive(Debug, Clone, Copy)]
+pub struct Timing {
+    /// How long a parked connection may stay idle.
+    pub idle: Duration,
+    /// How long each read of a head's rest may take.
+    pub head_read: Duration,
+    /// How much of a head is read for the guard; a longer one goes to
+    /// pingora unjudged (and its hooks refuse it as too large).
+    pub max_head: usize,
+}
+
 /// Serves HTTP/1 requests on `stream` until the client, a time-out, the
 /// keep-alive limit or shutdown ends the connection.
 pub(super) async fn serve_http1<A>(
     app: &Arc<A>,
     mut stream: Stream,
-    idle: &(dyn Fn() -> Duration + Send + Sync),
+    timing: &(dyn Fn() -> Timing + Send + Sync),
     shutdown: &ShutdownWatch,
 ) where
     A: HttpServerApp + Send + Sync + 'static,
@@ -52,9 +64,11 @@ pub(super) async fn serve_http1<A>(
     let limit = app.server_options().and_then(|o| o.keepalive_request_limit);
     let mut carried: Option<HttpPersistentSettings> = None;
     loop {
-        let Some(head) = park(&mut stream, idle(), shutdown).await else {
+        let timing = timing();
+        let Some(mut head) = park(&mut stream, timing.idle, shutdown).await else {
             return;
         };
+        rest_of_head(&mut stream, &mut head, &timing).await;
         // Framing two readers could disagree on never reaches pingora.
         if let Some(why) = crate::fastpath::guard::judge(&head) {
             crate::fastpath::guard::refuse(&mut stream, why).await;
@@ -76,6 +90,24 @@ pub(super) async fn serve_http1<A>(
             return;
         };
         (stream, carried) = reused.consume();
+    }
+}
+
+/// Reads on until `head` holds a whole request head (or the guard can
+/// already refuse it), so a head split over several packets is judged
+/// like one that arrived at once. Past `max_head` bytes, at end of stream
+/// or after a read time-out, the bytes go to pingora as they are, whose
+/// own reading ends the request as before.
+async fn rest_of_head(stream: &mut Stream, head: &mut BytesMut, timing: &Timing) {
+    use tokio::io::AsyncReadExt;
+    while head.len() < timing.max_head
+        && crate::fastpath::head::judge(head) == crate::fastpath::head::Verdict::Incomplete
+    {
+        head.reserve(FIRST_READ);
+        match tokio::time::timeout(timing.head_read, stream.read_buf(head)).await {
+            Ok(Ok(n)) if n > 0 => {}
+            _ => return,
+        }
     }
 }
 
@@ -210,7 +242,12 @@ mod tests {
                     next = ServerApp::process_new(&app, s, &shutdown).await;
                 }
             } else {
-                serve_http1(&app, stream, &move || idle, &shutdown).await;
+                let timing = move || Timing {
+                    idle,
+                    head_read: Duration::from_secs(5),
+                    max_head: 64 * 1024,
+                };
+                serve_http1(&app, stream, &timing, &shutdown).await;
             }
         });
         (addr, down, task)

@@ -14,6 +14,8 @@
 
 mod keepalive;
 
+pub use keepalive::Timing;
+
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -214,10 +216,10 @@ impl Drop for Place {
 pub struct GatedApp<A> {
     pub inner: Arc<A>,
     pub gate: Arc<ConnectionGate>,
-    /// How long a parked connection may stay idle
-    /// (`server.client_idle_timeout`, read afresh for every wait so a
-    /// reload applies to connections already open).
-    pub idle_timeout: Box<dyn Fn() -> Duration + Send + Sync>,
+    /// The current settings of the wait between requests and of the
+    /// head's reading, read afresh for every request so a reload applies
+    /// to connections already open.
+    pub timing: Box<dyn Fn() -> keepalive::Timing + Send + Sync>,
 }
 
 #[async_trait]
@@ -241,7 +243,7 @@ impl<A: HttpServerApp + Send + Sync + 'static> ServerApp for GatedApp<A> {
                 next = ServerApp::process_new(&self.inner, stream, shutdown).await;
             }
         } else {
-            keepalive::serve_http1(&self.inner, stream, &*self.idle_timeout, shutdown).await;
+            keepalive::serve_http1(&self.inner, stream, &*self.timing, shutdown).await;
         }
         None
     }

@@ -131,3 +131,40 @@ async fn a_desync_case_over_a_tls_listener_is_refused_too() {
     }
     assert_eq!(upstream.state.request_count(), 1, "only the plain GET");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_head_split_over_packets_or_longer_than_one_read_is_judged_whole() {
+    let idp = Idp::start().await;
+    let upstream = Upstream::start().await;
+    let proxy = Proxy::start(&ProxyConfig::new(&idp, &upstream)).await;
+    // A case only the guard refuses: pingora's path would forward it.
+    let split = CASES
+        .iter()
+        .find(|c| c.0 == "duplicate equal lengths")
+        .unwrap()
+        .1;
+    // In pieces: each write reaches the proxy as its own read (there is no
+    // signal for "the proxy has read it", so a short pause separates them).
+    let mut tcp = tokio::net::TcpStream::connect(("127.0.0.1", proxy.port))
+        .await
+        .unwrap();
+    tcp.set_nodelay(true).unwrap();
+    for piece in [&split[..10], &split[10..40], &split[40..]] {
+        tcp.write_all(piece).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (status, _, body) = answer(&mut tcp).await;
+    assert_eq!(status, 400);
+    assert!(String::from_utf8_lossy(&body).contains("bad_request"));
+    // A head longer than the first read (8 KiB of one header).
+    let mut long = b"POST /ic/a HTTP/1.1\r\nHost: x\r\nX-Pad: ".to_vec();
+    long.extend(std::iter::repeat_n(b'a', 8 * 1024));
+    long.extend_from_slice(b"\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nhello");
+    let mut tcp = tokio::net::TcpStream::connect(("127.0.0.1", proxy.port))
+        .await
+        .unwrap();
+    tcp.write_all(&long).await.unwrap();
+    let (status, _, _) = answer(&mut tcp).await;
+    assert_eq!(status, 400);
+    assert_eq!(upstream.state.request_count(), 0);
+}
