@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 seconds=${1:-60}
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
-for target in config_load token_response path_policy basic_header sealed_entry credential_files trace_context; do
+for target in config_load token_response path_policy basic_header sealed_entry credential_files trace_context request_head; do
     echo "== $target (${seconds}s)"
     # cargo-fuzz passes nightly-only flags; RUSTC_BOOTSTRAP lets the stable
     # compiler accept them. No sanitizer: the code under test is safe Rust.

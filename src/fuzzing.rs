@@ -84,6 +84,22 @@ pub fn trace_context(data: &[u8]) {
     let _ = propagator.extract(&crate::telemetry::headers::Incoming(&headers));
 }
 
+/// A connection's first bytes through the smuggling guard: the head
+/// judged, its chunks checked, and the chunk check alone on the bytes (a
+/// body after any head). Invariants: a plain head's length is within the
+/// bytes and ends with its blank line; a complete chunked body ends
+/// within the bytes.
+pub fn request_head(data: &[u8]) {
+    use crate::fastpath::{chunk, guard, head};
+    let _ = guard::judge(data);
+    if let head::Verdict::Plain { len, .. } = head::judge(data) {
+        assert!(len <= data.len() && data[..len].ends_with(b"\r\n\r\n"));
+    }
+    if let Ok(chunk::Progress::Complete(len)) = chunk::check(data) {
+        assert!(len <= data.len() && data[..len].ends_with(b"\r\n"));
+    }
+}
+
 /// A fuzz entry: bytes in, nothing out.
 pub type Entry = fn(&[u8]);
 
@@ -94,6 +110,7 @@ pub const TARGETS: &[(&str, Entry)] = &[
     ("sealed_entry", sealed_entry),
     ("credential_files", credential_files),
     ("trace_context", trace_context),
+    ("request_head", request_head),
 ];
 
 #[cfg(test)]
@@ -105,7 +122,8 @@ mod tests {
     fn mutate(seed: &[u8], rng: &mut impl rand::Rng) -> Vec<u8> {
         const SPICE: &[&[u8]] = &[
             b"%2e", b"%2f", b"%5c", b"%00", b"..", b";", b"\\", b"\r\n", b"\xff", b":", b"=", b"-",
-            b"00", b"\t", b"%", b"/",
+            b"00", b"\t", b"%", b"/", b"\n", b"\r", b"0\r\n\r\n", b"Transfer-Encoding: chunked\r\n",
+            b"Content-Length: 5\r\n", b"\0", b" ",
         ];
         let mut out = seed.to_vec();
         for _ in 0..rng.random_range(1..4) {

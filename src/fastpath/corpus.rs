@@ -47,6 +47,7 @@ pub const CASES: &[(&str, &[u8], Expect)] = &[
     ("NUL in a header", b"GET /ic/a HTTP/1.1\r\nHost: x\r\nX-A: a\0b\r\n\r\n", Expect::Refuse),
     ("NUL in the target", b"GET /ic/a\0 HTTP/1.1\r\nHost: x\r\n\r\n", Expect::Refuse),
     ("two Hosts", b"GET /ic/a HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n", Expect::Refuse),
+    ("absolute target of another host", b"GET http://other/ic/a HTTP/1.1\r\nHost: x\r\n\r\n", Expect::Refuse),
     ("HTTP/1.2", b"GET /ic/a HTTP/1.2\r\nHost: x\r\n\r\n", Expect::Refuse),
     ("garbage request line", b"GET/ic/a HTTP/1.1\r\nHost: x\r\n\r\n", Expect::Refuse),
 ];

@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::chunk;
-use super::head::{self, Framing, Verdict};
+use super::head::{self, Framing, Refused, Verdict};
 use crate::metrics::{self, metrics};
 use crate::proxy::refusal::Refusal;
 use crate::proxy::request_id;
@@ -18,23 +18,33 @@ use crate::proxy::request_id;
 const LINGER: Duration = Duration::from_millis(500);
 
 /// Why the bytes are refused, or `None` to hand them to pingora.
-pub fn judge(bytes: &[u8]) -> Option<&'static str> {
+pub fn judge(bytes: &[u8]) -> Option<Refusal> {
     match head::judge(bytes) {
-        Verdict::Refuse(why) => Some(why.message()),
+        Verdict::Refuse(Refused::TooManyHeaders) => Some(Refusal::HeadersTooLarge(
+            Refused::TooManyHeaders.message().into(),
+        )),
+        Verdict::Refuse(why) => Some(Refusal::BadHead(why.message())),
         Verdict::Plain {
             len,
             framing: Framing::Chunked,
-        } => chunk::check(&bytes[len..]).err().map(chunk::Fault::message),
+        } => chunk::check(&bytes[len..])
+            .err()
+            .map(|f| Refusal::BadHead(f.message())),
         Verdict::Plain { .. } | Verdict::Pass | Verdict::Incomplete => None,
     }
 }
 
 /// The whole answer to a refused head, as bytes on the wire.
-pub fn answer(message: &'static str, request_id: &http::HeaderValue) -> Vec<u8> {
-    let reply = Refusal::BadHead(message).reply();
+pub fn answer(refusal: &Refusal, request_id: &http::HeaderValue) -> Vec<u8> {
+    let reply = refusal.reply();
     let body = reply.body(request_id);
+    let reason = http::StatusCode::from_u16(reply.status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("Bad Request");
     let mut out = format!(
-        "HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: {}\r\ncache-control: no-store\r\n{}: {}\r\nconnection: close\r\n\r\n",
+        "HTTP/1.1 {} {reason}\r\ncontent-type: application/json\r\ncontent-length: {}\r\ncache-control: no-store\r\n{}: {}\r\nconnection: close\r\n\r\n",
+        reply.status,
         body.len(),
         request_id::HEADER,
         request_id.to_str().unwrap_or_default(),
@@ -44,14 +54,14 @@ pub fn answer(message: &'static str, request_id: &http::HeaderValue) -> Vec<u8> 
     out
 }
 
-/// Answers `message` on `stream`, counts and logs it, and closes.
-pub async fn refuse<S>(stream: &mut S, message: &'static str)
+/// Answers `refusal` on `stream`, counts and logs it, and closes.
+pub async fn refuse<S>(stream: &mut S, refusal: Refusal)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
     let started = std::time::Instant::now();
     let request_id = request_id::from_headers(&http::HeaderMap::new());
-    let written = stream.write_all(&answer(message, &request_id)).await;
+    let written = stream.write_all(&answer(&refusal, &request_id)).await;
     let _ = stream.flush().await;
     let _ = stream.shutdown().await;
     // Read what the client still sends, briefly: closing with unread
@@ -63,16 +73,19 @@ where
     .await;
     metrics()
         .requests
-        .with_label_values(&[metrics::NO_ROUTE, metrics::status_label(400)])
+        .with_label_values(&[
+            metrics::NO_ROUTE,
+            metrics::status_label(refusal.reply().status),
+        ])
         .inc();
     tracing::info!(
         target: "bearer_proxy::access",
         request_id = request_id.to_str().unwrap_or_default(),
         route = metrics::NO_ROUTE,
-        status = 400u16,
+        status = refusal.reply().status,
         total_ms = started.elapsed().as_secs_f64() * 1000.0,
-        error = "bad_request",
-        reason = message,
+        error = refusal.code(),
+        reason = ?refusal,
         answered = written.is_ok(),
         "request"
     );
@@ -98,7 +111,7 @@ mod tests {
     #[test]
     fn the_answer_is_our_json_and_closes() {
         let id = http::HeaderValue::from_static("req-1");
-        let bytes = answer("a NUL byte in the request head", &id);
+        let bytes = answer(&Refusal::BadHead("a NUL byte in the request head"), &id);
         let text = String::from_utf8(bytes).unwrap();
         let (head, body) = text.split_once("\r\n\r\n").unwrap();
         assert!(head.starts_with("HTTP/1.1 400 Bad Request\r\n"));

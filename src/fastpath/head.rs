@@ -7,9 +7,8 @@
 //! the RFC where the RFC merely tolerates (identical duplicate
 //! `Content-Length`s, transfer codings other than a lone `chunked`).
 
-/// How many headers a head may have for us to judge it; a head with
-/// more goes on to the proxy's own count (431).
-const MAX_HEADERS: usize = 256;
+/// How many headers a head may have (pingora's parser takes as many).
+pub const MAX_HEADERS: usize = 256;
 
 /// How the request's body is delimited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,6 +40,10 @@ pub enum Refused {
     BadTransferEncoding,
     /// More than one `Host`.
     DuplicateHost,
+    /// An absolute-form target whose authority is not the `Host`.
+    AuthorityNotHost,
+    /// More header lines than [`MAX_HEADERS`] (a `431`).
+    TooManyHeaders,
 }
 
 impl Refused {
@@ -60,6 +63,8 @@ impl Refused {
                 "a Transfer-Encoding other than a single \"chunked\" (or on HTTP/1.0)"
             }
             Refused::DuplicateHost => "more than one Host header",
+            Refused::AuthorityNotHost => "the request target names another host than Host",
+            Refused::TooManyHeaders => "more than 256 request headers",
         }
     }
 }
@@ -70,7 +75,7 @@ pub enum Verdict {
     /// The head is not all there yet: the proxy's own reader takes over.
     Incomplete,
     /// A head for the proxy's own reader as it is: HTTP/2's preface, an
-    /// upgrade, `Expect: 100-continue`, or more headers than we judge.
+    /// upgrade, `Expect: 100-continue`.
     Pass,
     /// A plain HTTP/1 head of `len` bytes with unambiguous framing.
     Plain {
@@ -101,7 +106,7 @@ pub fn judge(bytes: &[u8]) -> Verdict {
     match request.parse(head) {
         Ok(httparse::Status::Complete(_)) => {}
         Ok(httparse::Status::Partial) => return Verdict::Refuse(Refused::Malformed("partial")),
-        Err(httparse::Error::TooManyHeaders) => return Verdict::Pass,
+        Err(httparse::Error::TooManyHeaders) => return Verdict::Refuse(Refused::TooManyHeaders),
         Err(e) => return Verdict::Refuse(Refused::Malformed(error_kind(e))),
     }
     match framing(&request) {
@@ -182,6 +187,15 @@ fn framing(request: &httparse::Request<'_, '_>) -> Result<Option<Framing>, Refus
     if hosts > 1 {
         return Err(Refused::DuplicateHost);
     }
+    if let Some(authority) = absolute_authority(request.path.unwrap_or_default()) {
+        let host = request
+            .headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case("host"));
+        if host.is_none_or(|h| !h.value.eq_ignore_ascii_case(authority.as_bytes())) {
+            return Err(Refused::AuthorityNotHost);
+        }
+    }
     match (length, chunked) {
         (Some(_), true) => Err(Refused::LengthAndChunked),
         _ if pass => Ok(None),
@@ -189,6 +203,14 @@ fn framing(request: &httparse::Request<'_, '_>) -> Result<Option<Framing>, Refus
         (None, true) => Ok(Some(Framing::Chunked)),
         (None, false) => Ok(Some(Framing::None)),
     }
+}
+
+/// The authority of an absolute-form target (`http://host:port/path`).
+fn absolute_authority(target: &str) -> Option<&str> {
+    let rest = target
+        .strip_prefix("http://")
+        .or_else(|| target.strip_prefix("https://"))?;
+    Some(rest.split(['/', '?']).next().unwrap_or_default())
 }
 
 /// `1*DIGIT` as a u64: no sign, no space, no list, no overflow.
