@@ -121,9 +121,29 @@ mod tests {
     /// truncations and splices of interesting bytes.
     fn mutate(seed: &[u8], rng: &mut impl rand::Rng) -> Vec<u8> {
         const SPICE: &[&[u8]] = &[
-            b"%2e", b"%2f", b"%5c", b"%00", b"..", b";", b"\\", b"\r\n", b"\xff", b":", b"=", b"-",
-            b"00", b"\t", b"%", b"/", b"\n", b"\r", b"0\r\n\r\n", b"Transfer-Encoding: chunked\r\n",
-            b"Content-Length: 5\r\n", b"\0", b" ",
+            b"%2e",
+            b"%2f",
+            b"%5c",
+            b"%00",
+            b"..",
+            b";",
+            b"\\",
+            b"\r\n",
+            b"\xff",
+            b":",
+            b"=",
+            b"-",
+            b"00",
+            b"\t",
+            b"%",
+            b"/",
+            b"\n",
+            b"\r",
+            b"0\r\n\r\n",
+            b"Transfer-Encoding: chunked\r\n",
+            b"Content-Length: 5\r\n",
+            b"\0",
+            b" ",
         ];
         let mut out = seed.to_vec();
         for _ in 0..rng.random_range(1..4) {

@@ -70,6 +70,7 @@ mod telemetry;
 mod tls;
 mod token_cmd;
 mod upstream;
+mod upstream_pool;
 
 pub use access::{api_key_line, AccessPolicy, ApiKeys, BasicUsers, Caller, Decision};
 pub use clock::unix_now;

@@ -9,6 +9,47 @@ use tracing::Level;
 use tracing_subscriber::filter::{EnvFilter, FilterFn};
 use tracing_subscriber::prelude::*;
 
+/// Turns pingora's ERROR line for a discarded reusable upstream
+/// connection into a count (`upstream_pool`): it is the pool's doing,
+/// not the operator's to chase, once per request.
+struct PoolDiscards;
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for PoolDiscards {
+    fn event_enabled(
+        &self,
+        event: &tracing::Event<'_>,
+        _ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) -> bool {
+        let meta = event.metadata();
+        if *meta.level() != Level::ERROR || meta.target() != crate::upstream_pool::DISCARD_TARGET {
+            return true;
+        }
+        let mut message = MessageIs(crate::upstream_pool::DISCARD_MESSAGE, false);
+        event.record(&mut message);
+        if message.1 {
+            crate::upstream_pool::pool_discard();
+        }
+        !message.1
+    }
+}
+
+/// Whether an event's message is the given one.
+struct MessageIs(&'static str, bool);
+
+impl tracing::field::Visit for MessageIs {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "message" {
+            self.1 = format!("{value:?}") == self.0;
+        }
+    }
+
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        if field.name() == "message" {
+            self.1 = value == self.0;
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
     Text,
@@ -25,6 +66,7 @@ pub fn init(format: LogFormat, level: &str) {
         meta.target().starts_with("bearer_proxy") || *meta.level() <= Level::INFO
     });
     let registry = tracing_subscriber::registry()
+        .with(PoolDiscards)
         .with(filter)
         .with(cap_foreign);
     let result = match format {
@@ -47,5 +89,63 @@ pub fn init(format: LogFormat, level: &str) {
     };
     if result.is_err() {
         // Already initialised (tests, embedding): keep the existing subscriber.
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use tracing_subscriber::prelude::*;
+
+    use super::*;
+
+    /// Collects the targets of the events that reach it.
+    struct Seen(Arc<Mutex<Vec<String>>>);
+
+    impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Seen {
+        fn on_event(
+            &self,
+            event: &tracing::Event<'_>,
+            _ctx: tracing_subscriber::layer::Context<'_, S>,
+        ) {
+            self.0
+                .lock()
+                .unwrap()
+                .push(event.metadata().target().to_string());
+        }
+    }
+
+    #[tokio::test]
+    async fn a_pool_discard_is_counted_for_its_route_and_not_logged() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let subscriber = tracing_subscriber::registry()
+            .with(PoolDiscards)
+            .with(Seen(seen.clone()));
+        let _guard = tracing::subscriber::set_default(subscriber);
+        let route = crate::upstream_pool::RouteConnections::new("pool-test");
+        let discarded = || {
+            crate::metrics::metrics()
+                .upstream_connections
+                .with_label_values(&["pool-test", "discarded"])
+                .get()
+        };
+        crate::upstream_pool::scope(async {
+            tracing::error!(target: "pingora_core::connectors", "failed to acquire reusable stream");
+            tracing::error!(target: "pingora_core::connectors", "another connector error");
+            route.connected(false);
+        })
+        .await;
+        assert_eq!(discarded(), 1);
+        let new = crate::metrics::metrics()
+            .upstream_connections
+            .with_label_values(&["pool-test", "new"])
+            .get();
+        assert_eq!(new, 1);
+        assert_eq!(
+            *seen.lock().unwrap(),
+            ["pingora_core::connectors"],
+            "only the other error is logged"
+        );
     }
 }

@@ -71,6 +71,9 @@ pub struct Metrics {
     pub upstream_throttled: IntCounterVec,
     /// `{listener}`: TLS handshakes begun (a ClientHello answered).
     pub tls_handshakes: IntCounterVec,
+    /// `{route,outcome}`: upstream connections new, reused, or discarded
+    /// by pingora's pool.
+    pub upstream_connections: IntCounterVec,
 }
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics::register(Registry::new()));
@@ -126,6 +129,12 @@ const UPSTREAM_THROTTLED: Def = Def {
     name: "bearer_proxy_upstream_throttled_total",
     help: "Upstream 429 and 503 answers, passed through unchanged",
     labels: &["route", "status"],
+};
+const UPSTREAM_CONNECTIONS: Def = Def {
+    name: "bearer_proxy_upstream_connections_total",
+    help:
+        "Upstream connections a request used, new or reused, and reusable ones the pool discarded",
+    labels: &["route", "outcome"],
 };
 const TLS_HANDSHAKES: Def = Def {
     name: "bearer_proxy_tls_handshakes_total",
@@ -321,6 +330,7 @@ impl Metrics {
             limit_partitions: r.int_gauge_vec(LIMIT_PARTITIONS),
             upstream_throttled: r.counter(UPSTREAM_THROTTLED),
             tls_handshakes: r.counter(TLS_HANDSHAKES),
+            upstream_connections: r.counter(UPSTREAM_CONNECTIONS),
             registry,
         }
     }

@@ -86,7 +86,8 @@ pub(super) async fn serve_http1<A>(
             session.set_keepalive(None);
         }
         session.set_pipelined_prefix(head);
-        let Some(reused) = app.process_new_http(session, shutdown).await else {
+        let served = crate::upstream_pool::scope(app.process_new_http(session, shutdown));
+        let Some(reused) = served.await else {
             return;
         };
         (stream, carried) = reused.consume();

@@ -342,6 +342,23 @@ impl ProxyHttp for BearerProxy {
         after_unauthorized(session, upstream_response, ctx)
     }
 
+    /// Counts the connection by route: new, reused, and the reusable ones
+    /// pingora's pool discarded for this request on the way.
+    async fn connected_to_upstream(
+        &self,
+        _session: &mut Session,
+        reused: bool,
+        _peer: &HttpPeer,
+        _fd: std::os::unix::io::RawFd,
+        _digest: Option<&pingora::protocols::Digest>,
+        ctx: &mut RequestCtx,
+    ) -> pingora::Result<()> {
+        if let Ok(route) = ctx.snapshot.route(ctx.route) {
+            route.connections.connected(reused);
+        }
+        Ok(())
+    }
+
     fn fail_to_connect(
         &self,
         _session: &mut Session,

@@ -33,6 +33,8 @@ pub struct LiveRoute {
     pub methods: Vec<http::Method>,
     pub allow: HeaderValue,
     pub upstream_duration: Histogram,
+    /// `bearer_proxy_upstream_connections_total` of this route.
+    pub connections: crate::upstream_pool::RouteConnections,
     /// Its traffic limits, in the order it names them.
     pub limits: RouteLimits,
 }
@@ -104,6 +106,7 @@ impl Snapshot {
                 allow: super::path_policy::allow_header(&r.methods),
                 methods: r.methods.clone(),
                 upstream_duration: metrics().upstream_duration.with_label_values(&[&r.name]),
+                connections: crate::upstream_pool::RouteConnections::new(&r.name),
                 limits: limit_set.for_route(&r.limits),
             });
         }

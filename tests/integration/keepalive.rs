@@ -138,6 +138,26 @@ async fn one_plain_connection_carries_requests_of_every_shape_in_turn() {
     conn.set_nodelay(true).unwrap();
     every_shape_in_turn(&mut conn).await;
     assert_eq!(paths(&upstream), EVERY_SHAPE);
+    // Each request's upstream connection is counted: new or reused (the
+    // echo keeps its connections open, so most are reused).
+    let count = |outcome: &'static str| {
+        let proxy = &proxy;
+        async move {
+            proxy
+                .metric(&format!(
+                    "bearer_proxy_upstream_connections_total{{outcome=\"{outcome}\",route=\"main\"}}"
+                ))
+                .await
+        }
+    };
+    let (new, reused) = (count("new").await, count("reused").await);
+    assert_eq!(
+        new + reused,
+        EVERY_SHAPE.len() as f64,
+        "one connection per request"
+    );
+    assert!(new >= 1.0 && reused >= 1.0, "new {new}, reused {reused}");
+    assert!(!proxy.output().contains("failed to acquire reusable stream"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
