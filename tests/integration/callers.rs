@@ -417,15 +417,6 @@ async fn over_time_a_token_used_in_its_renewal_window_is_renewed_and_an_idle_cal
 }
 
 /// A child process killed when dropped.
-struct Killed(std::process::Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demos_per_caller_route_brings_two_users_upstream_with_their_own_sub() {
     let dir = tempfile::tempdir().unwrap();

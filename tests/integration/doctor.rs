@@ -24,23 +24,8 @@ async fn doctor_with_stdin(
         .arg("-c")
         .arg(&path)
         .args(args)
-        .env("TEST_CLIENT_SECRET", config.client_secret)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let stdin = stdin.to_string();
-    let out = tokio::task::spawn_blocking(move || {
-        use std::io::Write as _;
-        let mut child = cmd.spawn().unwrap();
-        let mut pipe = child.stdin.take().unwrap();
-        let _ = pipe.write_all(stdin.as_bytes());
-        drop(pipe);
-        child.wait_with_output().unwrap()
-    })
-    .await
-    .unwrap();
-    let text =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+        .env("TEST_CLIENT_SECRET", config.client_secret);
+    let (out, text) = run_with_stdin(cmd, stdin).await;
     assert!(
         !text.contains("eyJ"),
         "no token in doctor's output:\n{text}"

@@ -96,23 +96,8 @@ impl Domain {
         cmd.arg("onboard")
             .args(flags)
             .args(extra)
-            .env_remove("RUST_LOG")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let stdin = stdin.to_string();
-        let out = tokio::task::spawn_blocking(move || {
-            use std::io::Write as _;
-            let mut child = cmd.spawn().unwrap();
-            let mut pipe = child.stdin.take().unwrap();
-            let _ = pipe.write_all(stdin.as_bytes());
-            drop(pipe);
-            child.wait_with_output().unwrap()
-        })
-        .await
-        .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout).into_owned()
-            + &String::from_utf8_lossy(&out.stderr);
+            .env_remove("RUST_LOG");
+        let (out, text) = run_with_stdin(cmd, stdin).await;
         self.assert_no_secret(&text);
         (out, text)
     }
@@ -435,16 +420,6 @@ fn onboard_help_explains_each_flag() {
         help.contains("ServiceInvoker") && help.contains("0600"),
         "{help}"
     );
-}
-
-/// Stops the demo when the test ends.
-struct Killed(std::process::Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// The README's commands against the demo, as written (ports moved to

@@ -927,3 +927,36 @@ pub fn certificate_client(secure: &ServerHandle) -> RawClient {
         ..RawClient::default()
     }
 }
+
+/// Runs `cmd` off the runtime (the emulator in this process must keep
+/// answering it) with `stdin` piped in; returns its output and its stdout
+/// and stderr as one text.
+pub async fn run_with_stdin(mut cmd: Command, stdin: &str) -> (std::process::Output, String) {
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let stdin = stdin.to_string();
+    let out = tokio::task::spawn_blocking(move || {
+        use std::io::Write as _;
+        let mut child = cmd.spawn().unwrap();
+        let mut pipe = child.stdin.take().unwrap();
+        let _ = pipe.write_all(stdin.as_bytes());
+        drop(pipe);
+        child.wait_with_output().unwrap()
+    })
+    .await
+    .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out, text)
+}
+
+/// A child process killed when the test ends.
+pub struct Killed(pub Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
