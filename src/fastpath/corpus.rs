@@ -40,6 +40,7 @@ pub const CASES: &[(&str, &[u8], Expect)] = &[
     ("chunk longer than its size", b"POST /ic/a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nhello\r\n0\r\n\r\n", Expect::Refuse),
     ("bare LF in a chunk line", b"POST /ic/a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\nhello\r\n0\r\n\r\n", Expect::Refuse),
     ("framing trailer", b"POST /ic/a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nContent-Length: 5\r\n\r\n", Expect::Refuse),
+    ("CL.TE pipelined behind a plain GET", b"GET /ic/a HTTP/1.1\r\nHost: x\r\n\r\nPOST /ic/a HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nG", Expect::Refuse),
     ("bare LF in the head", b"GET /ic/a HTTP/1.1\nHost: x\r\n\r\n", Expect::Refuse),
     ("bare LF head end", b"GET /ic/a HTTP/1.1\r\nHost: x\n\n", Expect::Refuse),
     ("obs-fold", b"GET /ic/a HTTP/1.1\r\nHost: x\r\nX-Folded: a\r\n b\r\n\r\n", Expect::Refuse),

@@ -17,21 +17,46 @@ use crate::proxy::request_id;
 /// How long a refused client gets to read the answer before the close.
 const LINGER: Duration = Duration::from_millis(500);
 
-/// Why the bytes are refused, or `None` to hand them to pingora.
+/// Why the bytes are refused, or `None` to hand them to pingora. Every
+/// request the bytes hold whole is judged, so a request pipelined behind
+/// a plain one cannot slip past inside the same read.
 pub fn judge(bytes: &[u8]) -> Option<Refusal> {
-    match head::judge(bytes) {
-        Verdict::Refuse(Refused::TooManyHeaders) => Some(Refusal::HeadersTooLarge(
-            Refused::TooManyHeaders.message().into(),
-        )),
-        Verdict::Refuse(why) => Some(Refusal::BadHead(why.message())),
-        Verdict::Plain {
-            len,
-            framing: Framing::Chunked,
-        } => chunk::check(&bytes[len..])
-            .err()
-            .map(|f| Refusal::BadHead(f.message())),
-        Verdict::Plain { .. } | Verdict::Pass | Verdict::Incomplete => None,
+    let mut at = 0;
+    while at < bytes.len() {
+        match one(&bytes[at..]) {
+            Ok(Some(len)) => at += len,
+            Ok(None) => return None,
+            Err(refusal) => return Some(refusal),
+        }
     }
+    None
+}
+
+/// The request at the start of `bytes`: refused, or its whole length
+/// (head and body) when the bytes hold all of it.
+fn one(bytes: &[u8]) -> Result<Option<usize>, Refusal> {
+    let (len, framing) = match head::judge(bytes) {
+        Verdict::Refuse(Refused::TooManyHeaders) => {
+            return Err(Refusal::HeadersTooLarge(
+                Refused::TooManyHeaders.message().into(),
+            ))
+        }
+        Verdict::Refuse(why) => return Err(Refusal::BadHead(why.message())),
+        Verdict::Plain { len, framing } => (len, framing),
+        Verdict::Pass | Verdict::Incomplete => return Ok(None),
+    };
+    let body = match framing {
+        Framing::None => Some(0),
+        Framing::Length(n) => usize::try_from(n).ok(),
+        Framing::Chunked => match chunk::check(&bytes[len..]) {
+            Ok(chunk::Progress::Complete(n)) => Some(n),
+            Ok(chunk::Progress::Partial) => None,
+            Err(fault) => return Err(Refusal::BadHead(fault.message())),
+        },
+    };
+    Ok(body
+        .and_then(|b| len.checked_add(b))
+        .filter(|end| *end <= bytes.len()))
 }
 
 /// The whole answer to a refused head, as bytes on the wire.
@@ -106,6 +131,25 @@ mod tests {
                 "{name}: {judged:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_request_pipelined_behind_a_plain_one_is_judged_too() {
+        let cl_te = CASES.iter().find(|c| c.0 == "CL.TE").unwrap().1;
+        for first in [
+            &b"GET /ic/a HTTP/1.1\r\nHost: x\r\n\r\n"[..],
+            b"POST /ic/a HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi",
+            b"POST /ic/a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n",
+        ] {
+            let mut bytes = first.to_vec();
+            assert!(judge(&bytes).is_none());
+            bytes.extend_from_slice(cl_te);
+            assert!(judge(&bytes).is_some(), "{:?}", String::from_utf8_lossy(first));
+        }
+        // A body that has not all arrived ends the judging: what follows
+        // it is body, not a head.
+        let partial = b"POST /ic/a HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nGET / HTTP/1.1\nX: y\r\n\r\n";
+        assert!(judge(partial).is_none());
     }
 
     #[test]
