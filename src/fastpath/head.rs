@@ -118,24 +118,21 @@ pub fn judge(bytes: &[u8]) -> Verdict {
 
 /// The length of the head through its blank line, when it is all there.
 fn head_len(bytes: &[u8]) -> Option<usize> {
-    bytes
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .map(|i| i + 4)
+    memchr::memmem::find(bytes, b"\r\n\r\n").map(|i| i + 4)
 }
 
 /// Faults of the lines themselves, which a parser may paper over: NUL,
-/// a LF without its CR, a continuation line.
+/// a LF without its CR, a continuation line. (memchr: this runs on every
+/// request, and a byte-by-byte loop was half the guard's time.)
 fn line_faults(head: &[u8]) -> Option<Refused> {
-    if head.contains(&0) {
+    if memchr::memchr(0, head).is_some() {
         return Some(Refused::Nul);
     }
-    for (i, b) in head.iter().enumerate() {
-        if *b == b'\n' && (i == 0 || head[i - 1] != b'\r') {
+    for i in memchr::memchr_iter(b'\n', head) {
+        if i == 0 || head[i - 1] != b'\r' {
             return Some(Refused::BareLf);
         }
-        let line_start = i > 0 && head[i - 1] == b'\n';
-        if line_start && matches!(b, b' ' | b'\t') {
+        if matches!(head.get(i + 1), Some(b' ' | b'\t')) {
             return Some(Refused::ObsFold);
         }
     }
