@@ -496,3 +496,37 @@ async fn the_readme_onboards_an_application_against_the_running_demo() {
         "{block}"
     );
 }
+
+/// `bearer-proxy emulator --oic-app … --admin-client …` as a process of its
+/// own: the flags the demo and a developer use.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_emulator_command_registers_the_instance_and_the_admin_client() {
+    let port = free_port();
+    let _emulator = Killed(
+        std::process::Command::new(env!("CARGO_BIN_EXE_bearer-proxy"))
+            .args(["emulator", "--listen", &format!("127.0.0.1:{port}")])
+            .args(["--oic-app", &format!("{OIC_APP}={AUDIENCE}")])
+            .args(["--admin-client", &format!("{ADMIN_ID}:{ADMIN_SECRET}")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let up = eventually(Duration::from_secs(30), || async {
+        tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+    })
+    .await;
+    assert!(up, "the emulator listens");
+    let domain = Domain::start().await;
+    let mut flags = domain.usual_flags();
+    flags[1] = format!("http://127.0.0.1:{port}");
+    let (out, text) = domain
+        .onboard_with(&flags, &["--dry-run", "--json"], "")
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    let report = json_of(&out);
+    assert_eq!(report["outcome"], "would_create");
+    assert_eq!(report["instance_app"]["audience"], AUDIENCE);
+}
