@@ -91,7 +91,9 @@ where
     let _ = stream.shutdown().await;
     // Read what the client still sends, briefly: closing with unread
     // bytes would reset the connection and could destroy the answer.
-    let mut sink = [0u8; 4096];
+    // On the heap: an array here would sit in every connection's parked
+    // future (an async fn is as large as its largest await point).
+    let mut sink = vec![0u8; 4096];
     let _ = tokio::time::timeout(LINGER, async {
         while matches!(stream.read(&mut sink).await, Ok(n) if n > 0) {}
     })
