@@ -33,7 +33,13 @@ printf 'ci:%s\n' "$(printf '%s' runtime-key | sha256sum | cut -d' ' -f1)" > "$RO
 work=$(mktemp -d)
 pids=()
 cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    # `in_image run … &` is a subshell whose child is the proxy (env execs
+    # chroot, which execs it): stop the child too, or it outlives the check
+    # and keeps ports 8080 and 9090.
+    for p in "${pids[@]}"; do
+        pkill -TERM -P "$p" 2>/dev/null || true
+        kill "$p" 2>/dev/null || true
+    done
     umount "$ROOT/proc" "$ROOT/dev" 2>/dev/null || true
     rm -rf "$work"
 }
