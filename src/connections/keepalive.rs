@@ -101,9 +101,8 @@ pub(super) async fn serve_http1<A>(
 /// own reading ends the request as before.
 async fn rest_of_head(stream: &mut Stream, head: &mut BytesMut, timing: &Timing) {
     use tokio::io::AsyncReadExt;
-    while head.len() < timing.max_head
-        && crate::fastpath::head::judge(head) == crate::fastpath::head::Verdict::Incomplete
-    {
+    // `incomplete`, not `judge`: the guard parses the head once, after.
+    while head.len() < timing.max_head && crate::fastpath::head::incomplete(head) {
         head.reserve(FIRST_READ);
         match tokio::time::timeout(timing.head_read, stream.read_buf(head)).await {
             Ok(Ok(n)) if n > 0 => {}

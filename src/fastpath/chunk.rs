@@ -120,7 +120,6 @@ fn partial_size(rest: &[u8]) -> Result<Progress, Fault> {
     }
     match rest.get(digits) {
         None | Some(b'\r' | b';') => Ok(Progress::Partial),
-        Some(_) if digits == 0 => Err(Fault::Size),
         Some(_) => Err(Fault::Size),
     }
 }

@@ -11,7 +11,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use super::chunk;
 use super::head::{self, Framing, Refused, Verdict};
 use crate::metrics::{self, metrics};
-use crate::proxy::refusal::Refusal;
+use crate::proxy::refusal::{ErrorReply, Refusal};
 use crate::proxy::request_id;
 
 /// How long a refused client gets to read the answer before the close.
@@ -60,8 +60,7 @@ fn one(bytes: &[u8]) -> Result<Option<usize>, Refusal> {
 }
 
 /// The whole answer to a refused head, as bytes on the wire.
-pub fn answer(refusal: &Refusal, request_id: &http::HeaderValue) -> Vec<u8> {
-    let reply = refusal.reply();
+pub fn answer(reply: &ErrorReply, request_id: &http::HeaderValue) -> Vec<u8> {
     let body = reply.body(request_id);
     let reason = http::StatusCode::from_u16(reply.status)
         .ok()
@@ -85,8 +84,9 @@ where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
     let started = std::time::Instant::now();
-    let request_id = request_id::from_headers(&http::HeaderMap::new());
-    let written = stream.write_all(&answer(&refusal, &request_id)).await;
+    let request_id = request_id::new_id();
+    let reply = refusal.reply();
+    let written = stream.write_all(&answer(&reply, &request_id)).await;
     let _ = stream.flush().await;
     let _ = stream.shutdown().await;
     // Read what the client still sends, briefly: closing with unread
@@ -100,18 +100,15 @@ where
     .await;
     metrics()
         .requests
-        .with_label_values(&[
-            metrics::NO_ROUTE,
-            metrics::status_label(refusal.reply().status),
-        ])
+        .with_label_values(&[metrics::NO_ROUTE, metrics::status_label(reply.status)])
         .inc();
     tracing::info!(
         target: "bearer_proxy::access",
         request_id = request_id.to_str().unwrap_or_default(),
         route = metrics::NO_ROUTE,
-        status = refusal.reply().status,
+        status = reply.status,
         total_ms = started.elapsed().as_secs_f64() * 1000.0,
-        error = refusal.code(),
+        error = reply.code,
         reason = ?refusal,
         answered = written.is_ok(),
         "request"
@@ -157,7 +154,10 @@ mod tests {
     #[test]
     fn the_answer_is_our_json_and_closes() {
         let id = http::HeaderValue::from_static("req-1");
-        let bytes = answer(&Refusal::BadHead("a NUL byte in the request head"), &id);
+        let bytes = answer(
+            &Refusal::BadHead("a NUL byte in the request head").reply(),
+            &id,
+        );
         let text = String::from_utf8(bytes).unwrap();
         let (head, body) = text.split_once("\r\n\r\n").unwrap();
         assert!(head.starts_with("HTTP/1.1 400 Bad Request\r\n"));

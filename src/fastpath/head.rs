@@ -85,9 +85,19 @@ pub enum Verdict {
     Refuse(Refused),
 }
 
+/// HTTP/2's connection preface: pingora's to read.
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0";
+
+/// Whether [`judge`] would answer `Incomplete`, without parsing anything:
+/// what the read of a head's rest asks after each read, before the one
+/// `judge` of the whole head.
+pub fn incomplete(bytes: &[u8]) -> bool {
+    !bytes.starts_with(H2_PREFACE) && head_len(bytes).is_none() && line_faults(bytes).is_none()
+}
+
 /// Judges the head at the start of `bytes`.
 pub fn judge(bytes: &[u8]) -> Verdict {
-    if bytes.starts_with(b"PRI * HTTP/2.0") {
+    if bytes.starts_with(H2_PREFACE) {
         return Verdict::Pass;
     }
     let Some(len) = head_len(bytes) else {

@@ -85,3 +85,17 @@ fn an_absolute_target_must_name_the_host() {
     let other = b"GET http://other/ic/a HTTP/1.1\r\nHost: x\r\n\r\n";
     assert_eq!(judge(other), Verdict::Refuse(Refused::AuthorityNotHost));
 }
+
+#[test]
+fn incomplete_agrees_with_judge_on_every_prefix_of_the_corpus() {
+    for (name, bytes, _) in crate::fastpath::corpus::CASES {
+        for end in 0..=bytes.len() {
+            let prefix = &bytes[..end];
+            assert_eq!(
+                incomplete(prefix),
+                judge(prefix) == Verdict::Incomplete,
+                "{name}, first {end} bytes"
+            );
+        }
+    }
+}

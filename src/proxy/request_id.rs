@@ -24,7 +24,7 @@ pub fn from_headers(headers: &HeaderMap) -> HeaderValue {
 
 /// A random (version 4) UUID from the thread-local generator: no system
 /// call per request, unlike `Uuid::new_v4`.
-fn new_id() -> HeaderValue {
+pub(crate) fn new_id() -> HeaderValue {
     let id = uuid::Builder::from_random_bytes(rand::random()).into_uuid();
     let mut buf = uuid::Uuid::encode_buffer();
     HeaderValue::from_str(id.hyphenated().encode_lower(&mut buf)).expect("uuid is ASCII")

@@ -106,11 +106,13 @@ async fn each_desync_case_is_refused_with_our_json_400_and_never_reaches_the_ups
         .metric("bearer_proxy_requests_total{route=\"(none)\",status=\"400\"}")
         .await;
     assert_eq!(counted, refused);
+    // One access line per refusal, with its code and reason.
     let log = proxy.output();
-    assert!(
-        log.contains("error=\"bad_request\"") || log.contains("bad_request"),
-        "{log}"
-    );
+    let lines = log
+        .lines()
+        .filter(|l| l.contains("error=\"bad_request\"") && l.contains("reason=BadHead("))
+        .count();
+    assert_eq!(lines as f64, refused, "{log}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
