@@ -8,8 +8,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::extract::{FromRequestParts, Path, Query};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
@@ -79,140 +80,98 @@ fn authorize(state: &IdpState, headers: &HeaderMap) -> Result<(), ScimError> {
     Ok(())
 }
 
-/// The steps every call shares: the test's arranged failure, the token,
-/// the body; then `work`.
-fn answer(
-    state: &IdpState,
-    method: &Method,
-    uri: &Uri,
-    headers: &HeaderMap,
-    body: &[u8],
-    created: StatusCode,
-    work: impl FnOnce(&Directory, &Value) -> Result<Value, ScimError>,
-) -> Response {
-    let outcome = state
-        .directory
-        .arrive(method.as_str(), uri.path())
-        .and_then(|()| authorize(state, headers))
-        .and_then(|()| match body {
-            [] => Ok(Value::Null),
-            bytes => serde_json::from_slice(bytes)
-                .map_err(|_| scim_error(400, "The request body is not valid JSON.")),
+/// What every call carries: the emulator, and the request's method,
+/// path and headers.
+struct Call {
+    state: Arc<IdpState>,
+    method: Method,
+    path: String,
+    headers: HeaderMap,
+}
+
+impl FromRequestParts<Arc<IdpState>> for Call {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<IdpState>,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Call {
+            state: state.clone(),
+            method: parts.method.clone(),
+            path: parts.uri.path().to_string(),
+            headers: parts.headers.clone(),
         })
-        .and_then(|value| work(&state.directory, &value));
-    match outcome {
-        Ok(Value::Null) => StatusCode::NO_CONTENT.into_response(),
-        Ok(value) => (created, Json(value)).into_response(),
-        Err(e) => render(e),
+    }
+}
+
+impl Call {
+    /// The steps every call shares: the test's arranged failure, the
+    /// token, the body; then `work`. `done` is the status of success.
+    fn answer(
+        &self,
+        body: &[u8],
+        done: StatusCode,
+        work: impl FnOnce(&Directory, &Value) -> Result<Value, ScimError>,
+    ) -> Response {
+        let directory = &self.state.directory;
+        let outcome = directory
+            .arrive(self.method.as_str(), &self.path)
+            .and_then(|()| authorize(&self.state, &self.headers))
+            .and_then(|()| match body {
+                [] => Ok(Value::Null),
+                bytes => serde_json::from_slice(bytes)
+                    .map_err(|_| scim_error(400, "The request body is not valid JSON.")),
+            })
+            .and_then(|value| work(directory, &value));
+        match outcome {
+            Ok(Value::Null) => StatusCode::NO_CONTENT.into_response(),
+            Ok(value) => (done, Json(value)).into_response(),
+            Err(e) => render(e),
+        }
     }
 }
 
 type Params = Query<HashMap<String, String>>;
 
-async fn search_apps(
-    State(s): State<Arc<IdpState>>,
-    m: Method,
-    uri: Uri,
-    h: HeaderMap,
-    Query(q): Params,
-) -> Response {
-    answer(&s, &m, &uri, &h, &[], StatusCode::OK, |d, _| {
-        d.search_apps(q.get("filter").map(String::as_str))
-    })
+fn filter(q: &HashMap<String, String>) -> Option<&str> {
+    q.get("filter").map(String::as_str)
 }
 
-async fn search_roles(
-    State(s): State<Arc<IdpState>>,
-    m: Method,
-    uri: Uri,
-    h: HeaderMap,
-    Query(q): Params,
-) -> Response {
-    answer(&s, &m, &uri, &h, &[], StatusCode::OK, |d, _| {
-        d.search_roles(q.get("filter").map(String::as_str))
-    })
+async fn search_apps(call: Call, Query(q): Params) -> Response {
+    call.answer(&[], StatusCode::OK, |d, _| d.search_apps(filter(&q)))
 }
 
-async fn get_app(
-    State(s): State<Arc<IdpState>>,
-    m: Method,
-    uri: Uri,
-    h: HeaderMap,
-    Path(id): Path<String>,
-) -> Response {
-    answer(&s, &m, &uri, &h, &[], StatusCode::OK, |d, _| d.get_app(&id))
+async fn search_roles(call: Call, Query(q): Params) -> Response {
+    call.answer(&[], StatusCode::OK, |d, _| d.search_roles(filter(&q)))
 }
 
-async fn create_app(
-    State(s): State<Arc<IdpState>>,
-    m: Method,
-    uri: Uri,
-    h: HeaderMap,
-    body: Bytes,
-) -> Response {
-    answer(&s, &m, &uri, &h, &body, StatusCode::CREATED, |d, v| {
-        d.create_app(v)
-    })
+async fn get_app(call: Call, Path(id): Path<String>) -> Response {
+    call.answer(&[], StatusCode::OK, |d, _| d.get_app(&id))
 }
 
-async fn patch_app(
-    State(s): State<Arc<IdpState>>,
-    m: Method,
-    uri: Uri,
-    h: HeaderMap,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> Response {
-    answer(&s, &m, &uri, &h, &body, StatusCode::OK, |d, v| {
-        d.patch_app(&id, v)
-    })
+async fn create_app(call: Call, body: Bytes) -> Response {
+    call.answer(&body, StatusCode::CREATED, |d, v| d.create_app(v))
 }
 
-async fn delete_app(
-    State(s): State<Arc<IdpState>>,
-    m: Method,
-    uri: Uri,
-    h: HeaderMap,
-    Path(id): Path<String>,
-) -> Response {
-    answer(&s, &m, &uri, &h, &[], StatusCode::NO_CONTENT, |d, _| {
+async fn patch_app(call: Call, Path(id): Path<String>, body: Bytes) -> Response {
+    call.answer(&body, StatusCode::OK, |d, v| d.patch_app(&id, v))
+}
+
+async fn delete_app(call: Call, Path(id): Path<String>) -> Response {
+    call.answer(&[], StatusCode::NO_CONTENT, |d, _| {
         d.delete_app(&id).map(|()| Value::Null)
     })
 }
 
-async fn set_status(
-    State(s): State<Arc<IdpState>>,
-    m: Method,
-    uri: Uri,
-    h: HeaderMap,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> Response {
-    answer(&s, &m, &uri, &h, &body, StatusCode::OK, |d, v| {
-        d.set_status(&id, v)
-    })
+async fn set_status(call: Call, Path(id): Path<String>, body: Bytes) -> Response {
+    call.answer(&body, StatusCode::OK, |d, v| d.set_status(&id, v))
 }
 
-async fn regenerate(
-    State(s): State<Arc<IdpState>>,
-    m: Method,
-    uri: Uri,
-    h: HeaderMap,
-    body: Bytes,
-) -> Response {
-    answer(&s, &m, &uri, &h, &body, StatusCode::CREATED, |d, v| {
-        d.regenerate_secret(v)
-    })
+async fn regenerate(call: Call, body: Bytes) -> Response {
+    call.answer(&body, StatusCode::CREATED, |d, v| d.regenerate_secret(v))
 }
 
-async fn create_grant(
-    State(s): State<Arc<IdpState>>,
-    m: Method,
-    uri: Uri,
-    h: HeaderMap,
-    body: Bytes,
-) -> Response {
-    answer(&s, &m, &uri, &h, &body, StatusCode::CREATED, |d, v| {
-        d.create_grant(v)
-    })
+async fn create_grant(call: Call, body: Bytes) -> Response {
+    call.answer(&body, StatusCode::CREATED, |d, v| d.create_grant(v))
 }
