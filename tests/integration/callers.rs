@@ -420,35 +420,8 @@ async fn over_time_a_token_used_in_its_renewal_window_is_renewed_and_an_idle_cal
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demos_per_caller_route_brings_two_users_upstream_with_their_own_sub() {
     let dir = tempfile::tempdir().unwrap();
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let (listen, admin, idp, echo) = (free_port(), free_port(), free_port(), free_port());
-    let demo = std::fs::read_to_string(root.join("conf/demo.yaml"))
-        .unwrap()
-        .replace("127.0.0.1:8080", &format!("127.0.0.1:{listen}"))
-        .replace("127.0.0.1:9090", &format!("127.0.0.1:{admin}"))
-        .replace("127.0.0.1:9400", &format!("127.0.0.1:{idp}"))
-        .replace("127.0.0.1:9401", &format!("127.0.0.1:{echo}"));
-    std::fs::write(dir.path().join("demo.yaml"), demo).unwrap();
-    std::fs::copy(
-        root.join("conf/demo-api-keys"),
-        dir.path().join("demo-api-keys"),
-    )
-    .unwrap();
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_bearer-proxy"))
-        .args(["demo", "-c"])
-        .arg(dir.path().join("demo.yaml"))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let _demo = Killed(child);
-    let up = eventually(Duration::from_secs(30), || async {
-        tokio::net::TcpStream::connect(("127.0.0.1", listen))
-            .await
-            .is_ok()
-    })
-    .await;
-    assert!(up, "the demo listens");
+    let demo = Demo::start(dir.path()).await;
+    let listen = demo.listen;
     let url = format!(
         "http://127.0.0.1:{listen}/as-user/ic/api/integration/v1/flows/rest/HELLO/1.0/ping"
     );

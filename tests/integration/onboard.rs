@@ -434,39 +434,10 @@ async fn the_readme_onboards_an_application_against_the_running_demo() {
         .find(|b| b.contains("--domain-url http://127.0.0.1:9400"))
         .expect("the README shows onboarding against the demo");
     let dir = tempfile::tempdir().unwrap();
-    let ports = [free_port(), free_port(), free_port(), free_port()];
-    let mut demo = std::fs::read_to_string(root.join("conf/demo.yaml")).unwrap();
-    for (default, port) in ["8080", "9090", "9400", "9401"].iter().zip(ports) {
-        demo = demo.replace(
-            &format!("127.0.0.1:{default}"),
-            &format!("127.0.0.1:{port}"),
-        );
-    }
-    std::fs::write(dir.path().join("demo.yaml"), demo).unwrap();
-    std::fs::copy(
-        root.join("conf/demo-api-keys"),
-        dir.path().join("demo-api-keys"),
-    )
-    .unwrap();
-    let _demo = Killed(
-        std::process::Command::new(env!("CARGO_BIN_EXE_bearer-proxy"))
-            .args(["demo", "-c"])
-            .arg(dir.path().join("demo.yaml"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let up = eventually(Duration::from_secs(30), || async {
-        tokio::net::TcpStream::connect(("127.0.0.1", ports[0]))
-            .await
-            .is_ok()
-    })
-    .await;
-    assert!(up, "the demo listens");
+    let demo = Demo::start(dir.path()).await;
     let script = block
         .replace("\\\n", " ")
-        .replace("127.0.0.1:9400", &format!("127.0.0.1:{}", ports[2]))
+        .replace("127.0.0.1:9400", &format!("127.0.0.1:{}", demo.idp))
         .replace(
             "bearer-proxy ",
             &format!("{} ", env!("CARGO_BIN_EXE_bearer-proxy")),
@@ -512,13 +483,7 @@ async fn the_emulator_command_registers_the_instance_and_the_admin_client() {
             .spawn()
             .unwrap(),
     );
-    let up = eventually(Duration::from_secs(30), || async {
-        tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_ok()
-    })
-    .await;
-    assert!(up, "the emulator listens");
+    wait_listening(port).await;
     let domain = Domain::start().await;
     let mut flags = domain.usual_flags();
     flags[1] = format!("http://127.0.0.1:{port}");

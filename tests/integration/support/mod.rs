@@ -960,3 +960,53 @@ impl Drop for Killed {
         let _ = self.0.wait();
     }
 }
+
+/// Waits until something accepts connections on `port` (30 s at most).
+pub async fn wait_listening(port: u16) {
+    let up = eventually(Duration::from_secs(30), || async {
+        tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+    })
+    .await;
+    assert!(up, "nothing listens on {port} within 30 s");
+}
+
+/// `bearer-proxy demo` with the bundled conf/demo.yaml moved to free
+/// ports, its files in `dir`; running once its proxy listens, stopped
+/// when dropped.
+pub struct Demo {
+    pub listen: u16,
+    pub idp: u16,
+    _child: Killed,
+}
+
+impl Demo {
+    pub async fn start(dir: &Path) -> Demo {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let ports = [free_port(), free_port(), free_port(), free_port()];
+        let mut demo = std::fs::read_to_string(root.join("conf/demo.yaml")).unwrap();
+        for (default, port) in ["8080", "9090", "9400", "9401"].iter().zip(ports) {
+            demo = demo.replace(
+                &format!("127.0.0.1:{default}"),
+                &format!("127.0.0.1:{port}"),
+            );
+        }
+        std::fs::write(dir.join("demo.yaml"), demo).unwrap();
+        std::fs::copy(root.join("conf/demo-api-keys"), dir.join("demo-api-keys")).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_bearer-proxy"))
+            .args(["demo", "-c"])
+            .arg(dir.join("demo.yaml"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let demo = Demo {
+            listen: ports[0],
+            idp: ports[2],
+            _child: Killed(child),
+        };
+        wait_listening(demo.listen).await;
+        demo
+    }
+}
