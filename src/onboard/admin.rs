@@ -109,16 +109,23 @@ pub async fn admin_token(
         })
 }
 
-/// Sends `request`, waiting out 429s; returns the status and body.
+/// Sends `request`, waiting out 429s (the last one is returned like
+/// any answer); returns the status and body.
 async fn send(request: reqwest::RequestBuilder) -> Result<(u16, Vec<u8>), CallError> {
-    for attempt in 1..=TRIES {
+    let mut attempt = 1;
+    loop {
+        // Bodies here are bytes in memory: a request always clones.
         let Some(this) = request.try_clone() else {
-            break;
+            return Err(CallError {
+                status: None,
+                detail: "cannot send the request again".into(),
+            });
         };
         let mut response = this.send().await.map_err(unreachable)?;
         let status = response.status().as_u16();
         if status == 429 && attempt < TRIES {
             tokio::time::sleep(retry_after(response.headers(), attempt)).await;
+            attempt += 1;
             continue;
         }
         let mut body = Vec::new();
@@ -133,10 +140,6 @@ async fn send(request: reqwest::RequestBuilder) -> Result<(u16, Vec<u8>), CallEr
         }
         return Ok((status, body));
     }
-    Err(CallError {
-        status: Some(429),
-        detail: "the identity domain kept answering 429 (rate limited)".into(),
-    })
 }
 
 /// The domain's `Retry-After` (capped), or 1, 2, 4, … seconds.

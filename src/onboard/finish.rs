@@ -75,10 +75,11 @@ fn write_atomically(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()>
 }
 
 /// Removes the files a failed run wrote (they name an application that
-/// no longer exists).
-pub fn remove_files(inputs: &Inputs) {
-    let _ = std::fs::remove_file(&inputs.secret_file);
-    let _ = std::fs::remove_file(&inputs.config_out);
+/// no longer exists); a file it had not reached yet stays as it was.
+pub fn remove_files(written: &[PathBuf]) {
+    for path in written {
+        let _ = std::fs::remove_file(path);
+    }
 }
 
 fn directory_of(path: &Path) -> PathBuf {
@@ -148,6 +149,7 @@ pub async fn finish(
     inputs: &Inputs,
     plan: &Plan,
     applied: &Applied,
+    written: &mut Vec<PathBuf>,
 ) -> Result<Report, Failure> {
     if let Some(secret) = &applied.secret {
         write_atomically(
@@ -161,6 +163,7 @@ pub async fn finish(
                 format!("{}: {e}", inputs.secret_file.display()),
             )
         })?;
+        written.push(inputs.secret_file.clone());
     }
     let block = client_block(inputs, &applied.client_id, plan);
     let document =
@@ -171,6 +174,7 @@ pub async fn finish(
             format!("{}: {e}", inputs.config_out.display()),
         )
     })?;
+    written.push(inputs.config_out.clone());
     // Only a changed application needs time to propagate.
     let patient = !plan.actions.is_empty();
     let check = match block.on_behalf_of {

@@ -103,10 +103,11 @@ async fn onboard(inputs: &Inputs) -> Result<report::Report, Failure> {
         finish::require_secret_file(inputs)?;
     }
     let applied = apply::apply(&api, &plan).await?;
-    match finish::finish(&api, inputs, &plan, &applied).await {
+    let mut written = Vec::new();
+    match finish::finish(&api, inputs, &plan, &applied, &mut written).await {
         Ok(report) => Ok(report),
         Err(mut failure) if applied.created => {
-            finish::remove_files(inputs);
+            finish::remove_files(&written);
             failure.rollback = Some(apply::undo(&api, &applied.app_id).await);
             Err(failure)
         }

@@ -495,3 +495,25 @@ async fn the_emulator_command_registers_the_instance_and_the_admin_client() {
     assert_eq!(report["outcome"], "would_create");
     assert_eq!(report["instance_app"]["audience"], AUDIENCE);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_file_step_undoes_the_application_and_leaves_files_it_had_not_written() {
+    let domain = Domain::start().await;
+    // The secret cannot be written (a directory stands there); the block's
+    // path holds a file of the user's own, not yet reached.
+    std::fs::create_dir(domain.path("orders-proxy.secret")).unwrap();
+    std::fs::write(domain.path("orders-proxy.yaml"), "# the user's own\n").unwrap();
+    let (out, text) = domain.onboard(&[]).await;
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("step \"write the secret file\" failed"),
+        "{text}"
+    );
+    assert!(
+        text.contains("rolled back: deactivated and deleted"),
+        "{text}"
+    );
+    assert_eq!(domain.apps(), Vec::<Value>::new());
+    let kept = std::fs::read_to_string(domain.path("orders-proxy.yaml")).unwrap();
+    assert_eq!(kept, "# the user's own\n");
+}
