@@ -1,17 +1,19 @@
 //! Admission: the checks a request passes before it is forwarded, each
 //! passing or naming its `Refusal` — head limits and framing, path and
 //! method policy, the route, the body limit, the access rules, the traffic
-//! limits, the token. The hooks in `mod.rs` call [`admit`] once.
+//! limits, the token. Both transports call [`admit`] once per request,
+//! through their [`Downstream`]: pingora's hooks with its `Session`, the
+//! fast path with its own request.
 
 use std::sync::Arc;
 
 use http::HeaderValue;
-use pingora::proxy::Session;
 
 use super::ctx::RequestCtx;
-use super::headers::{client_ip, request_host};
+use super::headers::request_host;
 use super::refusal::{self, Refusal};
 use super::snapshot::LiveRoute;
+use super::view::{Downstream, Gone};
 use super::{limits, path_policy};
 use crate::access::{Caller, Decision, Denial};
 use crate::limits::{Admission, LimitRequest, Who};
@@ -21,17 +23,13 @@ use crate::oauth::{CallerFailure, RouteTokens, TokenSlot};
 /// Everything a request must pass before it is forwarded, in order:
 /// limits on the head, a route, the body limit, the access rules, the
 /// traffic limits, a token. Each step either passes or names its refusal.
-pub async fn admit(session: &mut Session, ctx: &mut RequestCtx) -> Result<(), Refusal> {
+pub async fn admit<D>(session: &mut D, ctx: &mut RequestCtx) -> Result<(), Refusal>
+where
+    D: Downstream + Send + Sync,
+{
     let snapshot = &*ctx.snapshot;
-    let req = session.req_header();
-    limits::check_request_head(
-        req,
-        || {
-            let h1 = session.as_downstream().as_http1()?;
-            Some(h1.get_headers_raw_bytes())
-        },
-        &snapshot.limits,
-    )?;
+    let req = session.view().head;
+    limits::check_request_head(req, || session.raw_head(), &snapshot.limits)?;
     path_policy::check_never_forwarded(&req.method, &snapshot.default_allow)?;
     path_policy::check_path(req)?;
     let index = snapshot
@@ -56,19 +54,20 @@ pub async fn admit(session: &mut Session, ctx: &mut RequestCtx) -> Result<(), Re
 }
 
 /// The caller's name when the route's access rules let it through.
-async fn check_access(
-    session: &Session,
+async fn check_access<D: Downstream + Sync>(
+    session: &D,
     ctx: &RequestCtx,
     route: &LiveRoute,
 ) -> Result<Arc<str>, Refusal> {
+    let view = session.view();
     let caller = Caller {
-        headers: &session.req_header().headers,
-        address: client_ip(session),
+        headers: &view.head.headers,
+        address: view.client_ip,
         cert_subject: ctx.cert_subject.as_deref(),
     };
     match route.access.check(&caller).await {
         Decision::Allow { who } => Ok(who),
-        Decision::Deny(denial) => Err(denied(session, ctx, route, denial)),
+        Decision::Deny(denial) => Err(denied(view.client_ip, ctx, route, denial)),
     }
 }
 
@@ -77,12 +76,13 @@ async fn check_access(
 /// queued leaves the queue (pingora's own idle read sees the close; a
 /// request with an unread body cannot be watched without reading it, and
 /// waits out its `queue_timeout`).
-async fn pass_limits(
-    session: &mut Session,
+async fn pass_limits<D: Downstream + Send>(
+    session: &mut D,
     ctx: &RequestCtx,
     route: &LiveRoute,
 ) -> Result<Admission, Refusal> {
-    let req = session.req_header();
+    let view = session.view();
+    let req = view.head;
     let body_len = if req.headers.contains_key(http::header::TRANSFER_ENCODING) {
         None
     } else {
@@ -91,22 +91,17 @@ async fn pass_limits(
     let request = LimitRequest {
         who: Who {
             caller: ctx.caller.as_deref(),
-            client_ip: client_ip(session),
+            client_ip: view.client_ip,
         },
         body_len,
     };
-    let downstream = session.as_downstream_mut();
-    let watch = downstream.is_body_empty();
     // Boxed: pingora's read future nested in the queue's is deeper than
     // the compiler's layout limit.
-    let gone: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>> =
-        Box::pin(async move {
-            if watch {
-                let _ = downstream.read_body_or_idle(true).await;
-            } else {
-                std::future::pending::<()>().await
-            }
-        });
+    let gone: Gone<'_> = if session.body_empty() {
+        session.gone()
+    } else {
+        Box::pin(std::future::pending::<()>())
+    };
     let refusal = match route.limits.admit(&request, gone).await {
         Ok(admission) => return Ok(admission),
         Err(refusal) => refusal,
@@ -123,7 +118,12 @@ async fn pass_limits(
 }
 
 /// Counts and logs a refused caller.
-fn denied(session: &Session, ctx: &RequestCtx, route: &LiveRoute, denial: Denial) -> Refusal {
+fn denied(
+    client_ip: Option<std::net::IpAddr>,
+    ctx: &RequestCtx,
+    route: &LiveRoute,
+    denial: Denial,
+) -> Refusal {
     metrics()
         .access_denied
         .with_label_values(&[route.name.as_str(), denial.reason])
@@ -134,7 +134,7 @@ fn denied(session: &Session, ctx: &RequestCtx, route: &LiveRoute, denial: Denial
         reason = denial.reason,
         caller = ctx.caller.as_deref(),
         trace_id = ctx.trace.log_id(),
-        client_ip = client_ip(session).map(|a| a.to_string()),
+        client_ip = client_ip.map(|a| a.to_string()),
         "access denied"
     );
     Refusal::AccessDenied(denial)
@@ -142,8 +142,8 @@ fn denied(session: &Session, ctx: &RequestCtx, route: &LiveRoute, denial: Denial
 
 /// The route's `Authorization` value: cached, or from a (shared) fetch;
 /// on a per-caller route, the caller's own, with the caller's slot.
-async fn token_for(
-    session: &Session,
+async fn token_for<D: Downstream + Sync>(
+    session: &D,
     ctx: &RequestCtx,
     route: &LiveRoute,
 ) -> Result<(HeaderValue, Option<Arc<TokenSlot>>), Refusal> {
@@ -161,10 +161,10 @@ async fn token_for(
         }
         RouteTokens::PerCaller(family) => {
             let who = ctx.caller.as_deref().unwrap_or_default();
-            let headers = &session.req_header().headers;
+            let view = session.view();
             let slot = family
-                .slot_for(who, headers)
-                .map_err(|d| denied(session, ctx, route, d))?;
+                .slot_for(who, &view.head.headers)
+                .map_err(|d| denied(view.client_ip, ctx, route, d))?;
             let wait = ctx.snapshot.limits.caller_token_wait;
             let waits = waits_for_fetch(ctx, &slot);
             let result = family.authorization(&slot, wait).await;
@@ -173,7 +173,9 @@ async fn token_for(
             }
             match result {
                 Ok(value) => return Ok((value, Some(slot))),
-                Err(CallerFailure::Denied(d)) => return Err(denied(session, ctx, route, d)),
+                Err(CallerFailure::Denied(d)) => {
+                    return Err(denied(session.view().client_ip, ctx, route, d))
+                }
                 Err(CallerFailure::Token(unavailable)) => unavailable,
             }
         }

@@ -10,6 +10,7 @@ use pingora::proxy::Session;
 
 use super::ctx::RequestCtx;
 use super::snapshot::LiveRoute;
+use super::view::RequestView;
 use super::{limits, request_id};
 
 /// The host the client asked for: the absolute-form authority, else `Host`.
@@ -109,7 +110,7 @@ pub fn rewrite_upstream_headers(req: &mut RequestHeader, h: &UpstreamHeaders<'_>
 /// [`rewrite_upstream_headers`] for this request and route, with
 /// `authorization` as the token header.
 pub fn rewrite_for_upstream(
-    session: &Session,
+    view: &RequestView<'_>,
     head: &mut RequestHeader,
     ctx: &RequestCtx,
     route: &LiveRoute,
@@ -120,8 +121,8 @@ pub fn rewrite_for_upstream(
         &UpstreamHeaders {
             host: &route.host_header,
             authorization,
-            original_host: original_host(session.req_header()),
-            client_ip: client_ip(session),
+            original_host: original_host(view.head),
+            client_ip: view.client_ip,
             request_id: &ctx.request_id,
             downstream_tls: ctx.downstream_tls,
             strip: route.access.api_key_header(),

@@ -4,16 +4,19 @@
 //! [`headers`]; every answer the proxy makes itself is a [`Refusal`].
 
 mod admit;
+pub mod answer;
 mod body_copy;
 pub mod ctx;
 pub mod headers;
 mod limits;
 pub(crate) mod path_policy;
+pub mod record;
 pub mod refusal;
 mod replay;
 pub mod request_id;
 mod snapshot;
 mod unauthorized;
+pub mod view;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -26,8 +29,7 @@ use pingora::upstreams::peer::HttpPeer;
 use pingora::{Error, ErrorSource, ErrorType};
 
 use crate::downstream_tls::CertSubject;
-use crate::metrics::{self, metrics};
-use crate::oauth::Verdict;
+use crate::metrics::metrics;
 use body_copy::Replay;
 pub use ctx::RequestCtx;
 use headers::{client_ip, finish_response_head, rewrite_for_upstream};
@@ -39,11 +41,10 @@ pub struct BearerProxy {
     pub current: Arc<ArcSwap<Snapshot>>,
 }
 
-/// An upstream 401. Once per request, and only when the slot says renew:
-/// the token is purged (if still cached) and the request replayed with a
-/// new one — by pingora from its retry buffer, or by the proxy for longer
-/// bodies. A replay's own 401, a body too large to keep, or a slot in an
-/// "upstream refuses fresh tokens" cool-down pass the 401 to the client.
+/// An upstream 401 the slot wants renewed ([`answer::judge`]): the
+/// request is replayed once with a new token — by pingora from its retry
+/// buffer, or by the proxy for longer bodies; a body too large to keep
+/// passes the 401 to the client.
 fn after_unauthorized(
     session: &Session,
     answer: &ResponseHeader,
@@ -51,15 +52,6 @@ fn after_unauthorized(
 ) -> pingora::Result<()> {
     let snapshot = ctx.snapshot.clone();
     let route = snapshot.route(ctx.route)?;
-    let verdict = unauthorized::judge(route, ctx, answer, snapshot.limits.upstream_401_cooldown);
-    if ctx.replay != Replay::No || verdict != Verdict::Renew {
-        let outcome = match verdict {
-            Verdict::CoolingDown => unauthorized::COOLDOWN,
-            _ => unauthorized::PASSED_THROUGH,
-        };
-        unauthorized::count(route, outcome);
-        return Ok(());
-    }
     ctx.replay = replay::plan(
         &ctx.body_copy,
         snapshot.limits.max_replay_body_bytes,
@@ -136,31 +128,6 @@ fn trace_failure(ctx: &mut RequestCtx, e: &Error) {
     if let Ok(route) = snapshot.route(ctx.route) {
         ctx.trace.failed(e.etype().as_str(), &route.upstream.target);
     }
-}
-
-/// Ends the request's spans (nothing when traces are off).
-fn finish_trace(session: &Session, ctx: &mut RequestCtx, status: u16, error: Option<&'static str>) {
-    if !ctx.trace.is_active() {
-        return;
-    }
-    let snapshot = ctx.snapshot.clone();
-    let route = ctx.route.and_then(|i| snapshot.routes.get(i));
-    ctx.trace.finish(crate::telemetry::Finished {
-        method: &session.req_header().method,
-        status,
-        route: route.map(|r| {
-            (
-                r.name.as_str(),
-                r.prefix.as_str(),
-                r.tokens.client().name.as_str(),
-            )
-        }),
-        caller: ctx.caller.as_deref(),
-        client_address: client_ip(session),
-        path: session.req_header().uri.path(),
-        scheme: if ctx.downstream_tls { "https" } else { "http" },
-        error,
-    });
 }
 
 #[async_trait]
@@ -263,7 +230,7 @@ impl ProxyHttp for BearerProxy {
             }
         }
         rewrite_for_upstream(
-            session,
+            &view::Downstream::view(session),
             upstream_request,
             ctx,
             route,
@@ -323,23 +290,12 @@ impl ProxyHttp for BearerProxy {
         upstream_response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> pingora::Result<()> {
-        let route = ctx.snapshot.route(ctx.route)?;
-        ctx.trace.answered(upstream_response.status.as_u16());
-        if let 429 | 503 = upstream_response.status.as_u16() {
-            // Oracle Integration throttling: passed on as it is, never
-            // retried, the token untouched.
-            metrics()
-                .upstream_throttled
-                .with_label_values(&[&route.name, upstream_response.status.as_str()])
-                .inc();
+        let snapshot = ctx.snapshot.clone();
+        let route = snapshot.route(ctx.route)?;
+        match answer::judge(route, ctx, upstream_response) {
+            answer::Judged::PassOn => Ok(()),
+            answer::Judged::Renew => after_unauthorized(session, upstream_response, ctx),
         }
-        if upstream_response.status != http::StatusCode::UNAUTHORIZED {
-            if let (Some(sent), Some(slot)) = (&ctx.authorization, ctx.slot(route)) {
-                slot.upstream_accepted(sent);
-            }
-            return Ok(());
-        }
-        after_unauthorized(session, upstream_response, ctx)
     }
 
     /// Counts the connection by route: new, reused, and the reusable ones
@@ -447,41 +403,14 @@ impl ProxyHttp for BearerProxy {
             .response_written()
             .map(|r| r.status.as_u16())
             .unwrap_or(0);
-        let snapshot = &*ctx.snapshot;
-        let route = ctx.route.map(|i| &snapshot.routes[i]);
-        let route_name = route.map_or(metrics::NO_ROUTE, |r| r.name.as_str());
-        metrics()
-            .requests
-            .with_label_values(&[route_name, metrics::status_label(status)])
-            .inc();
-        let upstream_ms = ctx.upstream_started.map(|t| {
-            let d = t.elapsed();
-            if let Some(r) = route {
-                r.upstream_duration.observe(d.as_secs_f64());
-            }
-            d.as_secs_f64() * 1000.0
-        });
-        let error = ctx
-            .error_code
-            .or(e.filter(|_| !ctx.replay_answered).map(|_| "proxy_error"));
-        if tracing::enabled!(target: "bearer_proxy::access", tracing::Level::INFO) {
-            let req = session.req_header();
-            tracing::info!(
-                target: "bearer_proxy::access",
-                request_id = ctx.request_id.to_str().unwrap_or_default(),
-                method = req.method.as_str(),
-                // The path only: query strings can carry credentials.
-                path = req.uri.path(),
-                route = route_name,
-                caller = ctx.caller.as_deref(),
-                status,
-                upstream_ms,
-                total_ms = ctx.started.elapsed().as_secs_f64() * 1000.0,
-                error,
-                trace_id = ctx.trace.log_id(),
-                "request"
-            );
-        }
-        finish_trace(session, ctx, status, error);
+        let req = session.req_header();
+        let served = record::Served {
+            method: &req.method,
+            path: req.uri.path(),
+            status,
+            client_ip: client_ip(session),
+            failed: e.is_some(),
+        };
+        record::finish(&served, ctx);
     }
 }

@@ -230,16 +230,16 @@ impl ErrorReply {
         Bytes::from(body.to_string())
     }
 
-    /// Writes the response; the request ends here.
-    pub async fn send(
+    /// The answer's head for a body of `body_len` bytes (both transports
+    /// write this head; each adds its own `Date` and `Connection`).
+    pub fn head(
         &self,
-        session: &mut Session,
+        body_len: usize,
         request_id: &HeaderValue,
-    ) -> pingora::Result<()> {
-        let body = self.body(request_id);
+    ) -> pingora::Result<ResponseHeader> {
         let mut header = ResponseHeader::build(self.status, Some(5))?;
         header.insert_header("content-type", "application/json")?;
-        header.insert_header("content-length", body.len().to_string())?;
+        header.insert_header("content-length", body_len.to_string())?;
         header.insert_header("cache-control", "no-store")?;
         header.insert_header(super::request_id::HEADER, request_id.clone())?;
         if let Some(c) = &self.challenge {
@@ -259,6 +259,17 @@ impl ErrorReply {
                 header.insert_header("ratelimit", s.clone())?;
             }
         }
+        Ok(header)
+    }
+
+    /// Writes the response; the request ends here.
+    pub async fn send(
+        &self,
+        session: &mut Session,
+        request_id: &HeaderValue,
+    ) -> pingora::Result<()> {
+        let body = self.body(request_id);
+        let header = self.head(body.len(), request_id)?;
         if !session.as_downstream_mut().is_body_empty() {
             // An unread request body would corrupt the next request on this connection.
             session.set_keepalive(None);

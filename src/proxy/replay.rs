@@ -18,6 +18,7 @@ use super::headers::{finish_response_head, rewrite_for_upstream};
 use super::refusal::Refusal;
 use super::snapshot::LiveRoute;
 use super::unauthorized;
+use super::view::Downstream;
 
 /// Whether the request can be replayed after a 401, and by whom.
 /// `declared`: the body's `Content-Length`, if any.
@@ -136,7 +137,7 @@ async fn send(
         Refusal::UpstreamUnavailable
     })?;
     let mut head = session.req_header().clone();
-    rewrite_for_upstream(session, &mut head, ctx, route, Some(&token));
+    rewrite_for_upstream(&session.view(), &mut head, ctx, route, Some(&token));
     ctx.trace.attempt(&mut head, &route.upstream.target);
     let mut headers = head.headers.clone();
     super::limits::strip_request_hop_by_hop(&mut headers);
