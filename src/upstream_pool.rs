@@ -76,4 +76,11 @@ impl RouteConnections {
             self.discarded.inc_by(u64::from(discards));
         }
     }
+
+    /// Reusable connections the fast path's pool found closed and dropped.
+    pub fn discarded(&self, n: u64) {
+        if n > 0 {
+            self.discarded.inc_by(n);
+        }
+    }
 }

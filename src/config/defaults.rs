@@ -21,6 +21,9 @@ pub const WATCH_FILES: bool = true;
 pub const MAX_CONNECTIONS_LIMIT: usize = 1_000_000;
 /// `server.work_stealing`: one runtime per worker measured cheaper (docs/benchmarks.md).
 pub const WORK_STEALING: bool = false;
+/// `server.fast_path`: our own HTTP/1 transport (docs/benchmarks.md,
+/// "Fast path").
+pub const FAST_PATH: bool = true;
 /// `server.upstream_timeout`: longest wait between two reads or writes.
 pub const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(60);
 /// `server.upstream_connect_timeout`.

@@ -175,6 +175,9 @@ pub struct ServerSettings {
     /// thread (false, the default: measurably cheaper per request for a
     /// proxy's many short exchanges; see docs/benchmarks.md).
     pub work_stealing: bool,
+    /// `server.fast_path`: plain HTTP/1 requests proxied by the proxy's
+    /// own transport (`fastpath`) rather than pingora's `ProxyHttp`.
+    pub fast_path: bool,
     /// Longest wait for the upstream between two reads or writes.
     pub upstream_timeout: Duration,
     pub upstream_connect_timeout: Duration,

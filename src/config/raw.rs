@@ -50,6 +50,7 @@ pub struct RawServer {
     pub tls_listen: Vec<RawTlsListener>,
     pub threads: Option<usize>,
     pub work_stealing: Option<bool>,
+    pub fast_path: Option<bool>,
     /// Client connections held at once, all listeners together.
     pub max_connections: Option<usize>,
     /// Reload when the configuration file or a file it names changes.

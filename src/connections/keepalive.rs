@@ -31,6 +31,9 @@ use pingora::protocols::Stream;
 use pingora::server::ShutdownWatch;
 use tokio::io::{AsyncRead, ReadBuf};
 
+use crate::fastpath::exchange::After;
+use crate::fastpath::serve::{FastPath, Tried};
+
 /// pingora's first read of a request head (its `INIT_HEADER_BUF_SIZE`):
 /// a head this size arrives in one read, as it would without parking.
 const FIRST_READ: usize = 4096;
@@ -57,22 +60,42 @@ pub(super) async fn serve_http1<A>(
     app: &Arc<A>,
     mut stream: Stream,
     timing: &(dyn Fn() -> Timing + Send + Sync),
+    fast: Option<&FastPath>,
     shutdown: &ShutdownWatch,
 ) where
     A: HttpServerApp + Send + Sync + 'static,
 {
     let limit = app.server_options().and_then(|o| o.keepalive_request_limit);
     let mut carried: Option<HttpPersistentSettings> = None;
+    // Bytes of the next request the fast path read with the last one.
+    let mut next: Option<BytesMut> = None;
+    let mut served = 0u32;
     loop {
         let timing = timing();
-        let Some(mut head) = park(&mut stream, timing.idle, shutdown).await else {
-            return;
+        let mut head = match next.take().filter(|b| !b.is_empty()) {
+            Some(bytes) => bytes,
+            None => match park(&mut stream, timing.idle, shutdown).await {
+                Some(bytes) => bytes,
+                None => return,
+            },
         };
         rest_of_head(&mut stream, &mut head, &timing).await;
         // Framing two readers could disagree on never reaches pingora.
         if let Some(why) = crate::fastpath::guard::judge(&head) {
             crate::fastpath::guard::refuse(&mut stream, why).await;
             return;
+        }
+        if let Some(fast) = fast {
+            served += 1;
+            let closing = *shutdown.borrow() || limit.is_some_and(|l| served >= l);
+            match fast.try_serve(&mut stream, head, closing).await {
+                Tried::Served(After::KeepAlive(rest)) => {
+                    next = Some(rest);
+                    continue;
+                }
+                Tried::Served(After::Close) => return,
+                Tried::NotMine(bytes) => head = bytes,
+            }
         }
         let mut session = ServerSession::new_http1(stream);
         match carried.take() {
@@ -247,7 +270,7 @@ mod tests {
                     head_read: Duration::from_secs(5),
                     max_head: 64 * 1024,
                 };
-                serve_http1(&app, stream, &timing, &shutdown).await;
+                serve_http1(&app, stream, &timing, None, &shutdown).await;
             }
         });
         (addr, down, task)

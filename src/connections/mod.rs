@@ -220,6 +220,9 @@ pub struct GatedApp<A> {
     /// head's reading, read afresh for every request so a reload applies
     /// to connections already open.
     pub timing: Box<dyn Fn() -> keepalive::Timing + Send + Sync>,
+    /// Plain HTTP/1 requests served by our own transport
+    /// (`server.fast_path`); `None`: all by pingora's.
+    pub fast: Option<crate::fastpath::serve::FastPath>,
 }
 
 #[async_trait]
@@ -243,7 +246,14 @@ impl<A: HttpServerApp + Send + Sync + 'static> ServerApp for GatedApp<A> {
                 next = ServerApp::process_new(&self.inner, stream, shutdown).await;
             }
         } else {
-            keepalive::serve_http1(&self.inner, stream, &*self.timing, shutdown).await;
+            keepalive::serve_http1(
+                &self.inner,
+                stream,
+                &*self.timing,
+                self.fast.as_ref(),
+                shutdown,
+            )
+            .await;
         }
         None
     }

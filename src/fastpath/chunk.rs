@@ -134,28 +134,188 @@ fn trailers(body: &[u8], mut at: usize) -> Result<Progress, Fault> {
         if line.is_empty() {
             return Ok(Progress::Complete(at));
         }
-        let Some(colon) = line.iter().position(|b| *b == b':') else {
-            return Err(Fault::Trailer);
-        };
-        let name = &line[..colon];
-        let token = |b: &u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(b);
-        let framing = [
-            &b"content-length"[..],
-            b"transfer-encoding",
-            b"host",
-            b"trailer",
-        ]
-        .iter()
-        .any(|f| name.eq_ignore_ascii_case(f));
-        if name.is_empty() || !name.iter().all(token) || framing || line.contains(&0) {
-            return Err(Fault::Trailer);
-        }
+        trailer_line(line)?;
     }
 }
+
+/// One trailer line: a header line that names no framing field.
+fn trailer_line(line: &[u8]) -> Result<(), Fault> {
+    let Some(colon) = line.iter().position(|b| *b == b':') else {
+        return Err(Fault::Trailer);
+    };
+    let name = &line[..colon];
+    let token = |b: &u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(b);
+    let framing = [
+        &b"content-length"[..],
+        b"transfer-encoding",
+        b"host",
+        b"trailer",
+    ]
+    .iter()
+    .any(|f| name.eq_ignore_ascii_case(f));
+    if name.is_empty() || !name.iter().all(token) || framing || line.contains(&0) {
+        return Err(Fault::Trailer);
+    }
+    Ok(())
+}
+
+/// The longest size or trailer line the decoder waits for: a longer one
+/// is refused rather than buffered.
+const MAX_LINE: usize = 4096;
+
+/// A chunked body decoded as it streams, by the rules of [`check`]: the
+/// fast path's reader of request and response bodies. Trailers are
+/// checked and dropped (pingora's path drops them too).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Decoder {
+    #[default]
+    Size,
+    /// Data still to come of the current chunk.
+    Data(u64),
+    /// The CRLF after a chunk's data.
+    DataEnd,
+    Trailers,
+    Done,
+}
+
+/// What the decoder took from the buffer.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Piece {
+    /// Body data.
+    Data(bytes::Bytes),
+    /// The body ended (its last chunk and trailers consumed).
+    End,
+    /// More bytes are needed.
+    More,
+}
+
+impl Decoder {
+    /// Takes the next piece from the front of `buf`.
+    pub fn next(&mut self, buf: &mut bytes::BytesMut) -> Result<Piece, Fault> {
+        loop {
+            match *self {
+                Decoder::Done => return Ok(Piece::End),
+                Decoder::Data(left) => {
+                    if buf.is_empty() {
+                        return Ok(Piece::More);
+                    }
+                    let n = usize::try_from(left).unwrap_or(usize::MAX).min(buf.len());
+                    let left = left - n as u64;
+                    *self = if left == 0 { Decoder::DataEnd } else { Decoder::Data(left) };
+                    return Ok(Piece::Data(buf.split_to(n).freeze()));
+                }
+                Decoder::DataEnd => match buf.get(..2) {
+                    Some(b"\r\n") => {
+                        let _ = buf.split_to(2);
+                        *self = Decoder::Size;
+                    }
+                    Some(_) => return Err(Fault::DataLength),
+                    None if buf.first().is_some_and(|b| *b != b'\r') => {
+                        return Err(Fault::DataLength)
+                    }
+                    None => return Ok(Piece::More),
+                },
+                Decoder::Size | Decoder::Trailers => {
+                    let Some(line) = line(buf)? else {
+                        if buf.len() > MAX_LINE {
+                            return Err(Fault::Size);
+                        }
+                        if *self == Decoder::Size {
+                            partial_size(buf)?;
+                        }
+                        return Ok(Piece::More);
+                    };
+                    let len = line.len();
+                    *self = self.after_line(line)?;
+                    let _ = buf.split_to(len + 2);
+                }
+            }
+        }
+    }
+
+    /// The state after a whole size or trailer line.
+    fn after_line(self, line: &[u8]) -> Result<Decoder, Fault> {
+        if self == Decoder::Trailers {
+            if line.is_empty() {
+                return Ok(Decoder::Done);
+            }
+            trailer_line(line)?;
+            return Ok(Decoder::Trailers);
+        }
+        Ok(match size_line(line)? {
+            0 => Decoder::Trailers,
+            size => Decoder::Data(size),
+        })
+    }
+}
+
+/// `data` as one chunk on the wire (pingora's spelling: upper-case hex).
+pub fn encode(data: &[u8], out: &mut bytes::BytesMut) {
+    use std::fmt::Write;
+    let _ = write!(out, "{:X}\r\n", data.len());
+    out.extend_from_slice(data);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// The last chunk, with no trailers.
+pub const LAST: &[u8] = b"0\r\n\r\n";
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Feeds `body` to a decoder `step` bytes at a time; the data and
+    /// whether it ended, or the fault.
+    fn decode(body: &[u8], step: usize) -> Result<(Vec<u8>, bool), Fault> {
+        let mut decoder = Decoder::default();
+        let mut buf = bytes::BytesMut::new();
+        let mut data = Vec::new();
+        for piece in body.chunks(step.max(1)) {
+            buf.extend_from_slice(piece);
+            loop {
+                match decoder.next(&mut buf)? {
+                    Piece::Data(d) => data.extend_from_slice(&d),
+                    Piece::End => return Ok((data, true)),
+                    Piece::More => break,
+                }
+            }
+        }
+        Ok((data, false))
+    }
+
+    #[test]
+    fn the_decoder_agrees_with_the_check_on_every_split() {
+        let valid: [&[u8]; 3] = [
+            b"5\r\nhello\r\n0\r\n\r\n",
+            b"5;name=value\r\nhello\r\n6\r\n world\r\n0\r\nX-Sum: 1\r\n\r\n",
+            b"A\r\n0123456789\r\n000\r\n\r\n",
+        ];
+        for body in valid {
+            for step in 1..body.len() {
+                let (data, ended) = decode(body, step).unwrap();
+                assert!(ended, "{step}");
+                assert!(data.len() == 5 || data.len() == 11 || data.len() == 10);
+            }
+        }
+        for (name, bytes, _) in crate::fastpath::corpus::CASES {
+            let Some(at) = bytes.windows(4).position(|w| w == b"\r\n\r\n") else {
+                continue;
+            };
+            let body = &bytes[at + 4..];
+            if !bytes.to_ascii_lowercase().windows(7).any(|w| w == b"chunked") {
+                continue;
+            }
+            let checked = check(body);
+            for step in [1, 3, body.len().max(1)] {
+                match (&checked, decode(body, step)) {
+                    (Err(a), Err(b)) => assert_eq!(*a, b, "{name}"),
+                    (Ok(Progress::Complete(_)), Ok((_, true))) => {}
+                    (Ok(Progress::Partial), Ok((_, false))) => {}
+                    (a, b) => panic!("{name}: check {a:?}, decoder {b:?}"),
+                }
+            }
+        }
+    }
 
     #[test]
     fn valid_bodies_end_where_the_next_request_begins() {

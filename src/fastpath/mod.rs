@@ -10,11 +10,18 @@
 //! will proxy with. The transport itself — proxying plain requests here,
 //! with a per-thread upstream pool — is not built yet.
 
+pub mod body;
 pub mod chunk;
 #[doc(hidden)]
 pub mod corpus;
+pub mod exchange;
 pub mod guard;
 pub mod head;
+pub mod pool;
+pub mod request;
+pub mod response;
+pub mod serve;
+pub mod upstream;
 
 #[cfg(test)]
 mod differential_tests;

@@ -3,9 +3,9 @@
 //! What the hooks read is a [`Snapshot`]; what they set upstream is in
 //! [`headers`]; every answer the proxy makes itself is a [`Refusal`].
 
-mod admit;
+pub(crate) mod admit;
 pub mod answer;
-mod body_copy;
+pub(crate) mod body_copy;
 pub mod ctx;
 pub mod headers;
 mod limits;
@@ -15,7 +15,7 @@ pub mod refusal;
 mod replay;
 pub mod request_id;
 mod snapshot;
-mod unauthorized;
+pub(crate) mod unauthorized;
 pub mod view;
 
 use std::sync::Arc;
@@ -34,7 +34,7 @@ use body_copy::Replay;
 pub use ctx::RequestCtx;
 use headers::{client_ip, finish_response_head, rewrite_for_upstream};
 use refusal::{refuse, Refusal};
-pub use snapshot::{Snapshot, SnapshotError};
+pub use snapshot::{LiveRoute, Snapshot, SnapshotError};
 
 pub struct BearerProxy {
     /// Swapped whole by a reload.

@@ -71,6 +71,7 @@ pub struct RestartOnly {
     pub max_connections: usize,
     pub watch_files: bool,
     pub work_stealing: bool,
+    pub fast_path: bool,
     pub admin_listen: SocketAddr,
     /// The cache backend and its Redis settings, described.
     pub cache: String,
@@ -95,6 +96,7 @@ impl RestartOnly {
             max_connections: config.server.max_connections,
             watch_files: config.server.watch_files,
             work_stealing: config.server.work_stealing,
+            fast_path: config.server.fast_path,
             admin_listen: config.admin.listen,
             cache: describe_cache(&config.cache),
             admin: describe_admin(&config.admin),
@@ -121,6 +123,7 @@ impl RestartOnly {
                 "server.work_stealing",
                 self.work_stealing != new.work_stealing,
             ),
+            ("server.fast_path", self.fast_path != new.fast_path),
             ("admin.listen", self.admin_listen != new.admin_listen),
             ("cache", self.cache != new.cache),
             ("admin.token", self.admin != new.admin),

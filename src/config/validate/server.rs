@@ -68,6 +68,7 @@ impl Validator<'_> {
             max_connections,
             watch_files: raw.watch_files.unwrap_or(d::WATCH_FILES),
             work_stealing: raw.work_stealing.unwrap_or(d::WORK_STEALING),
+            fast_path: raw.fast_path.unwrap_or(d::FAST_PATH),
             upstream_timeout: self.positive(
                 "server.upstream_timeout",
                 raw.upstream_timeout,
