@@ -259,9 +259,11 @@ fn proxy_service(
     certificates: &crate::downstream_tls::ServedCertificates,
 ) -> Result<Service<GatedApp<HttpProxy<BearerProxy>>>, StartError> {
     let idle = current.clone();
-    let fast = settings.fast_path.then(|| crate::fastpath::serve::FastPath {
-        current: current.clone(),
-    });
+    let fast = settings
+        .fast_path
+        .then(|| crate::fastpath::serve::FastPath {
+            current: current.clone(),
+        });
     let mut app = pingora::proxy::http_proxy(&server.configuration, BearerProxy { current });
     // pingora refuses CONNECT itself, with an empty 405; let it reach
     // request_filter, which refuses it (never forwards it) with the

@@ -106,7 +106,9 @@ impl BodyReader {
                 if buf.is_empty() {
                     return Ok(None);
                 }
-                let n = usize::try_from(self.left).unwrap_or(usize::MAX).min(buf.len());
+                let n = usize::try_from(self.left)
+                    .unwrap_or(usize::MAX)
+                    .min(buf.len());
                 self.left -= n as u64;
                 self.done = self.left == 0;
                 // What follows the body stays in the buffer.

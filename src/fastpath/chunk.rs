@@ -201,7 +201,11 @@ impl Decoder {
                     }
                     let n = usize::try_from(left).unwrap_or(usize::MAX).min(buf.len());
                     let left = left - n as u64;
-                    *self = if left == 0 { Decoder::DataEnd } else { Decoder::Data(left) };
+                    *self = if left == 0 {
+                        Decoder::DataEnd
+                    } else {
+                        Decoder::Data(left)
+                    };
                     return Ok(Piece::Data(buf.split_to(n).freeze()));
                 }
                 Decoder::DataEnd => match buf.get(..2) {
@@ -302,7 +306,11 @@ mod tests {
                 continue;
             };
             let body = &bytes[at + 4..];
-            if !bytes.to_ascii_lowercase().windows(7).any(|w| w == b"chunked") {
+            if !bytes
+                .to_ascii_lowercase()
+                .windows(7)
+                .any(|w| w == b"chunked")
+            {
                 continue;
             }
             let checked = check(body);

@@ -211,7 +211,9 @@ async fn replay(
         .with_label_values(&[route.name.as_str()])
         .inc();
     let Some(slot) = ctx.slot(route).cloned() else {
-        return Err(Failure::Refuse(Refusal::Internal("a replay without a token slot")));
+        return Err(Failure::Refuse(Refusal::Internal(
+            "a replay without a token slot",
+        )));
     };
     // The token that drew the 401 was purged: this waits for (or shares)
     // the fetch of a new one.
@@ -219,7 +221,9 @@ async fn replay(
     ctx.link_fetch(&slot);
     ctx.authorization = Some(token.map_err(|u| Failure::Refuse(Refusal::Token(u)))?);
     let kept = ctx.body_copy.concat();
-    upstream::exchange(req, ctx, route, body, Some(kept)).await.map(Some)
+    upstream::exchange(req, ctx, route, body, Some(kept))
+        .await
+        .map(Some)
 }
 
 /// Streams the upstream's answer to the client and gives the upstream
@@ -234,17 +238,33 @@ async fn respond(
 ) -> Done {
     let status = answer.status.as_u16();
     let Some(framing) = response::framing(&answer, req.head.method == Method::HEAD) else {
-        return fail(req, ctx, route, Failure::Refuse(Refusal::UpstreamUnavailable)).await;
+        return fail(
+            req,
+            ctx,
+            route,
+            Failure::Refuse(Refusal::UpstreamUnavailable),
+        )
+        .await;
     };
     up.reusable &= upstream::keeps_alive(&answer) && framing != Framing::Close;
-    let keep = body.done() && client_keeps_alive(req) && framing != Framing::Close;
+    // As pingora's path: a body until close goes to the client chunked
+    // (HTTP/1.1), so the client's connection can stay; bytes of another
+    // request read with this one (pipelining) close it after the answer.
+    let to_client = if framing == Framing::Close {
+        answer.set_version(Version::HTTP_11);
+        let _ = answer.insert_header(http::header::TRANSFER_ENCODING, "chunked");
+        Framing::Chunked
+    } else {
+        framing
+    };
+    let keep = body.done() && client_keeps_alive(req) && req.pending.is_empty();
     if crate::proxy::headers::finish_response_head(&mut answer, ctx).is_err() {
         return Done::closed(0, true);
     }
     finish_connection_headers(&mut answer, keep);
     let mut out = BytesMut::with_capacity(1024);
     response::to_wire(&answer, &mut out);
-    match upstream::relay_answer(req, &mut up, framing, out).await {
+    match upstream::relay_answer(req, &mut up, (framing, to_client), out).await {
         Ok(()) => {
             up.give_back();
             let _ = req.stream.flush().await;
@@ -273,11 +293,15 @@ async fn fail(
         Failure::ClientGone => return Done::closed(0, true),
         Failure::Refuse(refusal) => refusal,
     };
-    if matches!(refusal, Refusal::UpstreamUnavailable | Refusal::UpstreamTimeout) {
-        let what = if matches!(refusal, Refusal::UpstreamTimeout) {
-            "ReadTimedout"
-        } else {
-            "ConnectError"
+    let unanswered = matches!(
+        refusal,
+        Refusal::UpstreamUnavailable | Refusal::UpstreamTimeout
+    );
+    if ctx.upstream_started.is_some() && unanswered {
+        // An attempt that got no answer (a failed connect is traced there).
+        let what = match refusal {
+            Refusal::UpstreamTimeout => "ReadTimedout",
+            _ => "ConnectionClosed",
         };
         ctx.trace.failed(what, &route.upstream.target);
     }

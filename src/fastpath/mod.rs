@@ -20,6 +20,7 @@ pub mod head;
 pub mod pool;
 pub mod request;
 pub mod response;
+pub mod sanitize;
 pub mod serve;
 pub mod upstream;
 

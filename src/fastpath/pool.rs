@@ -41,17 +41,30 @@ pub fn take(peer: u64, idle_timeout: Duration) -> Taken {
     let mut discarded = 0;
     let now = Instant::now();
     loop {
-        let idle = IDLE.with(|pool| pool.borrow_mut().get_mut(&peer).and_then(VecDeque::pop_back));
+        let idle = IDLE.with(|pool| {
+            pool.borrow_mut()
+                .get_mut(&peer)
+                .and_then(VecDeque::pop_back)
+        });
         let Some(mut idle) = idle else {
-            return Taken { stream: None, discarded };
+            return Taken {
+                stream: None,
+                discarded,
+            };
         };
         if now.duration_since(idle.since) >= idle_timeout {
             // The oldest are at the front; everything there is older.
             IDLE.with(|pool| pool.borrow_mut().remove(&peer));
-            return Taken { stream: None, discarded };
+            return Taken {
+                stream: None,
+                discarded,
+            };
         }
         if quiet(&mut idle.stream) {
-            return Taken { stream: Some(idle.stream), discarded };
+            return Taken {
+                stream: Some(idle.stream),
+                discarded,
+            };
         }
         discarded += 1;
     }
@@ -65,7 +78,10 @@ pub fn put(peer: u64, stream: Stream) {
         if list.len() >= MAX_IDLE_PER_PEER {
             list.pop_front();
         }
-        list.push_back(Idle { stream, since: Instant::now() });
+        list.push_back(Idle {
+            stream,
+            since: Instant::now(),
+        });
     });
 }
 
@@ -89,7 +105,9 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let client = TcpStream::connect(listener.local_addr().unwrap());
         let (client, (server, _)) = tokio::join!(client, listener.accept());
-        let stream: Stream = Box::new(pingora::protocols::l4::stream::Stream::from(client.unwrap()));
+        let stream: Stream = Box::new(pingora::protocols::l4::stream::Stream::from(
+            client.unwrap(),
+        ));
         (stream, server.unwrap())
     }
 
@@ -132,6 +150,9 @@ mod tests {
         assert_eq!(len, MAX_IDLE_PER_PEER);
         let taken = take(9, Duration::ZERO);
         assert!(taken.stream.is_none());
-        assert_eq!(IDLE.with(|p| p.borrow().get(&9).map_or(0, VecDeque::len)), 0);
+        assert_eq!(
+            IDLE.with(|p| p.borrow().get(&9).map_or(0, VecDeque::len)),
+            0
+        );
     }
 }

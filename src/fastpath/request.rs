@@ -39,12 +39,8 @@ pub fn build(bytes: &[u8], len: usize) -> Option<RequestHeader> {
         Ok(httparse::Status::Complete(n)) if n == len => {}
         _ => return None,
     }
-    let mut head = RequestHeader::build(
-        req.method?,
-        req.path?.as_bytes(),
-        Some(req.headers.len()),
-    )
-    .ok()?;
+    let mut head =
+        RequestHeader::build(req.method?, req.path?.as_bytes(), Some(req.headers.len())).ok()?;
     head.set_version(match req.version? {
         1 => Version::HTTP_11,
         _ => Version::HTTP_10,

@@ -89,7 +89,12 @@ fn parse(buf: &mut BytesMut) -> Result<Option<(ResponseHeader, bool)>, HeadFault
 /// and for 204 and 304; chunked; one decimal length; else until close. A
 /// length that is not one decimal number is refused (`None`).
 pub fn framing(head: &ResponseHeader, head_request: bool) -> Option<Framing> {
-    if head_request || matches!(head.status, StatusCode::NO_CONTENT | StatusCode::NOT_MODIFIED) {
+    if head_request
+        || matches!(
+            head.status,
+            StatusCode::NO_CONTENT | StatusCode::NOT_MODIFIED
+        )
+    {
         return Some(Framing::Empty);
     }
     if let Some(te) = head.headers.get(TRANSFER_ENCODING) {
@@ -98,7 +103,11 @@ pub fn framing(head: &ResponseHeader, head_request: bool) -> Option<Framing> {
             .rsplit(|b| *b == b',')
             .next()
             .is_some_and(|last| last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
-        return Some(if chunked { Framing::Chunked } else { Framing::Close });
+        return Some(if chunked {
+            Framing::Chunked
+        } else {
+            Framing::Close
+        });
     }
     let mut lengths = head.headers.get_all(CONTENT_LENGTH).iter();
     match (lengths.next(), lengths.next()) {

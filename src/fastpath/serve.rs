@@ -33,7 +33,12 @@ pub enum Tried {
 impl FastPath {
     /// Serves the request at the start of `bytes` if it is plain.
     /// `closing`: the server is shutting down (the answer says `close`).
-    pub async fn try_serve(&self, stream: &mut Stream, mut bytes: BytesMut, closing: bool) -> Tried {
+    pub async fn try_serve(
+        &self,
+        stream: &mut Stream,
+        mut bytes: BytesMut,
+        closing: bool,
+    ) -> Tried {
         let (len, framing) = match head::judge(&bytes) {
             Verdict::Plain { len, framing } => (len, framing),
             _ => return Tried::NotMine(bytes),

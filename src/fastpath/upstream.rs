@@ -20,7 +20,7 @@ use super::body::{self, BodyReader, Framing, ReadFault};
 use super::exchange::client_fault;
 use super::request::FastRequest;
 use super::response::{self, HeadFault};
-use super::{chunk, pool};
+use super::{chunk, pool, sanitize};
 use crate::proxy::headers::rewrite_for_upstream;
 use crate::proxy::refusal::Refusal;
 use crate::proxy::view::Downstream;
@@ -67,21 +67,33 @@ fn connector() -> &'static TransportConnector {
 
 /// A connection to the route's upstream: a live idle one of this
 /// thread's, else a new one.
-async fn connect(route: &LiveRoute, fresh: bool) -> Result<Upstream, Failure> {
+async fn connect(
+    ctx: &mut RequestCtx,
+    route: &LiveRoute,
+    fresh: bool,
+) -> Result<Upstream, Failure> {
     let Some(peer) = route.upstream.peer.load_full() else {
+        ctx.trace.failed("ConnectNoRoute", &route.upstream.target);
         return Err(Failure::Refuse(Refusal::UpstreamUnavailable));
     };
     let key = peer.reuse_hash();
     let o = &peer.options;
     let idle = o.idle_timeout.unwrap_or(Duration::from_secs(60));
-    let taken = if fresh { None } else { Some(pool::take(key, idle)) };
-    route.connections.discarded(taken.as_ref().map_or(0, |t| t.discarded));
+    let taken = if fresh {
+        None
+    } else {
+        Some(pool::take(key, idle))
+    };
+    route
+        .connections
+        .discarded(taken.as_ref().map_or(0, |t| t.discarded));
     let (stream, reused) = match taken.and_then(|t| t.stream) {
         Some(stream) => (stream, true),
         None => match connector().new_stream(&*peer).await {
             Ok(stream) => (stream, false),
             Err(e) => {
                 tracing::debug!(error = %e, route = route.name.as_str(), "upstream connect failed");
+                ctx.trace.failed(e.etype().as_str(), &route.upstream.target);
                 return Err(Failure::Refuse(Refusal::UpstreamUnavailable));
             }
         },
@@ -98,14 +110,27 @@ async fn connect(route: &LiveRoute, fresh: bool) -> Result<Upstream, Failure> {
     })
 }
 
-/// The request's head as it goes upstream (the same rewrite as pingora's
-/// path), on the wire.
-fn upstream_head(req: &FastRequest<'_>, ctx: &mut RequestCtx, route: &LiveRoute) -> Option<BytesMut> {
+/// The request's head as it goes upstream (pingora's preparation and
+/// the same rewrite as pingora's path), on the wire.
+fn upstream_head(
+    req: &FastRequest<'_>,
+    ctx: &mut RequestCtx,
+    route: &LiveRoute,
+) -> Result<BytesMut, Failure> {
+    let malformed = || Failure::Refuse(Refusal::MalformedRequest);
     let mut head = req.head.clone();
-    rewrite_for_upstream(&req.view(), &mut head, ctx, route, ctx.authorization.as_ref());
+    sanitize::before_rewrite(&mut head).map_err(|()| malformed())?;
+    rewrite_for_upstream(
+        &req.view(),
+        &mut head,
+        ctx,
+        route,
+        ctx.authorization.as_ref(),
+    );
+    sanitize::after_rewrite(&mut head, req.framing != super::head::Framing::None);
     ctx.trace.attempt(&mut head, &route.upstream.target);
     ctx.upstream_started = Some(Instant::now());
-    http_req_header_to_wire(&head)
+    http_req_header_to_wire(&head).ok_or_else(malformed)
 }
 
 /// Sends the request (its body from the client, or `kept` for a replay)
@@ -119,14 +144,14 @@ pub async fn exchange(
     body: &mut BodyReader,
     kept: Option<Bytes>,
 ) -> Result<(Upstream, ResponseHeader), Failure> {
-    let wire = upstream_head(req, ctx, route)
-        .ok_or(Failure::Refuse(Refusal::MalformedRequest))?;
-    let mut up = connect(route, false).await?;
+    let mut up = connect(ctx, route, false).await?;
+    let wire = upstream_head(req, ctx, route)?;
     let retry_ok = req.head.method.is_idempotent()
         && (kept.is_some() || req.framing == super::head::Framing::None);
     match attempt(req, ctx, route, &mut up, &wire, body, kept.clone()).await {
         Err(Failure::Refuse(Refusal::UpstreamUnavailable)) if up.reused && retry_ok => {
-            let mut up = connect(route, true).await?;
+            let mut up = connect(ctx, route, true).await?;
+            let wire = upstream_head(req, ctx, route)?;
             let answer = attempt(req, ctx, route, &mut up, &wire, body, kept).await?;
             Ok((up, answer))
         }
@@ -250,7 +275,10 @@ pub async fn read_rest(
 
 /// The answer's head; interim (1xx) answers are passed to the client as
 /// they come. A protocol switch was never asked for: refused.
-async fn read_answer(req: &mut FastRequest<'_>, up: &mut Upstream) -> Result<ResponseHeader, Failure> {
+async fn read_answer(
+    req: &mut FastRequest<'_>,
+    up: &mut Upstream,
+) -> Result<ResponseHeader, Failure> {
     loop {
         let (head, ambiguous) = response::read_head(&mut up.stream, &mut up.buf, up.read_timeout)
             .await
@@ -283,16 +311,20 @@ pub fn keeps_alive(answer: &ResponseHeader) -> bool {
 }
 
 /// Writes `out` (the answer's head) and the answer's body to the client,
-/// each piece as it arrives, in the upstream's framing.
+/// each piece as it arrives: read in the upstream's framing, written in
+/// the client's (`framing`: from, to).
 pub async fn relay_answer(
     req: &mut FastRequest<'_>,
     up: &mut Upstream,
-    framing: Framing,
+    (from, framing): (Framing, Framing),
     mut out: BytesMut,
 ) -> Result<(), ReadFault> {
-    let mut reader = BodyReader::new(framing);
+    let mut reader = BodyReader::new(from);
     loop {
-        let piece = match reader.next(&mut up.stream, &mut up.buf, up.read_timeout).await {
+        let piece = match reader
+            .next(&mut up.stream, &mut up.buf, up.read_timeout)
+            .await
+        {
             Ok(piece) => piece,
             Err(fault) => {
                 // What arrived goes out; the client sees the cut as a close.
