@@ -95,6 +95,19 @@ impl BodyReader {
         }
     }
 
+    /// Everything the bytes at hand still hold of the body, without
+    /// reading: pingora's path passes on a response's chunks as one per
+    /// read, and so does the fast path.
+    pub fn take_more(&mut self, buf: &mut BytesMut, into: &mut BytesMut) -> Result<(), ReadFault> {
+        while !self.done {
+            match self.take(buf)? {
+                Some(piece) => into.extend_from_slice(&piece),
+                None => break,
+            }
+        }
+        Ok(())
+    }
+
     /// A piece from the bytes at hand, if they hold one.
     fn take(&mut self, buf: &mut BytesMut) -> Result<Option<Bytes>, ReadFault> {
         match self.framing {

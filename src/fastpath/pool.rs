@@ -104,11 +104,11 @@ mod tests {
     async fn pair() -> (Stream, TcpStream) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let client = TcpStream::connect(listener.local_addr().unwrap());
-        let (client, (server, _)) = tokio::join!(client, listener.accept());
+        let (client, accepted) = tokio::join!(client, listener.accept());
         let stream: Stream = Box::new(pingora::protocols::l4::stream::Stream::from(
             client.unwrap(),
         ));
-        (stream, server.unwrap())
+        (stream, accepted.unwrap().0)
     }
 
     #[tokio::test]

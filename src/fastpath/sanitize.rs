@@ -27,8 +27,13 @@ const HOP_BY_HOP: [&str; 10] = [
     "http2-settings",
 ];
 
-/// Before the rewrite; `Err` for a `Connection` header pingora refuses.
-pub fn before_rewrite(req: &mut RequestHeader) -> Result<(), ()> {
+/// A `Connection` header pingora's path refuses: too many nominations, a
+/// malformed one, or one naming a field the proxy sets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BadNomination;
+
+/// Before the rewrite.
+pub fn before_rewrite(req: &mut RequestHeader) -> Result<(), BadNomination> {
     req.set_version(Version::HTTP_11);
     for name in nominated(req)? {
         req.remove_header(&name);
@@ -50,7 +55,7 @@ pub fn after_rewrite(req: &mut RequestHeader, has_body: bool) {
 }
 
 /// The field names `Connection` nominates.
-fn nominated(req: &RequestHeader) -> Result<Vec<HeaderName>, ()> {
+fn nominated(req: &RequestHeader) -> Result<Vec<HeaderName>, BadNomination> {
     let mut names = Vec::new();
     let tokens = req
         .headers
@@ -64,14 +69,14 @@ fn nominated(req: &RequestHeader) -> Result<Vec<HeaderName>, ()> {
             || token.starts_with(b":")
             || !token.iter().all(|b| tchar(*b))
         {
-            return Err(());
+            return Err(BadNomination);
         }
-        let name = HeaderName::from_bytes(token).map_err(|_| ())?;
+        let name = HeaderName::from_bytes(token).map_err(|_| BadNomination)?;
         if matches!(
             name.as_str(),
             "host" | "x-forwarded-for" | "x-forwarded-host" | "x-forwarded-proto"
         ) {
-            return Err(());
+            return Err(BadNomination);
         }
         names.push(name);
     }

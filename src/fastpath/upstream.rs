@@ -21,7 +21,7 @@ use super::exchange::client_fault;
 use super::request::FastRequest;
 use super::response::{self, HeadFault};
 use super::{chunk, pool, sanitize};
-use crate::proxy::headers::rewrite_for_upstream;
+use crate::proxy::headers::{finish_response_head, rewrite_for_upstream};
 use crate::proxy::refusal::Refusal;
 use crate::proxy::view::Downstream;
 use crate::proxy::{LiveRoute, RequestCtx};
@@ -119,7 +119,7 @@ fn upstream_head(
 ) -> Result<BytesMut, Failure> {
     let malformed = || Failure::Refuse(Refusal::MalformedRequest);
     let mut head = req.head.clone();
-    sanitize::before_rewrite(&mut head).map_err(|()| malformed())?;
+    sanitize::before_rewrite(&mut head).map_err(|_| malformed())?;
     rewrite_for_upstream(
         &req.view(),
         &mut head,
@@ -186,7 +186,7 @@ async fn attempt(
         None => send_body(req, ctx, route, body, up, framing).await?,
     };
     up.reusable &= sent_all;
-    read_answer(req, up).await
+    read_answer(req, ctx, up).await
 }
 
 fn req_framing(req: &FastRequest<'_>) -> Framing {
@@ -277,6 +277,7 @@ pub async fn read_rest(
 /// they come. A protocol switch was never asked for: refused.
 async fn read_answer(
     req: &mut FastRequest<'_>,
+    ctx: &RequestCtx,
     up: &mut Upstream,
 ) -> Result<ResponseHeader, Failure> {
     loop {
@@ -292,6 +293,11 @@ async fn read_answer(
         }
         if !head.status.is_informational() {
             return Ok(head);
+        }
+        let mut head = head;
+        // The same finish as every answer (hop-by-hop fields, the id).
+        if finish_response_head(&mut head, ctx).is_err() {
+            return Err(Failure::ClientGone);
         }
         let mut out = BytesMut::with_capacity(256);
         response::to_wire(&head, &mut out);
@@ -320,12 +326,21 @@ pub async fn relay_answer(
     mut out: BytesMut,
 ) -> Result<(), ReadFault> {
     let mut reader = BodyReader::new(from);
+    let mut data = BytesMut::new();
     loop {
         let piece = match reader
             .next(&mut up.stream, &mut up.buf, up.read_timeout)
             .await
         {
-            Ok(piece) => piece,
+            Ok(Some(piece)) => {
+                data.extend_from_slice(&piece);
+                reader.take_more(&mut up.buf, &mut data).map(|()| true)
+            }
+            Ok(None) => Ok(false),
+            Err(fault) => Err(fault),
+        };
+        let more = match piece {
+            Ok(more) => more,
             Err(fault) => {
                 // What arrived goes out; the client sees the cut as a close.
                 let _ = req.stream.write_all(&out).await;
@@ -333,17 +348,20 @@ pub async fn relay_answer(
                 return Err(fault);
             }
         };
-        match &piece {
-            Some(p) => body::frame(framing, p, &mut out),
-            None if framing == Framing::Chunked => out.extend_from_slice(chunk::LAST),
-            None => {}
+        if !data.is_empty() {
+            body::frame(framing, &data, &mut out);
+            data.clear();
+        }
+        let ended = !more || reader.done();
+        if ended && framing == Framing::Chunked {
+            out.extend_from_slice(chunk::LAST);
         }
         if req.stream.write_all(&out).await.is_err() {
             up.reusable = false;
             return Err(ReadFault::Closed);
         }
         out.clear();
-        if piece.is_none() {
+        if ended {
             return Ok(());
         }
     }

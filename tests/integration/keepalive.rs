@@ -129,6 +129,7 @@ async fn every_shape_in_turn<S: AsyncRead + AsyncWrite + Unpin>(conn: &mut S) {
     assert_eq!(response(conn).await.0, 200);
 }
 
+crate::both_transports! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_plain_connection_carries_requests_of_every_shape_in_turn() {
     let idp = Idp::start().await;
@@ -157,9 +158,15 @@ async fn one_plain_connection_carries_requests_of_every_shape_in_turn() {
         "one connection per request"
     );
     assert!(new >= 1.0 && reused >= 1.0, "new {new}, reused {reused}");
-    assert!(!proxy.output().contains("failed to acquire reusable stream"));
+    let output = proxy.output();
+    assert!(
+        !output.contains("failed to acquire reusable stream"),
+        "{output}"
+    );
+}
 }
 
+crate::both_transports! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_tls_connection_carries_requests_of_every_shape_in_turn() {
     let idp = Idp::start().await;
@@ -173,7 +180,9 @@ async fn one_tls_connection_carries_requests_of_every_shape_in_turn() {
     every_shape_in_turn(&mut conn).await;
     assert_eq!(paths(&upstream), EVERY_SHAPE);
 }
+}
 
+crate::both_transports! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http_1_0_and_pipelined_requests_are_answered_as_before() {
     let idp = Idp::start().await;
@@ -200,4 +209,5 @@ async fn http_1_0_and_pipelined_requests_are_answered_as_before() {
     conn.read_to_end(&mut rest).await.unwrap();
     assert!(rest.is_empty(), "{}", String::from_utf8_lossy(&rest));
     assert_eq!(paths(&upstream), ["/x", "/one"]);
+}
 }

@@ -23,6 +23,7 @@ async fn raw(port: u16, request: &[u8]) -> u16 {
     head.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0)
 }
 
+crate::both_transports! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_ambiguous_and_oversized_requests_get_4xx_and_are_not_forwarded() {
     let idp = Idp::start().await;
@@ -80,7 +81,9 @@ async fn malformed_ambiguous_and_oversized_requests_get_4xx_and_are_not_forwarde
         "still alive"
     );
 }
+}
 
+crate::both_transports! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bodies_over_the_route_limit_get_413_declared_or_streamed() {
     let idp = Idp::start().await;
@@ -123,7 +126,9 @@ async fn bodies_over_the_route_limit_get_413_declared_or_streamed() {
         Err(e) => assert!(e.is_request() || e.is_body(), "{e}"),
     }
 }
+}
 
+crate::both_transports! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_upstream_gives_504_upstream_timeout() {
     let idp = Idp::start().await;
@@ -142,7 +147,9 @@ async fn a_slow_upstream_gives_504_upstream_timeout() {
     assert_eq!(body["error"], "upstream_timeout");
     assert!(started.elapsed() < Duration::from_secs(2));
 }
+}
 
+crate::both_transports! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_and_slow_clients_cannot_pin_connections() {
     let idp = Idp::start().await;
@@ -176,6 +183,7 @@ async fn idle_and_slow_clients_cannot_pin_connections() {
         "a stalled upload pinned the connection"
     );
 }
+}
 
 /// Reads (and drops) whatever arrives until the proxy closes the socket;
 /// false if it is still open after `limit`.
@@ -192,6 +200,7 @@ async fn closed_within(stream: &mut TcpStream, limit: Duration) -> bool {
     .is_ok()
 }
 
+crate::both_transports! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hop_by_hop_headers_are_stripped_in_both_directions() {
     let idp = Idp::start().await;
@@ -223,4 +232,5 @@ async fn hop_by_hop_headers_are_stripped_in_both_directions() {
         assert!(seen.header(gone).is_none(), "request kept {gone}");
     }
     assert_eq!(seen.header("x-end-to-end"), Some("kept"));
+}
 }

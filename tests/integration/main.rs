@@ -12,6 +12,7 @@ mod config_errors;
 mod config_leaks;
 mod connections;
 mod deploy_kit;
+mod differential;
 mod doctor;
 mod errors;
 mod fleet;

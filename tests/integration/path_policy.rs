@@ -41,6 +41,7 @@ async fn api_proxy(idp: &Idp, upstream: &Upstream, methods: Option<Vec<String>>)
     Proxy::start(&config).await
 }
 
+crate::both_transports! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn paths_that_escape_the_route_prefix_get_400_bad_path_and_reach_nobody() {
     let idp = Idp::start().await;
@@ -99,7 +100,9 @@ async fn paths_that_escape_the_route_prefix_get_400_bad_path_and_reach_nobody() 
         "forwarded exactly as received"
     );
 }
+}
 
+crate::both_transports! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn trace_and_connect_get_405_with_allow_and_reach_nobody() {
     let idp = Idp::start().await;
@@ -120,7 +123,9 @@ async fn trace_and_connect_get_405_with_allow_and_reach_nobody() {
     }
     assert_eq!(upstream.state.request_count(), 0);
 }
+}
 
+crate::both_transports! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_route_forwards_only_the_methods_it_names() {
     let idp = Idp::start().await;
@@ -135,4 +140,5 @@ async fn a_route_forwards_only_the_methods_it_names() {
     assert_eq!(upstream.state.request_count(), 0);
     let (status, _, _) = exchange(proxy.port, &get(b"/ic/api/x")).await;
     assert_eq!(status, 200);
+}
 }

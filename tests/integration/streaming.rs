@@ -2,6 +2,7 @@ use crate::support::*;
 
 const TWENTY_MB: usize = 20 * 1024 * 1024;
 
+crate::both_transports! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_mb_bodies_stream_through_intact_both_ways_without_buffering() {
     let idp = Idp::start().await;
@@ -41,4 +42,5 @@ async fn twenty_mb_bodies_stream_through_intact_both_ways_without_buffering() {
         "peak RSS grew by {} MiB for 20 MiB bodies: they were buffered",
         growth / (1024 * 1024)
     );
+}
 }

@@ -38,6 +38,7 @@ fn count(statuses: &[u16], status: u16) -> usize {
     statuses.iter().filter(|s| **s == status).count()
 }
 
+crate::both_transports! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twelve_slow_requests_through_a_ceiling_of_three_all_succeed_and_never_exceed_three() {
     let idp = Idp::start().await;
@@ -67,7 +68,9 @@ async fn twelve_slow_requests_through_a_ceiling_of_three_all_succeed_and_never_e
         0.0
     );
 }
+}
 
+crate::both_transports! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_no_queue_time_the_excess_gets_503_upstream_busy_at_once() {
     let idp = Idp::start().await;
@@ -110,6 +113,7 @@ async fn with_no_queue_time_the_excess_gets_503_upstream_busy_at_once() {
         assert_eq!(answer.unwrap().status(), 200);
     }
 }
+}
 
 fn rate(text: &str, burst: u32, per: LimitPer) -> RawLimit {
     RawLimit {
@@ -136,6 +140,7 @@ fn header<'a>(r: &'a reqwest::Response, name: &str) -> &'a str {
         .unwrap_or_default()
 }
 
+crate::both_transports! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_per_caller_rate_limits_one_api_key_and_not_the_other() {
     let idp = Idp::start().await;
@@ -208,6 +213,7 @@ async fn a_per_caller_rate_limits_one_api_key_and_not_the_other() {
         );
     }
 }
+}
 
 async fn post(proxy: &Proxy, path: &str, body: reqwest::Body) -> reqwest::Response {
     client()
@@ -218,6 +224,7 @@ async fn post(proxy: &Proxy, path: &str, body: reqwest::Body) -> reqwest::Respon
         .unwrap()
 }
 
+crate::both_transports! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn messages_are_counted_one_per_started_50_kb_and_the_quota_refuses_what_does_not_fit() {
     let idp = Idp::start().await;
@@ -281,7 +288,9 @@ async fn messages_are_counted_one_per_started_50_kb_and_the_quota_refuses_what_d
     );
     assert_eq!(counted("chunked").await, 4.0, "a GET is one message");
 }
+}
 
+crate::both_transports! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_disconnects_while_queued_leaves_the_queue() {
     let idp = Idp::start().await;
@@ -335,7 +344,9 @@ async fn a_client_that_disconnects_while_queued_leaves_the_queue() {
     raw.read_to_string(&mut answer).await.unwrap();
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
 }
+}
 
+crate::both_transports! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oracle_integrations_429_and_503_pass_through_unretried_and_are_counted() {
     let idp = Idp::start().await;
@@ -361,6 +372,7 @@ async fn oracle_integrations_429_and_503_pass_through_unretried_and_are_counted(
             format!("bearer_proxy_upstream_throttled_total{{route=\"main\",status=\"{status}\"}}");
         assert_eq!(proxy.metric(&sample).await, 1.0, "{sample}");
     }
+}
 }
 
 fn fleet_config<'a>(
@@ -406,6 +418,7 @@ async fn fleet(n: usize, name: &str, limit: RawLimit) -> Fleet {
     }
 }
 
+crate::both_transports! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_replicas_share_one_concurrency_ceiling() {
     let Fleet {
@@ -435,7 +448,9 @@ async fn two_replicas_share_one_concurrency_ceiling() {
         redis.keys()
     );
 }
+}
 
+crate::both_transports! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_replicas_share_one_rate() {
     let f = fleet(3, "fleet-rate", rate("10/min", 10, LimitPer::All)).await;
@@ -446,6 +461,7 @@ async fn three_replicas_share_one_rate() {
     // regain one every 6 s, so a burst sees the bucket's 10 (11 at most).
     assert!((10..=11).contains(&admitted), "{statuses:?}");
     assert_eq!(count(&statuses, 429), 30 - admitted);
+}
 }
 
 /// `/status` shows `replicas` for `limit`.
@@ -458,6 +474,7 @@ async fn replicas_seen(proxy: &Proxy, limit: &str) -> u64 {
         .unwrap_or(0)
 }
 
+crate::both_transports! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_redis_killed_requests_keep_succeeding_within_the_replicas_share() {
     let Fleet {
@@ -490,7 +507,9 @@ async fn with_redis_killed_requests_keep_succeeding_within_the_replicas_share() 
         "{status}"
     );
 }
+}
 
+crate::both_transports! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_killed_holding_places_gives_them_back_within_the_lease() {
     let Fleet {
@@ -537,7 +556,9 @@ async fn a_replica_killed_holding_places_gives_them_back_within_the_lease() {
         h.abort();
     }
 }
+}
 
+crate::both_transports! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reload_applies_a_changed_limit_and_keeps_the_counts_of_unchanged_ones() {
     let idp = Idp::start().await;
@@ -590,4 +611,5 @@ async fn a_reload_applies_a_changed_limit_and_keeps_the_counts_of_unchanged_ones
     );
     let held = holder.await.unwrap().unwrap();
     assert_eq!(held.status(), 200, "the request in flight kept its place");
+}
 }

@@ -5,6 +5,7 @@ use crate::support::*;
 
 const RETRIES: &str = "bearer_proxy_upstream_unauthorized_retries_total{route=\"main\"}";
 
+crate::both_transports! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revoked_token_is_renewed_and_the_request_replayed_once() {
     let idp = Idp::start().await;
@@ -34,7 +35,9 @@ async fn a_revoked_token_is_renewed_and_the_request_replayed_once() {
     assert_eq!(get_status(proxy.url("/y")).await, 200);
     assert_eq!(upstream.state.request_count(), 4);
 }
+}
 
+crate::both_transports! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_401_goes_back_to_the_client_without_a_loop() {
     let idp = Idp::start().await;
@@ -60,6 +63,7 @@ async fn a_second_401_goes_back_to_the_client_without_a_loop() {
             .await,
         1.0
     );
+}
 }
 
 /// Sends `body` to the proxy with `method`.
@@ -113,6 +117,7 @@ async fn assert_replayed(r: reqwest::Response, body: &[u8], upstream: &Upstream)
     assert_eq!(seen[2].body_len, body.len() as u64);
 }
 
+crate::both_transports! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_body_beyond_pingoras_retry_buffer_is_replayed_by_the_proxy() {
     let (idp, upstream, proxy) = revoked_default().await;
@@ -144,6 +149,7 @@ async fn a_body_beyond_pingoras_retry_buffer_is_replayed_by_the_proxy() {
         "the replay is not a proxy failure: {}",
         proxy.output()
     );
+}
 }
 
 /// A chunked upload of `first` bytes, then (once the upstream has refused
@@ -178,6 +184,7 @@ async fn refused_mid_body(
     sending.await.unwrap().unwrap()
 }
 
+crate::both_transports! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_chunked_body_refused_mid_stream_is_read_to_the_end_and_replayed() {
     let (_idp, upstream, proxy) = revoked_default().await;
@@ -186,7 +193,9 @@ async fn a_chunked_body_refused_mid_stream_is_read_to_the_end_and_replayed() {
     assert_replayed(r, &vec![5u8; 300_000], &upstream).await;
     assert!(upstream.state.requests()[1].body_len >= 100_000);
 }
+}
 
+crate::both_transports! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_chunked_body_that_outgrows_the_replay_limit_gets_the_upstreams_401() {
     let idp = Idp::start().await;
@@ -205,7 +214,9 @@ async fn a_chunked_body_that_outgrows_the_replay_limit_gets_the_upstreams_401() 
     assert_eq!(upstream.state.request_count(), 2, "not replayed");
     assert_eq!(get_status(proxy.url("/after")).await, 200, "token renewed");
 }
+}
 
+crate::both_transports! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_body_refused_before_it_was_read_is_read_to_the_end_and_replayed() {
     let (_idp, upstream, proxy) = revoked_default().await;
@@ -215,7 +226,9 @@ async fn a_body_refused_before_it_was_read_is_read_to_the_end_and_replayed() {
     assert_replayed(r, &body, &upstream).await;
     assert_eq!(upstream.state.requests()[1].body_len, 0, "refused unread");
 }
+}
 
+crate::both_transports! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replayed_request_streams_a_large_answer_back() {
     let (_idp, upstream, proxy) = revoked_default().await;
@@ -231,7 +244,9 @@ async fn a_replayed_request_streams_a_large_answer_back() {
     assert_eq!(r.bytes().await.unwrap().len(), 5_000_000);
     assert_eq!(upstream.state.request_count(), 3);
 }
+}
 
+crate::both_transports! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replayed_request_over_https_is_verified_like_the_first() {
     let idp = Idp::start().await;
@@ -250,7 +265,9 @@ async fn a_replayed_request_over_https_is_verified_like_the_first() {
         Some(format!("localhost:{}", upstream.addr.port()).as_str())
     );
 }
+}
 
+crate::both_transports! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_401_to_a_large_replay_goes_back_to_the_client() {
     let idp = Idp::start().await;
@@ -277,7 +294,9 @@ async fn a_second_401_to_a_large_replay_goes_back_to_the_client() {
         1.0
     );
 }
+}
 
+crate::both_transports! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_body_over_the_replay_limit_gets_the_401_but_the_token_is_still_renewed() {
     let idp = Idp::start().await;
@@ -305,7 +324,9 @@ async fn a_body_over_the_replay_limit_gets_the_401_but_the_token_is_still_renewe
     }
     assert_eq!(proxy.metric(RETRIES).await, 0.0);
 }
+}
 
+crate::both_transports! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_large_replay_without_a_token_answers_token_unavailable() {
     let (idp, upstream, proxy) = revoked_default().await;
@@ -316,7 +337,9 @@ async fn a_large_replay_without_a_token_answers_token_unavailable() {
     assert_eq!(body["error"], "token_unavailable");
     assert_eq!(upstream.state.request_count(), 2, "not replayed");
 }
+}
 
+crate::both_transports! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_401s_for_the_same_token_cause_one_renewal() {
     let idp = Idp::start().await;
@@ -334,7 +357,9 @@ async fn concurrent_401s_for_the_same_token_cause_one_renewal() {
         "no purge storm: one renewal for twenty 401s"
     );
 }
+}
 
+crate::both_transports! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_401_while_the_identity_service_is_down_answers_token_unavailable() {
     let idp = Idp::start().await;
@@ -352,4 +377,5 @@ async fn a_401_while_the_identity_service_is_down_answers_token_unavailable() {
         2,
         "not replayed without a token"
     );
+}
 }

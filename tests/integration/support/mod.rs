@@ -305,6 +305,7 @@ impl<'a> ProxyConfig<'a> {
                 // admin call; a watch reload racing those would make them
                 // flaky. tests/integration/watch.rs turns it back on.
                 watch_files: Some(false),
+                fast_path: Transport::current(),
                 ..RawServer::default()
             },
             ..RawConfig::default()
@@ -1009,4 +1010,54 @@ impl Demo {
         wait_listening(demo.listen).await;
         demo
     }
+}
+
+/// Which transport a test's proxies serve plain HTTP/1 requests with
+/// (`server.fast_path`), set for the test's task by [`both_transports!`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    Fast,
+    Pingora,
+}
+
+tokio::task_local! {
+    static TRANSPORT: Transport;
+}
+
+impl Transport {
+    /// Runs `test` with every `ProxyConfig::new` of its task on this
+    /// transport.
+    pub async fn scope<F: std::future::Future>(self, test: F) -> F::Output {
+        TRANSPORT.scope(self, test).await
+    }
+
+    /// The transport of the running test (`server.fast_path`'s default
+    /// outside [`both_transports!`]).
+    pub fn current() -> Option<bool> {
+        TRANSPORT.try_with(|t| *t == Transport::Fast).ok()
+    }
+}
+
+/// Each test inside runs twice, as `<name>::fast_path` and
+/// `<name>::pingora_path`: a parameter of the test, not a copy.
+#[macro_export]
+macro_rules! both_transports {
+    ($($(#[$attr:meta])* async fn $name:ident() $body:block)*) => {$(
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            async fn run() $body
+
+            $(#[$attr])*
+            async fn fast_path() {
+                $crate::support::Transport::Fast.scope(run()).await
+            }
+
+            $(#[$attr])*
+            async fn pingora_path() {
+                $crate::support::Transport::Pingora.scope(run()).await
+            }
+        }
+    )*};
 }
