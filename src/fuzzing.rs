@@ -90,14 +90,49 @@ pub fn trace_context(data: &[u8]) {
 /// bytes and ends with its blank line; a complete chunked body ends
 /// within the bytes.
 pub fn request_head(data: &[u8]) {
-    use crate::fastpath::{chunk, guard, head};
+    use crate::fastpath::{chunk, guard, head, request, response};
     let _ = guard::judge(data);
     if let head::Verdict::Plain { len, .. } = head::judge(data) {
         assert!(len <= data.len() && data[..len].ends_with(b"\r\n\r\n"));
+        // The fast path's own head, built from what the guard passed.
+        let _ = request::build(&bytes::Bytes::copy_from_slice(&data[..len]));
     }
-    if let Ok(chunk::Progress::Complete(len)) = chunk::check(data) {
+    let checked = chunk::check(data);
+    if let Ok(chunk::Progress::Complete(len)) = checked {
         assert!(len <= data.len() && data[..len].ends_with(b"\r\n"));
     }
+    // The streaming decoder, fed in pieces split where the data says,
+    // agrees with the check on the same bytes: both refuse (the fault
+    // named can differ with where the bytes were split: a size line cut
+    // short is judged as a size before its bare LF arrives), both find the
+    // end, or both wait for more.
+    let step = usize::from(data.first().copied().unwrap_or(1)).max(1);
+    match (checked, decode_in_steps(data, step)) {
+        (Err(_), Err(_)) => {}
+        (Ok(chunk::Progress::Complete(_)), Ok(true))
+        | (Ok(chunk::Progress::Partial), Ok(false)) => {}
+        (a, b) => panic!("check {a:?} but decoder {b:?}"),
+    }
+    // An upstream's answer head, as the fast path reads it.
+    let _ = response::parse_head(&mut bytes::BytesMut::from(data));
+}
+
+/// Whether `data`'s chunked body ends, decoded `step` bytes at a time.
+fn decode_in_steps(data: &[u8], step: usize) -> Result<bool, crate::fastpath::chunk::Fault> {
+    use crate::fastpath::chunk::{Decoder, Piece};
+    let mut decoder = Decoder::default();
+    let mut buf = bytes::BytesMut::new();
+    for piece in data.chunks(step) {
+        buf.extend_from_slice(piece);
+        loop {
+            match decoder.next(&mut buf)? {
+                Piece::Data(_) => {}
+                Piece::End => return Ok(true),
+                Piece::More => break,
+            }
+        }
+    }
+    Ok(false)
 }
 
 /// A fuzz entry: bytes in, nothing out.

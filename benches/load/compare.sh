@@ -40,7 +40,7 @@ mode() { [[ " $MODES " == *" $1 "* ]]; }
 RATE_CONNS=${RATE_CONNS:-50}
 started=$SECONDS
 . benches/load/common.sh
-cargo build --release --quiet --example paced_load
+[ -n "${NO_BUILD:-}" ] || cargo build --release --quiet --example paced_load
 PACED=$TARGET/release/examples/paced_load
 built=$SECONDS
 

@@ -80,15 +80,18 @@ pub(super) async fn serve_http1<A>(
             },
         };
         rest_of_head(&mut stream, &mut head, &timing).await;
-        // Framing two readers could disagree on never reaches pingora.
-        if let Some(why) = crate::fastpath::guard::judge(&head) {
-            crate::fastpath::guard::refuse(&mut stream, why).await;
-            return;
-        }
+        // Framing two readers could disagree on is never forwarded.
+        let first = match crate::fastpath::guard::check(&head) {
+            Ok(first) => first,
+            Err(why) => {
+                crate::fastpath::guard::refuse(&mut stream, why).await;
+                return;
+            }
+        };
         if let Some(fast) = fast {
             served += 1;
             let closing = *shutdown.borrow() || limit.is_some_and(|l| served >= l);
-            match fast.try_serve(&mut stream, head, closing).await {
+            match fast.try_serve(&mut stream, head, &first, closing).await {
                 Tried::Served(After::KeepAlive(rest)) => {
                     next = Some(rest);
                     continue;

@@ -50,6 +50,9 @@ pub fn check(body: &[u8]) -> Result<Progress, Fault> {
     let mut at = 0;
     loop {
         let Some(line) = line(&body[at..])? else {
+            if body.len() - at > MAX_LINE {
+                return Err(Fault::Size);
+            }
             return partial_size(&body[at..]);
         };
         let size = size_line(line)?;
@@ -128,6 +131,9 @@ fn partial_size(rest: &[u8]) -> Result<Progress, Fault> {
 fn trailers(body: &[u8], mut at: usize) -> Result<Progress, Fault> {
     loop {
         let Some(line) = line(&body[at..])? else {
+            if body.len() - at > MAX_LINE {
+                return Err(Fault::Size);
+            }
             return Ok(Progress::Partial);
         };
         at += line.len() + 2;
@@ -159,8 +165,8 @@ fn trailer_line(line: &[u8]) -> Result<(), Fault> {
     Ok(())
 }
 
-/// The longest size or trailer line the decoder waits for: a longer one
-/// is refused rather than buffered.
+/// The longest unfinished size or trailer line waited for: a longer one
+/// is refused rather than buffered (by the check and the decoder alike).
 const MAX_LINE: usize = 4096;
 
 /// A chunked body decoded as it streams, by the rules of [`check`]: the

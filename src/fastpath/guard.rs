@@ -17,25 +17,33 @@ use crate::proxy::request_id;
 /// How long a refused client gets to read the answer before the close.
 const LINGER: Duration = Duration::from_millis(500);
 
-/// Why the bytes are refused, or `None` to hand them to pingora. Every
-/// request the bytes hold whole is judged, so a request pipelined behind
-/// a plain one cannot slip past inside the same read.
+/// Why the bytes are refused, or `None` to hand them on. Every request
+/// the bytes hold whole is judged, so a request pipelined behind a plain
+/// one cannot slip past inside the same read.
 pub fn judge(bytes: &[u8]) -> Option<Refusal> {
-    let mut at = 0;
-    while at < bytes.len() {
-        match one(&bytes[at..]) {
-            Ok(Some(len)) => at += len,
-            Ok(None) => return None,
-            Err(refusal) => return Some(refusal),
-        }
-    }
-    None
+    check(bytes).err()
 }
 
-/// The request at the start of `bytes`: refused, or its whole length
-/// (head and body) when the bytes hold all of it.
-fn one(bytes: &[u8]) -> Result<Option<usize>, Refusal> {
-    let (len, framing) = match head::judge(bytes) {
+/// [`judge`], with the first head's verdict when nothing is refused (the
+/// fast path takes it from here rather than parsing the head again).
+pub fn check(bytes: &[u8]) -> Result<Verdict, Refusal> {
+    let first = head::judge(bytes);
+    let mut at = 0;
+    let mut verdict = first.clone();
+    while at < bytes.len() {
+        match one(&bytes[at..], verdict)? {
+            Some(len) => at += len,
+            None => break,
+        }
+        verdict = head::judge(&bytes[at..]);
+    }
+    Ok(first)
+}
+
+/// The request at the start of `bytes` (`verdict`: its head's): refused,
+/// or its whole length (head and body) when the bytes hold all of it.
+fn one(bytes: &[u8], verdict: Verdict) -> Result<Option<usize>, Refusal> {
+    let (len, framing) = match verdict {
         Verdict::Refuse(Refused::TooManyHeaders) => {
             return Err(Refusal::HeadersTooLarge(
                 Refused::TooManyHeaders.message().into(),

@@ -29,13 +29,15 @@ pub struct FastRequest<'s> {
     pub keep_alive_ok: bool,
 }
 
-/// The head at the start of `bytes` (already judged plain, `len` bytes),
-/// as pingora's reader would build it; `None` when it cannot be built
-/// (then pingora's path takes the request as before).
-pub fn build(bytes: &[u8], len: usize) -> Option<RequestHeader> {
+/// The head `raw` (already judged plain), as pingora's reader would
+/// build it; `None` when it cannot be built (then pingora's path takes
+/// the request as before). Names and values are slices of `raw`, not
+/// copies.
+pub fn build(raw: &Bytes) -> Option<RequestHeader> {
+    let len = raw.len();
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut headers);
-    match req.parse(&bytes[..len]) {
+    match req.parse(raw) {
         Ok(httparse::Status::Complete(n)) if n == len => {}
         _ => return None,
     }
@@ -46,8 +48,8 @@ pub fn build(bytes: &[u8], len: usize) -> Option<RequestHeader> {
         _ => Version::HTTP_10,
     });
     for h in req.headers.iter() {
-        let name = Bytes::copy_from_slice(h.name.as_bytes()).into_case_header_name();
-        let value = http::HeaderValue::from_bytes(h.value).ok()?;
+        let name = raw.slice_ref(h.name.as_bytes()).into_case_header_name();
+        let value = http::HeaderValue::from_maybe_shared(raw.slice_ref(h.value)).ok()?;
         head.append_header(name, value).ok()?;
     }
     Some(head)

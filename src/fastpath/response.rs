@@ -36,7 +36,7 @@ pub async fn read_head(
     timeout: Duration,
 ) -> Result<(ResponseHeader, bool), HeadFault> {
     loop {
-        if let Some(done) = parse(buf)? {
+        if let Some(done) = parse_head(buf)? {
             return Ok(done);
         }
         if buf.len() > MAX_HEAD {
@@ -52,14 +52,28 @@ pub async fn read_head(
 }
 
 /// The head at the front of `buf`, taken out of it, if it is all there.
-fn parse(buf: &mut BytesMut) -> Result<Option<(ResponseHeader, bool)>, HeadFault> {
+pub fn parse_head(buf: &mut BytesMut) -> Result<Option<(ResponseHeader, bool)>, HeadFault> {
+    let len = {
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut resp = httparse::Response::new(&mut headers);
+        match resp.parse(buf) {
+            Ok(httparse::Status::Complete(len)) => len,
+            Ok(httparse::Status::Partial) => return Ok(None),
+            Err(_) => return Err(HeadFault::Invalid),
+        }
+    };
+    // Names and values become slices of the head's bytes, not copies.
+    let raw = buf.split_to(len).freeze();
+    build(&raw).map(Some)
+}
+
+/// The answer head `raw` (parsed whole before) as pingora's client builds it.
+fn build(raw: &bytes::Bytes) -> Result<(ResponseHeader, bool), HeadFault> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut resp = httparse::Response::new(&mut headers);
-    let len = match resp.parse(buf) {
-        Ok(httparse::Status::Complete(len)) => len,
-        Ok(httparse::Status::Partial) => return Ok(None),
-        Err(_) => return Err(HeadFault::Invalid),
-    };
+    if !matches!(resp.parse(raw), Ok(httparse::Status::Complete(_))) {
+        return Err(HeadFault::Invalid);
+    }
     let code = resp.code.ok_or(HeadFault::Invalid)?;
     let mut head =
         ResponseHeader::build(code, Some(resp.headers.len())).map_err(|_| HeadFault::Invalid)?;
@@ -71,8 +85,8 @@ fn parse(buf: &mut BytesMut) -> Result<Option<(ResponseHeader, bool)>, HeadFault
     head.set_reason_phrase(resp.reason)
         .map_err(|_| HeadFault::Invalid)?;
     for h in resp.headers.iter() {
-        let name = bytes::Bytes::copy_from_slice(h.name.as_bytes()).into_case_header_name();
-        let value = pingora::http::header_value_from_raw(bytes::Bytes::copy_from_slice(h.value));
+        let name = raw.slice_ref(h.name.as_bytes()).into_case_header_name();
+        let value = pingora::http::header_value_from_raw(raw.slice_ref(h.value));
         head.append_header(name, value)
             .map_err(|_| HeadFault::Invalid)?;
     }
@@ -81,8 +95,7 @@ fn parse(buf: &mut BytesMut) -> Result<Option<(ResponseHeader, bool)>, HeadFault
     if ambiguous {
         head.remove_header(&CONTENT_LENGTH);
     }
-    let _ = buf.split_to(len);
-    Ok(Some((head, ambiguous)))
+    Ok((head, ambiguous))
 }
 
 /// How the answer's body is delimited, by RFC 9112 §6.3: none after HEAD

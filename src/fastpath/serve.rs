@@ -12,7 +12,7 @@ use http::Method;
 use pingora::protocols::Stream;
 
 use super::exchange::{self, After, Conn};
-use super::head::{self, Verdict};
+use super::head::Verdict;
 use super::request::{self, FastRequest};
 use crate::downstream_tls::CertSubject;
 use crate::proxy::Snapshot;
@@ -31,25 +31,30 @@ pub enum Tried {
 }
 
 impl FastPath {
-    /// Serves the request at the start of `bytes` if it is plain.
+    /// Serves the request at the start of `bytes` if it is plain;
+    /// `first` is the guard's verdict on its head (not parsed again).
     /// `closing`: the server is shutting down (the answer says `close`).
     pub async fn try_serve(
         &self,
         stream: &mut Stream,
         mut bytes: BytesMut,
+        first: &Verdict,
         closing: bool,
     ) -> Tried {
-        let (len, framing) = match head::judge(&bytes) {
+        let (len, framing) = match *first {
             Verdict::Plain { len, framing } => (len, framing),
             _ => return Tried::NotMine(bytes),
         };
-        let Some(head) = request::build(&bytes, len) else {
-            return Tried::NotMine(bytes);
-        };
-        if head.method == Method::TRACE || head.method == Method::CONNECT {
-            return Tried::NotMine(bytes);
-        }
         let raw = bytes.split_to(len).freeze();
+        let head = match request::build(&raw) {
+            Some(head) if head.method != Method::TRACE && head.method != Method::CONNECT => head,
+            // pingora's path takes it, bytes untouched: the split undone.
+            _ => {
+                let mut whole = BytesMut::from(raw);
+                whole.unsplit(bytes);
+                return Tried::NotMine(whole);
+            }
+        };
         let conn = facts(stream, closing);
         let req = FastRequest {
             head,

@@ -15,6 +15,7 @@ mod deploy_kit;
 mod differential;
 mod doctor;
 mod errors;
+mod fast_path;
 mod fleet;
 mod idp_hardening;
 mod keepalive;

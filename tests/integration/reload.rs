@@ -64,12 +64,13 @@ async fn restart_only_settings_are_reported_as_needing_a_restart() {
     let mut config = ProxyConfig::new(&idp, &upstream);
     let proxy = Proxy::start(&config).await;
     config.server().work_stealing = Some(true);
+    config.server().fast_path = Some(false);
     proxy.rewrite(&config);
     let (status, body) = proxy.admin_reload().await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(
         body["report"]["needs_restart"],
-        serde_json::json!(["server.work_stealing"]),
+        serde_json::json!(["server.work_stealing", "server.fast_path"]),
         "{body}"
     );
     assert_eq!(get_status(proxy.url("/x")).await, 200);
