@@ -91,7 +91,11 @@ pub(super) async fn serve_http1<A>(
         if let Some(fast) = fast {
             served += 1;
             let closing = *shutdown.borrow() || limit.is_some_and(|l| served >= l);
-            match fast.try_serve(&mut stream, head, &first, closing).await {
+            // Boxed: the exchange's state (several KiB) must not sit in
+            // every parked connection's future, which is as large as its
+            // largest await point.
+            let served = Box::pin(fast.try_serve(&mut stream, head, &first, closing));
+            match served.await {
                 Tried::Served(After::KeepAlive(rest)) => {
                     next = Some(rest);
                     continue;
