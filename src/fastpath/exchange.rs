@@ -14,7 +14,7 @@ use pingora::http::ResponseHeader;
 use pingora::protocols::http::date::get_cached_date;
 use tokio::io::AsyncWriteExt;
 
-use super::body::{BodyReader, Framing, ReadFault};
+use super::body::{BodyReader, Framing};
 use super::request::FastRequest;
 use super::upstream::{self, Failure, Upstream};
 use super::{head, response};
@@ -195,13 +195,7 @@ async fn replay(
     // (and kept), so the replay can send it whole.
     upstream::read_rest(req, ctx, route, body).await?;
     if ctx.body_copy.kept_len().is_none() {
-        tracing::info!(
-            request_id = ctx.request_id.to_str().unwrap_or_default(),
-            route = route.name.as_str(),
-            trace_id = ctx.trace.log_id(),
-            "upstream answered 401; body too large to replay, passing the 401 on"
-        );
-        unauthorized::count(route, unauthorized::PASSED_THROUGH);
+        unauthorized::too_large_to_replay(route, ctx);
         return Ok(None);
     }
     ctx.replay = Replay::ByProxy;
@@ -307,13 +301,4 @@ async fn fail(
     }
     // As on pingora's path, a failed proxy attempt closes the connection.
     refuse(req, ctx, refusal, false).await
-}
-
-/// A read fault of the client's body, as pingora's path answers it.
-pub fn client_fault(fault: ReadFault) -> Failure {
-    match fault {
-        ReadFault::Closed => Failure::ClientGone,
-        ReadFault::TimedOut => Failure::Refuse(Refusal::MalformedRequest),
-        ReadFault::Bad(f) => Failure::Refuse(Refusal::BadHead(f.message())),
-    }
 }

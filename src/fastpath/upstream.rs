@@ -17,7 +17,6 @@ use pingora::upstreams::peer::Peer;
 use tokio::io::AsyncWriteExt;
 
 use super::body::{self, BodyReader, Framing, ReadFault};
-use super::exchange::client_fault;
 use super::request::FastRequest;
 use super::response::{self, HeadFault};
 use super::{chunk, pool, sanitize};
@@ -364,5 +363,14 @@ pub async fn relay_answer(
         if ended {
             return Ok(());
         }
+    }
+}
+
+/// A read fault of the client's body, as pingora's path answers it.
+pub fn client_fault(fault: ReadFault) -> Failure {
+    match fault {
+        ReadFault::Closed => Failure::ClientGone,
+        ReadFault::TimedOut => Failure::Refuse(Refusal::MalformedRequest),
+        ReadFault::Bad(f) => Failure::Refuse(Refusal::BadHead(f.message())),
     }
 }

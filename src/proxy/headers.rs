@@ -6,7 +6,6 @@ use std::net::IpAddr;
 use http::header::{AUTHORIZATION, HOST};
 use http::{HeaderName, HeaderValue};
 use pingora::http::{RequestHeader, ResponseHeader};
-use pingora::proxy::Session;
 
 use super::ctx::RequestCtx;
 use super::snapshot::LiveRoute;
@@ -141,13 +140,6 @@ fn original_host(req: &RequestHeader) -> Option<HeaderValue> {
             .filter(|v| v.to_str().is_ok())
             .cloned(),
     }
-}
-
-pub fn client_ip(session: &Session) -> Option<IpAddr> {
-    session
-        .client_addr()
-        .and_then(|a| a.as_inet())
-        .map(|a| a.ip())
 }
 
 /// What every answer passed on from the upstream gets: hop-by-hop headers

@@ -32,9 +32,10 @@ use crate::downstream_tls::CertSubject;
 use crate::metrics::metrics;
 use body_copy::Replay;
 pub use ctx::RequestCtx;
-use headers::{client_ip, finish_response_head, rewrite_for_upstream};
+use headers::{finish_response_head, rewrite_for_upstream};
 use refusal::{refuse, Refusal};
 pub use snapshot::{LiveRoute, Snapshot, SnapshotError};
+use view::client_ip;
 
 pub struct BearerProxy {
     /// Swapped whole by a reload.
@@ -60,13 +61,7 @@ fn after_unauthorized(
     );
     match ctx.replay {
         Replay::No => {
-            tracing::info!(
-                request_id = ctx.request_id.to_str().unwrap_or_default(),
-                route = route.name.as_str(),
-                trace_id = ctx.trace.log_id(),
-                "upstream answered 401; body too large to replay, passing the 401 on"
-            );
-            unauthorized::count(route, unauthorized::PASSED_THROUGH);
+            unauthorized::too_large_to_replay(route, ctx);
             return Ok(());
         }
         // Passed on after all if the body turns out too long; counted

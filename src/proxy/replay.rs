@@ -79,13 +79,7 @@ pub async fn resend(session: &mut Session, ctx: &mut RequestCtx) -> FailToProxy 
         }
     }
     if ctx.body_copy.kept_len().is_none() {
-        tracing::info!(
-            request_id = ctx.request_id.to_str().unwrap_or_default(),
-            route = route.name.as_str(),
-            trace_id = ctx.trace.log_id(),
-            "upstream answered 401; body too large to replay, passing the 401 on"
-        );
-        unauthorized::count(route, unauthorized::PASSED_THROUGH);
+        unauthorized::too_large_to_replay(route, ctx);
         return pass_refusal_on(session, ctx).await;
     }
     unauthorized::count(route, unauthorized::REPLAYED);

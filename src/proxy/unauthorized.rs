@@ -39,6 +39,18 @@ pub fn judge(
     verdict
 }
 
+/// A 401 the slot wanted renewed whose body was too large to keep: logged
+/// and counted as passed through (both transports).
+pub fn too_large_to_replay(route: &LiveRoute, ctx: &RequestCtx) {
+    tracing::info!(
+        request_id = ctx.request_id.to_str().unwrap_or_default(),
+        route = route.name.as_str(),
+        trace_id = ctx.trace.log_id(),
+        "upstream answered 401; body too large to replay, passing the 401 on"
+    );
+    count(route, PASSED_THROUGH);
+}
+
 pub fn count(route: &LiveRoute, outcome: &'static str) {
     metrics()
         .upstream_unauthorized

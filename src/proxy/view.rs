@@ -42,7 +42,7 @@ impl Downstream for pingora::proxy::Session {
     fn view(&self) -> RequestView<'_> {
         RequestView {
             head: self.req_header(),
-            client_ip: super::headers::client_ip(self),
+            client_ip: client_ip(self),
         }
     }
 
@@ -60,4 +60,12 @@ impl Downstream for pingora::proxy::Session {
             let _ = downstream.read_body_or_idle(true).await;
         })
     }
+}
+
+/// The client's address on pingora's path.
+pub fn client_ip(session: &pingora::proxy::Session) -> Option<IpAddr> {
+    session
+        .client_addr()
+        .and_then(|a| a.as_inet())
+        .map(|a| a.ip())
 }
