@@ -12,10 +12,12 @@
 //! way to hand a session bytes already read), so the head is not read
 //! twice and no byte is lost. Before that, the bytes pass the smuggling
 //! guard (`fastpath::guard`): a head or first chunks with ambiguous
-//! framing is answered with our JSON 400 and the connection closed.
-//! Everything else — time-outs, the keep-alive
-//! request limit, `Connection: close`, HTTP/1.0 — stays pingora's, carried
-//! from one request to the next by its `HttpPersistentSettings`.
+//! framing is answered with our JSON 400 and the connection closed. A
+//! plain head then goes to the fast path (`server.fast_path`), which
+//! serves the request itself and hands back what it read of the next one;
+//! any other goes to pingora, whose time-outs, keep-alive request limit,
+//! `Connection: close` and HTTP/1.0 handling are carried from one of its
+//! requests to the next by its `HttpPersistentSettings`.
 
 use std::future::{poll_fn, Future};
 use std::mem::MaybeUninit;
