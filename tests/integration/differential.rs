@@ -170,7 +170,6 @@ fn corpus() -> Vec<(String, Vec<u8>)> {
         "/ic/both",
         "/ic/1xx",
         "/ic/204",
-        "/ic/early",
         "/ic/reason",
     ] {
         add(
@@ -220,6 +219,13 @@ fn corpus() -> Vec<(String, Vec<u8>)> {
     add("keep-alive then close", format!("GET /ic/a HTTP/1.1\r\nHost: p\r\n\r\nGET /ic/chunked HTTP/1.1\r\nHost: p\r\n{close}\r\n"));
     add("pipelined POST then GET", format!("POST /ic/a HTTP/1.1\r\nHost: p\r\nContent-Length: 3\r\n\r\nabcGET /ic/a HTTP/1.1\r\nHost: p\r\n{close}\r\n"));
     add("Expect: 100-continue", format!("POST /ic/a HTTP/1.1\r\nHost: p\r\nContent-Length: 3\r\nExpect: 100-continue\r\n{close}\r\nabc"));
+    // Not a GET: a GET on a reused connection that the upstream closes
+    // unanswered is sent once more on a new one by either transport, and
+    // whether a connection is reused depends on the pools' timing.
+    add(
+        "upstream closes without an answer",
+        format!("POST /ic/early HTTP/1.1\r\nHost: p\r\nContent-Length: 2\r\n{close}\r\nhi"),
+    );
     add(
         "TRACE",
         format!("TRACE /ic/a HTTP/1.1\r\nHost: p\r\n{close}\r\n"),
@@ -279,6 +285,9 @@ async fn both_transports_send_the_same_bytes_both_ways_or_the_difference_is_name
         let mut config = ProxyConfig::new(&idp, &upstream_for_token);
         config.raw.routes[0] = RawRoute::open("main", "/ic/", &url, "oic");
         config.server().fast_path = Some(fast);
+        // One worker thread: the fast path's per-thread pool then holds
+        // what pingora's global pool holds between cases.
+        config.server().threads = Some(1);
         config
     };
     let (fast, pingora) = (start(true), start(false));
