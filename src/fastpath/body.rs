@@ -26,6 +26,17 @@ pub enum Framing {
     Close,
 }
 
+impl Framing {
+    /// A request's framing as the guard judged its head.
+    pub fn of_request(framing: super::head::Framing) -> Self {
+        match framing {
+            super::head::Framing::None => Framing::Empty,
+            super::head::Framing::Length(n) => Framing::Length(n),
+            super::head::Framing::Chunked => Framing::Chunked,
+        }
+    }
+}
+
 /// Why a body could not be read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReadFault {

@@ -28,8 +28,6 @@ use crate::proxy::{record, LiveRoute, RequestCtx, Snapshot};
 pub struct Conn {
     pub tls: bool,
     pub cert_subject: Option<String>,
-    /// The server is shutting down: no further request on this connection.
-    pub closing: bool,
 }
 
 /// What the connection does after a request.
@@ -64,7 +62,6 @@ pub async fn serve(snapshot: Arc<Snapshot>, mut req: FastRequest<'_>, conn: &Con
     ctx.trace = crate::telemetry::RequestTrace::start(&req.head.headers, &req.head.method);
     ctx.downstream_tls = conn.tls;
     ctx.cert_subject = conn.cert_subject.clone();
-    req.keep_alive_ok = !conn.closing;
     let done = match crate::proxy::admit::admit(&mut req, &mut ctx).await {
         Ok(()) => forward(&mut req, &mut ctx).await,
         Err(Refusal::Limited(l)) if l.reason == crate::limits::Reason::Gone => {
@@ -152,7 +149,7 @@ async fn forward(req: &mut FastRequest<'_>, ctx: &mut RequestCtx) -> Done {
     let Ok(route) = snapshot.route(ctx.route) else {
         return refuse(req, ctx, Refusal::Internal("no route matched"), false).await;
     };
-    let mut body = BodyReader::new(request_framing(req.framing));
+    let mut body = BodyReader::new(Framing::of_request(req.framing));
     let first = upstream::exchange(req, ctx, route, &mut body, None).await;
     let (mut up, mut answer) = match first {
         Ok(got) => got,
@@ -170,15 +167,6 @@ async fn forward(req: &mut FastRequest<'_>, ctx: &mut RequestCtx) -> Done {
         }
     }
     respond(req, ctx, route, up, answer, &body).await
-}
-
-/// The request's framing as the body reader takes it.
-fn request_framing(framing: head::Framing) -> Framing {
-    match framing {
-        head::Framing::None => Framing::Empty,
-        head::Framing::Length(n) => Framing::Length(n),
-        head::Framing::Chunked => Framing::Chunked,
-    }
 }
 
 /// After a 401 the slot wants renewed: the request again with a new

@@ -55,7 +55,7 @@ impl FastPath {
                 return Tried::NotMine(whole);
             }
         };
-        let conn = facts(stream, closing);
+        let conn = facts(stream);
         let req = FastRequest {
             head,
             raw,
@@ -72,11 +72,10 @@ impl FastPath {
 }
 
 /// The connection's TLS facts (read per request: cheap, and the same).
-fn facts(stream: &Stream, closing: bool) -> Conn {
+fn facts(stream: &Stream) -> Conn {
     let tls = stream.get_ssl_digest();
     Conn {
         tls: tls.is_some(),
         cert_subject: tls.and_then(|d| d.extension.get::<CertSubject>().map(|s| s.0.clone())),
-        closing,
     }
 }

@@ -170,7 +170,7 @@ async fn attempt(
     kept: Option<Bytes>,
 ) -> Result<ResponseHeader, Failure> {
     write(up, wire).await?;
-    let framing = req_framing(req);
+    let framing = Framing::of_request(req.framing);
     let sent_all = match kept {
         Some(kept) => {
             let mut out = BytesMut::with_capacity(kept.len() + 32);
@@ -186,14 +186,6 @@ async fn attempt(
     };
     up.reusable &= sent_all;
     read_answer(req, ctx, up).await
-}
-
-fn req_framing(req: &FastRequest<'_>) -> Framing {
-    match req.framing {
-        super::head::Framing::None => Framing::Empty,
-        super::head::Framing::Length(n) => Framing::Length(n),
-        super::head::Framing::Chunked => Framing::Chunked,
-    }
 }
 
 async fn write(up: &mut Upstream, bytes: &[u8]) -> Result<(), Failure> {
