@@ -89,3 +89,43 @@ async fn sequential_requests_reuse_one_upstream_connection_without_discards() {
     assert!(!proxy.output().contains("reusable stream"));
 }
 }
+
+/// pingora's global pool (its path: `fast_path: false`, two worker
+/// threads) discards a reusable connection now and then by a race of its
+/// own; pingora logs each as `ERROR failed to acquire reusable stream`.
+/// Concurrent keep-alive clients provoke it until it has happened; each
+/// must be counted as `discarded`, none may reach the log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pingora_pool_discards_sampled_under_load_are_counted_and_never_logged() {
+    let idp = Idp::start().await;
+    let upstream = Upstream::start().await;
+    let mut config = ProxyConfig::new(&idp, &upstream);
+    config.server().threads = Some(2);
+    config.server().fast_path = Some(false);
+    let proxy = Proxy::start(&config).await;
+    let mut rounds = 0;
+    while proxy.metric(&connections("discarded")).await == 0.0
+        && !proxy.output().contains("reusable stream")
+    {
+        rounds += 1;
+        assert!(rounds <= 40, "no discard in 40 rounds of 800 requests");
+        let clients = (0..8).map(|_| {
+            let (client, url) = (client(), proxy.url("/ic/x"));
+            tokio::spawn(async move {
+                for _ in 0..100 {
+                    let r = client.get(&url).send().await.unwrap();
+                    assert_eq!(r.status(), 200);
+                }
+            })
+        });
+        for c in clients.collect::<Vec<_>>() {
+            c.await.unwrap();
+        }
+    }
+    let output = proxy.output();
+    assert!(
+        !output.contains("reusable stream"),
+        "pingora's line reached the log after {rounds} rounds:\n{output}"
+    );
+    assert!(proxy.metric(&connections("discarded")).await >= 1.0);
+}
