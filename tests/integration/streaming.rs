@@ -20,7 +20,7 @@ async fn twenty_mb_bodies_stream_through_intact_both_ways_without_buffering() {
         .body(body)
         .send()
         .await
-        .unwrap();
+        .unwrap_or_else(|e| panic!("upload: {e:?}\n{}", proxy.output()));
     assert_eq!(r.status(), 200);
     let echo: serde_json::Value = r.json().await.unwrap();
     assert_eq!(echo["body_bytes"], TWENTY_MB as u64);
@@ -30,7 +30,7 @@ async fn twenty_mb_bodies_stream_through_intact_both_ways_without_buffering() {
         .get(proxy.url(&format!("/__bytes/{TWENTY_MB}")))
         .send()
         .await
-        .unwrap();
+        .unwrap_or_else(|e| panic!("download: {e:?}\n{}", proxy.output()));
     assert_eq!(r.status(), 200);
     let downloaded = r.bytes().await.unwrap();
     assert_eq!(downloaded.len(), TWENTY_MB);

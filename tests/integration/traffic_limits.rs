@@ -460,7 +460,7 @@ async fn three_replicas_share_one_rate() {
     // The limit plus max(1, 10 %) over any window; 10 requests a minute
     // regain one every 6 s, so a burst sees the bucket's 10 (11 at most).
     assert!((10..=11).contains(&admitted), "{statuses:?}");
-    assert_eq!(count(&statuses, 429), 30 - admitted);
+    assert_eq!(count(&statuses, 429), 30 - admitted, "{statuses:?}");
 }
 }
 
