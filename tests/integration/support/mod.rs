@@ -39,13 +39,60 @@ pub fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// A port nobody listens on right now.
+/// A port nobody listens on right now, for a child process to bind.
+///
+/// Chosen below the kernel's ephemeral range and never twice in this
+/// process: a port the kernel picked for `bind(…:0)` could be handed to
+/// another socket (a listener on port 0, an outgoing connection) before
+/// the child binds it, and pingora then retries its bind while the test
+/// talks to whoever holds the port. Kernel-chosen ports stay for the
+/// listeners the test process binds and keeps (`listener()`).
 pub fn free_port() -> u16 {
-    StdListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let (low, high) = below_ephemeral_range();
+    let span = u32::from(high - low);
+    // Another test process starts elsewhere in the span.
+    let start = std::process::id().wrapping_mul(7919);
+    loop {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        assert!(n < span, "free_port: {span} ports used");
+        let port = low + ((start.wrapping_add(n)) % span) as u16;
+        if StdListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// Whether `/proc/net/tcp` (`table`) has a socket listening on
+/// 127.0.0.1:`port` or 0.0.0.0:`port`.
+fn listens_on(table: &str, port: u16) -> bool {
+    const LISTEN: &str = "0A";
+    table.lines().skip(1).any(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let (Some(local), Some(state)) = (fields.get(1), fields.get(3)) else {
+            return false;
+        };
+        let Some((address, hex_port)) = local.split_once(':') else {
+            return false;
+        };
+        *state == LISTEN
+            && u16::from_str_radix(hex_port, 16) == Ok(port)
+            && (address == "0100007F" || address == "00000000")
+    })
+}
+
+/// Ports from 10000 up to the kernel's ephemeral range (32768 by default).
+fn below_ephemeral_range() -> (u16, u16) {
+    let first_ephemeral = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    assert!(
+        first_ephemeral > 12000,
+        "the ephemeral port range starts at {first_ephemeral}: no room below it"
+    );
+    (10000, first_ephemeral)
 }
 
 pub async fn listener() -> TcpListener {
@@ -421,17 +468,26 @@ impl Proxy {
             dir,
             output,
         };
-        proxy.wait_listening().await;
+        let tls_ports = config.raw.server.tls_listen.iter().filter_map(|l| {
+            let address = l.address.as_deref()?;
+            address.rsplit_once(':')?.1.parse::<u16>().ok()
+        });
+        let ports: Vec<u16> = [port, admin_port].into_iter().chain(tls_ports).collect();
+        proxy.wait_listening(&ports).await;
         proxy
     }
 
-    async fn wait_listening(&mut self) {
+    /// Waits until every listener the configuration names listens: the
+    /// plain one opens after the start-up token wait, the TLS ones may
+    /// open after it. Read from the kernel's socket table, not by
+    /// connecting: a probe would take a connection place (a TLS one keeps
+    /// its reservation for seconds without a handshake) and show in the
+    /// proxy's metrics.
+    async fn wait_listening(&mut self, ports: &[u16]) {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            if tokio::net::TcpStream::connect(("127.0.0.1", self.port))
-                .await
-                .is_ok()
-            {
+            let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+            if ports.iter().all(|p| listens_on(&table, *p)) {
                 return;
             }
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
