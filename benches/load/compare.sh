@@ -27,6 +27,8 @@
 #        PERF_DIR=/tmp/prof benches/load/compare.sh   also records a `perf` profile of
 #        each proxy in round 1 (flat reports in PERF_DIR/*.txt; needs perf)
 #        RAW_DIR=/tmp/raw benches/load/compare.sh     keeps every wrk report
+#        TIMES_DIR=/tmp/times benches/load/compare.sh every fixed-rate request's
+#        start and latency, per system and round (paced_load --times)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROUNDS=${ROUNDS:-3}
@@ -107,6 +109,7 @@ paced_one() { # system threads round url
     local out how=(--header "X-API-Key: bench-key")
     # direct is the HTTPS upstream itself.
     [ "$1" = direct ] && how=(--ca "$work/ca.pem")
+    [ -n "${TIMES_DIR:-}" ] && mkdir -p "$TIMES_DIR" && how+=(--times "$TIMES_DIR/$1-t$2-r$3.txt")
     out=$("$PACED" --url "$4" "${how[@]}" --rate "$RATE" --duration "$RATE_DURATION" --warmup 0.5 --connections "$RATE_CONNS")
     # sent N ok N errors N rate N p50_us N p99_us N p999_us N max_us N
     set -- "$1" "$2" "$3" $out

@@ -18,6 +18,9 @@
 //! the measured window.
 //!
 //! Prints one line: `sent ok errors rate p50_us p99_us p999_us max_us`.
+//! `--times FILE` also writes every counted request as `start_us latency_us`
+//! (its start from the measured window's beginning): whether the slow ones
+//! come together (a stall of the process or the machine) or alone.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -121,10 +124,12 @@ async fn fill(stream: &mut dyn Stream, buf: &mut Vec<u8>) -> std::io::Result<()>
     Ok(())
 }
 
-/// What one connection saw: latencies in microseconds, and failures.
+/// What one connection saw: latencies in microseconds with their start
+/// (microseconds into the measured window), and failures.
 #[derive(Default)]
 struct Seen {
     micros: Vec<u32>,
+    starts: Vec<u64>,
     errors: u64,
 }
 
@@ -167,6 +172,8 @@ async fn connection(target: Arc<Target>, plan: Schedule) -> Seen {
             if ok {
                 let micros = done.duration_since(from).as_micros();
                 seen.micros.push(micros.min(u128::from(u32::MAX)) as u32);
+                seen.starts
+                    .push(from.saturating_duration_since(plan.counted).as_micros() as u64);
             } else {
                 seen.errors += 1;
             }
@@ -207,11 +214,21 @@ async fn main() {
         })
         .collect();
     let mut all = Vec::new();
+    let mut timed = Vec::new();
     let mut errors = 0;
     for task in tasks {
         let seen = task.await.expect("connection task");
+        timed.extend(seen.starts.iter().copied().zip(seen.micros.iter().copied()));
         all.extend(seen.micros);
         errors += seen.errors;
+    }
+    if let Some(path) = arg("--times") {
+        timed.sort_unstable();
+        let lines: String = timed
+            .iter()
+            .map(|(at, us)| format!("{at} {us}\n"))
+            .collect();
+        std::fs::write(&path, lines).unwrap_or_else(|e| panic!("--times {path}: {e}"));
     }
     all.sort_unstable();
     let ok = all.len() as u64;
