@@ -21,11 +21,8 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for PoolDiscards {
         event: &tracing::Event<'_>,
         _ctx: tracing_subscriber::layer::Context<'_, S>,
     ) -> bool {
-        // pingora logs through the `log` crate: such an event's own target
-        // is "log", the record's is in its fields.
-        let normalized = event.normalized_metadata();
-        let meta = normalized.as_ref().unwrap_or_else(|| event.metadata());
-        if *meta.level() != Level::ERROR || meta.target() != crate::upstream_pool::DISCARD_TARGET {
+        let (level, target) = origin(event);
+        if level != Level::ERROR || target != crate::upstream_pool::DISCARD_TARGET {
             return true;
         }
         let mut message = MessageIs(crate::upstream_pool::DISCARD_MESSAGE, false);
@@ -34,6 +31,16 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for PoolDiscards {
             crate::upstream_pool::pool_discard();
         }
         !message.1
+    }
+}
+
+/// An event's level and target where it was logged. pingora logs through
+/// the `log` crate: such an event's own target is "log", the record's is
+/// in its fields.
+fn origin<'a>(event: &'a tracing::Event<'a>) -> (Level, &'a str) {
+    match event.normalized_metadata() {
+        Some(meta) => (*meta.level(), meta.target()),
+        None => (*event.metadata().level(), event.metadata().target()),
     }
 }
 
@@ -113,9 +120,7 @@ mod tests {
             event: &tracing::Event<'_>,
             _ctx: tracing_subscriber::layer::Context<'_, S>,
         ) {
-            let normalized = event.normalized_metadata();
-            let meta = normalized.as_ref().unwrap_or_else(|| event.metadata());
-            self.0.lock().unwrap().push(meta.target().to_string());
+            self.0.lock().unwrap().push(origin(event).1.to_string());
         }
     }
 
