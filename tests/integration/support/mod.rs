@@ -49,8 +49,10 @@ pub fn fixture(name: &str) -> PathBuf {
 /// listeners the test process binds and keeps (`listener()`).
 pub fn free_port() -> u16 {
     use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::OnceLock;
     static NEXT: AtomicU32 = AtomicU32::new(0);
-    let (low, high) = below_ephemeral_range();
+    static RANGE: OnceLock<(u16, u16)> = OnceLock::new();
+    let (low, high) = *RANGE.get_or_init(below_ephemeral_range);
     let span = u32::from(high - low);
     // Another test process starts elsewhere in the span.
     let start = std::process::id().wrapping_mul(7919);
@@ -62,6 +64,15 @@ pub fn free_port() -> u16 {
             return port;
         }
     }
+}
+
+/// Whether something listens on each of `ports` (127.0.0.1 or any
+/// address), read from the kernel's socket table: no connection is made,
+/// so none takes a place under the proxy's connection ceiling or shows in
+/// its metrics.
+fn listening(ports: &[u16]) -> bool {
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+    ports.iter().all(|p| listens_on(&table, *p))
 }
 
 /// Whether `/proc/net/tcp` (`table`) has a socket listening on
@@ -479,15 +490,12 @@ impl Proxy {
 
     /// Waits until every listener the configuration names listens: the
     /// plain one opens after the start-up token wait, the TLS ones may
-    /// open after it. Read from the kernel's socket table, not by
-    /// connecting: a probe would take a connection place (a TLS one keeps
-    /// its reservation for seconds without a handshake) and show in the
-    /// proxy's metrics.
+    /// open after it. Not by connecting: a probe on a TLS listener keeps
+    /// its connection place reserved for seconds without a handshake.
     async fn wait_listening(&mut self, ports: &[u16]) {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
-            if ports.iter().all(|p| listens_on(&table, *p)) {
+            if listening(ports) {
                 return;
             }
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
@@ -1020,12 +1028,7 @@ impl Drop for Killed {
 
 /// Waits until something accepts connections on `port` (30 s at most).
 pub async fn wait_listening(port: u16) {
-    let up = eventually(Duration::from_secs(30), || async {
-        tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_ok()
-    })
-    .await;
+    let up = eventually(Duration::from_secs(30), || async { listening(&[port]) }).await;
     assert!(up, "nothing listens on {port} within 30 s");
 }
 
